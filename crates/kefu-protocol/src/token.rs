@@ -1,0 +1,147 @@
+//! Client tokens: HS256 JWTs with `sub`, `role`, `name`, `device`, `exp`.
+
+use jsonwebtoken::{decode, encode, Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+
+/// What a client is allowed to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Customer,
+    Agent,
+    Admin,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Customer => "customer",
+            Role::Agent => "agent",
+            Role::Admin => "admin",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Role> {
+        match s {
+            "customer" => Some(Role::Customer),
+            "agent" => Some(Role::Agent),
+            "admin" => Some(Role::Admin),
+            _ => None,
+        }
+    }
+
+    /// The frame `category` this role sends messages in.
+    pub fn category(self) -> &'static str {
+        match self {
+            Role::Customer => "customer",
+            Role::Agent | Role::Admin => "manager",
+        }
+    }
+}
+
+/// The claims of a verified token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claims {
+    pub sub: String,
+    pub role: Role,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<String>,
+    /// Expiry, seconds since the Unix epoch.
+    pub exp: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    #[error("token expired")]
+    Expired,
+    #[error("invalid token: {0}")]
+    Invalid(String),
+    #[error("cannot sign token: {0}")]
+    Sign(String),
+}
+
+/// Longest user id a token may carry.
+pub const MAX_USER_ID: usize = 128;
+
+/// Signs claims with the shared secret.
+pub fn sign(secret: &[u8], claims: &Claims) -> Result<String, TokenError> {
+    encode(
+        &Header::new(Algorithm::HS256),
+        claims,
+        &EncodingKey::from_secret(secret),
+    )
+    .map_err(|e| TokenError::Sign(e.to_string()))
+}
+
+/// Verifies a token: HS256 only, `exp` required and in the future.
+pub fn verify(secret: &[u8], token: &str) -> Result<Claims, TokenError> {
+    let mut validation = Validation::new(Algorithm::HS256);
+    validation.set_required_spec_claims(&["exp"]);
+    validation.leeway = 0;
+    let data = decode::<Claims>(token, &DecodingKey::from_secret(secret), &validation).map_err(
+        |e| match e.kind() {
+            jsonwebtoken::errors::ErrorKind::ExpiredSignature => TokenError::Expired,
+            _ => TokenError::Invalid(e.to_string()),
+        },
+    )?;
+    let claims = data.claims;
+    if claims.sub.is_empty() || claims.sub.len() > MAX_USER_ID {
+        return Err(TokenError::Invalid("sub must be 1 to 128 bytes".into()));
+    }
+    Ok(claims)
+}
+
+/// Seconds since the epoch `ttl` from now, for `exp`.
+pub fn expiry_after(ttl: std::time::Duration) -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+        + ttl.as_secs()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn claims(exp: u64) -> Claims {
+        Claims {
+            sub: "u1".into(),
+            role: Role::Agent,
+            name: Some("Ann".into()),
+            device: None,
+            exp,
+        }
+    }
+
+    #[test]
+    fn a_signed_token_verifies_with_the_same_secret_only() {
+        let token = sign(b"s1", &claims(expiry_after(std::time::Duration::from_secs(60)))).unwrap();
+        assert_eq!(verify(b"s1", &token).unwrap().sub, "u1");
+        assert!(matches!(verify(b"s2", &token), Err(TokenError::Invalid(_))));
+    }
+
+    #[test]
+    fn an_expired_token_is_refused() {
+        let token = sign(b"s", &claims(1_000)).unwrap();
+        assert!(matches!(verify(b"s", &token), Err(TokenError::Expired)));
+    }
+
+    #[test]
+    fn a_token_without_exp_is_refused() {
+        let header = Header::new(Algorithm::HS256);
+        let body = serde_json::json!({"sub": "u", "role": "agent"});
+        let token = encode(&header, &body, &EncodingKey::from_secret(b"s")).unwrap();
+        assert!(verify(b"s", &token).is_err());
+    }
+
+    #[test]
+    fn another_algorithm_is_refused() {
+        let header = Header::new(Algorithm::HS512);
+        let c = claims(expiry_after(std::time::Duration::from_secs(60)));
+        let token = encode(&header, &c, &EncodingKey::from_secret(b"s")).unwrap();
+        assert!(verify(b"s", &token).is_err());
+    }
+}

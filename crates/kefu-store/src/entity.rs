@@ -1,0 +1,11 @@
+//! sea-orm entities, one per table.
+
+pub mod file;
+pub mod file_chunk;
+pub mod message;
+pub mod message_delete;
+pub mod task;
+pub mod task_agent;
+pub mod task_sequence;
+pub mod undelivered;
+pub mod user;

@@ -1,0 +1,45 @@
+//! Uploaded files, stored in chunks.
+
+use crate::entity::{file, file_chunk};
+use crate::{Result, Store};
+use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, TransactionTrait};
+
+/// Rows hold at most this much of a file.
+const CHUNK: usize = 512 * 1024;
+
+impl Store {
+    pub async fn put_file(&self, meta: file::Model, data: &[u8]) -> Result<()> {
+        let txn = self.db.begin().await?;
+        let key = meta.key.clone();
+        file::Entity::insert(file::ActiveModel::from(meta))
+            .exec_without_returning(&txn)
+            .await?;
+        for (seq, piece) in data.chunks(CHUNK).enumerate() {
+            file_chunk::Entity::insert(file_chunk::ActiveModel {
+                file_key: Set(key.clone()),
+                seq: Set(seq as i32),
+                data: Set(piece.to_vec()),
+            })
+            .exec_without_returning(&txn)
+            .await?;
+        }
+        txn.commit().await?;
+        Ok(())
+    }
+
+    pub async fn file(&self, key: &str) -> Result<Option<(file::Model, Vec<u8>)>> {
+        let Some(meta) = file::Entity::find_by_id(key.to_owned()).one(&self.db).await? else {
+            return Ok(None);
+        };
+        let mut data = Vec::with_capacity(meta.size.max(0) as usize);
+        for chunk in file_chunk::Entity::find()
+            .filter(file_chunk::Column::FileKey.eq(key))
+            .order_by_asc(file_chunk::Column::Seq)
+            .all(&self.db)
+            .await?
+        {
+            data.extend_from_slice(&chunk.data);
+        }
+        Ok(Some((meta, data)))
+    }
+}

@@ -1,0 +1,174 @@
+//! Kefu's storage: every message, task and account, in SQL through sea-orm.
+//!
+//! Workers own a [`Store`]; nothing else touches the database. SQLite is the
+//! embedded default (`DATA_DIR/kefu.db`), MySQL/MariaDB and PostgreSQL serve
+//! production, all with the one schema of [`migration`]. Messages are written
+//! by the [`writer`], which commits many per transaction and answers each only
+//! once its row is committed: that answer is what lets a worker ack.
+//!
+//! # Layout
+//! - [`entity`]: sea-orm entities, one per table.
+//! - [`migration`]: the schema.
+//! - [`writer`]: group commit of new messages, with dedup on
+//!   `(sender, client_msg_id)`.
+//! - [`users`], [`tasks`], [`messages`], [`files`]: queries, one file per concern.
+
+#![forbid(unsafe_code)]
+
+pub mod entity;
+pub mod files;
+pub mod messages;
+pub mod migration;
+pub mod tasks;
+pub mod users;
+pub mod writer;
+
+use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr, Statement};
+use sea_orm_migration::MigratorTrait;
+use std::time::Duration;
+
+pub use writer::{NewMessage, Writer};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database: {0}")]
+    Db(#[from] DbErr),
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("conflict: {0}")]
+    Conflict(String),
+    #[error("unsupported database url {0:?}: use sqlite://, mysql:// or postgres://")]
+    UnsupportedUrl(String),
+    #[error("the message writer has stopped")]
+    WriterStopped,
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// A connection pool to one Kefu database.
+#[derive(Clone, Debug)]
+pub struct Store {
+    pub(crate) db: DatabaseConnection,
+}
+
+impl Store {
+    /// Connects to `url`, creating the database (or the SQLite file) if it is
+    /// missing. Does not migrate: see [`Store::migrate`].
+    pub async fn connect(url: &str) -> Result<Store> {
+        create_database_if_missing(url).await?;
+        let mut options = ConnectOptions::new(url.to_owned());
+        options
+            .sqlx_logging(false)
+            .connect_timeout(Duration::from_secs(10))
+            .acquire_timeout(Duration::from_secs(30));
+        if url.starts_with("sqlite:") {
+            // WAL: readers never wait for the writer. synchronous=FULL: a
+            // committed (so acknowledged) message survives power loss too.
+            options.max_connections(4).map_sqlx_sqlite_opts(|o| {
+                o.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
+                    .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Full)
+                    .busy_timeout(Duration::from_secs(30))
+                    .create_if_missing(true)
+            });
+        } else {
+            options.max_connections(16).min_connections(1);
+        }
+        let db = Database::connect(options).await?;
+        Ok(Store { db })
+    }
+
+    /// Creates or upgrades the schema.
+    pub async fn migrate(&self) -> Result<()> {
+        migration::Migrator::up(&self.db, None).await?;
+        Ok(())
+    }
+
+    pub fn backend(&self) -> DbBackend {
+        self.db.get_database_backend()
+    }
+
+    pub fn connection(&self) -> &DatabaseConnection {
+        &self.db
+    }
+}
+
+/// Splits `scheme://.../NAME?params` into the server URL and the database name.
+fn split_database(url: &str) -> Option<(String, String)> {
+    let (base, params) = url.split_once('?').map_or((url, None), |(b, p)| (b, Some(p)));
+    let slash = base.rfind('/')?;
+    let name = &base[slash + 1..];
+    if name.is_empty() || base[..slash].ends_with('/') {
+        return None;
+    }
+    let server = &base[..slash];
+    let server = match params {
+        Some(p) => format!("{server}/?{p}"),
+        None => server.to_owned(),
+    };
+    Some((server, name.to_owned()))
+}
+
+fn checked_name(name: &str) -> Result<&str> {
+    if name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+        Ok(name)
+    } else {
+        Err(StoreError::UnsupportedUrl(format!("database name {name:?}")))
+    }
+}
+
+/// Creates the database named in a MySQL or PostgreSQL URL if it does not
+/// exist; SQLite files are created on connect.
+pub async fn create_database_if_missing(url: &str) -> Result<()> {
+    if url.starts_with("sqlite:") {
+        return Ok(());
+    }
+    let (server, name) = split_database(url).ok_or_else(|| StoreError::UnsupportedUrl(url.into()))?;
+    let name = checked_name(&name)?;
+    if url.starts_with("mysql:") || url.starts_with("mariadb:") {
+        let db = Database::connect(ConnectOptions::new(server).sqlx_logging(false).to_owned()).await?;
+        db.execute_unprepared(&format!("CREATE DATABASE IF NOT EXISTS `{name}` CHARACTER SET utf8mb4"))
+            .await?;
+        db.close().await?;
+    } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+        let db = Database::connect(ConnectOptions::new(format!("{server}/postgres")).sqlx_logging(false).to_owned())
+            .await?;
+        let exists = db
+            .query_one(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "SELECT 1 FROM pg_database WHERE datname = $1",
+                [name.into()],
+            ))
+            .await?
+            .is_some();
+        if !exists {
+            // Two processes may race here; the loser's error is harmless.
+            if let Err(e) = db.execute_unprepared(&format!("CREATE DATABASE \"{name}\"")).await {
+                tracing::debug!(error = %e, "create database raced");
+            }
+        }
+        db.close().await?;
+    } else {
+        return Err(StoreError::UnsupportedUrl(url.into()));
+    }
+    Ok(())
+}
+
+/// Drops the database of a MySQL or PostgreSQL URL (tests clean up with it).
+pub async fn drop_database(url: &str) -> Result<()> {
+    let (server, name) = split_database(url).ok_or_else(|| StoreError::UnsupportedUrl(url.into()))?;
+    let name = checked_name(&name)?;
+    if url.starts_with("mysql:") || url.starts_with("mariadb:") {
+        let db = Database::connect(ConnectOptions::new(server).sqlx_logging(false).to_owned()).await?;
+        db.execute_unprepared(&format!("DROP DATABASE IF EXISTS `{name}`")).await?;
+        db.close().await?;
+    } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+        let db = Database::connect(ConnectOptions::new(format!("{server}/postgres")).sqlx_logging(false).to_owned())
+            .await?;
+        db.execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")).await?;
+        db.close().await?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,178 @@
+//! Reading and changing stored messages: history, offline, receipts, read,
+//! revoke, delete, unread counts.
+
+use crate::entity::{message, message_delete, undelivered};
+use crate::{Result, Store};
+use sea_orm::sea_query::{Expr, OnConflict};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, EntityTrait, FromQueryResult, QueryFilter, QueryOrder, QuerySelect,
+};
+use std::collections::{HashMap, HashSet};
+
+/// A message as one user sees it.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub message: message::Model,
+    pub deleted: bool,
+}
+
+#[derive(FromQueryResult)]
+struct TaskCount {
+    task_id: i64,
+    n: i64,
+}
+
+#[derive(FromQueryResult)]
+struct TaskMax {
+    id: i64,
+}
+
+impl Store {
+    pub async fn message(&self, id: i64) -> Result<Option<message::Model>> {
+        Ok(message::Entity::find_by_id(id).one(&self.db).await?)
+    }
+
+    /// One page of a task's history as `viewer` sees it: the `limit` newest
+    /// messages below `before`, oldest first.
+    pub async fn history(&self, task_id: i64, before: Option<i64>, limit: u64, viewer: &str) -> Result<Vec<Seen>> {
+        let mut query = message::Entity::find().filter(message::Column::TaskId.eq(task_id));
+        if let Some(before) = before {
+            query = query.filter(message::Column::Id.lt(before));
+        }
+        let mut rows = query.order_by_desc(message::Column::Id).limit(limit).all(&self.db).await?;
+        rows.reverse();
+        self.seen_by(rows, viewer).await
+    }
+
+    /// The user's messages no device of theirs has confirmed, in id order.
+    pub async fn offline(&self, user: &str, after: i64, limit: u64) -> Result<Vec<Seen>> {
+        let ids: Vec<i64> = undelivered::Entity::find()
+            .filter(undelivered::Column::UserId.eq(user))
+            .filter(undelivered::Column::MessageId.gt(after))
+            .order_by_asc(undelivered::Column::MessageId)
+            .limit(limit)
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(|u| u.message_id)
+            .collect();
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows = message::Entity::find()
+            .filter(message::Column::Id.is_in(ids))
+            .order_by_asc(message::Column::Id)
+            .all(&self.db)
+            .await?;
+        self.seen_by(rows, user).await
+    }
+
+    /// A device of `user` received these messages: they are delivered.
+    pub async fn confirm(&self, user: &str, ids: &[i64]) -> Result<()> {
+        undelivered::Entity::delete_many()
+            .filter(undelivered::Column::UserId.eq(user))
+            .filter(undelivered::Column::MessageId.is_in(ids.iter().copied()))
+            .exec(&self.db)
+            .await?;
+        Ok(())
+    }
+
+    /// Marks the reader's messages of a task up to `up_to` read; returns how many changed.
+    pub async fn mark_read(&self, task_id: i64, reader: &str, up_to: i64) -> Result<u64> {
+        let res = message::Entity::update_many()
+            .col_expr(message::Column::IsRead, Expr::value(true))
+            .filter(message::Column::TaskId.eq(task_id))
+            .filter(message::Column::Recipient.eq(reader))
+            .filter(message::Column::Id.lte(up_to))
+            .filter(message::Column::IsRead.eq(false))
+            .exec(&self.db)
+            .await?;
+        Ok(res.rows_affected)
+    }
+
+    pub async fn revoke(&self, id: i64) -> Result<()> {
+        message::Entity::update_many()
+            .col_expr(message::Column::IsRevoke, Expr::value(true))
+            .filter(message::Column::Id.eq(id))
+            .exec(&self.db)
+            .await?;
+        Ok(())
+    }
+
+    /// Hides a message for one user.
+    pub async fn delete_for(&self, id: i64, user: &str) -> Result<()> {
+        message_delete::Entity::insert(message_delete::ActiveModel {
+            message_id: Set(id),
+            user_id: Set(user.to_owned()),
+        })
+        .on_conflict(
+            OnConflict::columns([message_delete::Column::MessageId, message_delete::Column::UserId])
+                .update_column(message_delete::Column::MessageId)
+                .to_owned(),
+        )
+        .exec_without_returning(&self.db)
+        .await?;
+        Ok(())
+    }
+
+    /// Unread messages addressed to `user`, per task; system messages never count.
+    pub async fn unread_by_task(&self, user: &str) -> Result<HashMap<i64, i64>> {
+        let rows = message::Entity::find()
+            .select_only()
+            .column(message::Column::TaskId)
+            .column_as(message::Column::Id.count(), "n")
+            .filter(message::Column::Recipient.eq(user))
+            .filter(message::Column::IsRead.eq(false))
+            .filter(message::Column::Category.ne("system"))
+            .group_by(message::Column::TaskId)
+            .into_model::<TaskCount>()
+            .all(&self.db)
+            .await?;
+        Ok(rows.into_iter().map(|r| (r.task_id, r.n)).collect())
+    }
+
+    /// The newest message of each task.
+    pub async fn last_messages(&self, task_ids: &[i64]) -> Result<HashMap<i64, message::Model>> {
+        if task_ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let ids: Vec<i64> = message::Entity::find()
+            .select_only()
+            .column_as(message::Column::Id.max(), "id")
+            .filter(message::Column::TaskId.is_in(task_ids.iter().copied()))
+            .group_by(message::Column::TaskId)
+            .into_model::<TaskMax>()
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(|r| r.id)
+            .collect();
+        let rows = message::Entity::find()
+            .filter(message::Column::Id.is_in(ids))
+            .all(&self.db)
+            .await?;
+        Ok(rows.into_iter().map(|m| (m.task_id, m)).collect())
+    }
+
+    async fn seen_by(&self, rows: Vec<message::Model>, viewer: &str) -> Result<Vec<Seen>> {
+        let deleted: HashSet<i64> = if rows.is_empty() {
+            HashSet::new()
+        } else {
+            message_delete::Entity::find()
+                .filter(message_delete::Column::UserId.eq(viewer))
+                .filter(message_delete::Column::MessageId.is_in(rows.iter().map(|m| m.id)))
+                .all(&self.db)
+                .await?
+                .into_iter()
+                .map(|d| d.message_id)
+                .collect()
+        };
+        Ok(rows
+            .into_iter()
+            .map(|message| Seen {
+                deleted: deleted.contains(&message.id),
+                message,
+            })
+            .collect())
+    }
+}

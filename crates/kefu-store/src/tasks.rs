@@ -1,0 +1,179 @@
+//! Service sessions: opening, assignment, the waiting queue, transfer, end, rating.
+
+use crate::entity::{task, task_agent, task_sequence};
+use crate::{Result, Store, StoreError};
+use sea_orm::sea_query::{Expr, OnConflict};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, Condition, EntityTrait, FromQueryResult, QueryFilter, QueryOrder, QuerySelect,
+    TransactionTrait,
+};
+use std::collections::HashMap;
+
+pub const WAITING: &str = "waiting";
+pub const OPEN: &str = "open";
+pub const ENDED: &str = "ended";
+
+#[derive(FromQueryResult)]
+struct AgentCount {
+    agent_id: Option<String>,
+    n: i64,
+}
+
+impl Store {
+    /// The customer's task that is waiting or open, if any.
+    pub async fn live_task_of(&self, customer: &str) -> Result<Option<task::Model>> {
+        Ok(task::Entity::find()
+            .filter(task::Column::CustomerId.eq(customer))
+            .filter(task::Column::Status.is_in([WAITING, OPEN]))
+            .order_by_desc(task::Column::Id)
+            .one(&self.db)
+            .await?)
+    }
+
+    pub async fn task(&self, id: i64) -> Result<Option<task::Model>> {
+        Ok(task::Entity::find_by_id(id).one(&self.db).await?)
+    }
+
+    /// Opens a task in `shard` for a customer, assigned to `agent` or waiting.
+    pub async fn create_task(&self, customer: &str, shard: u32, agent: Option<&str>) -> Result<task::Model> {
+        let now = kefu_protocol::now_ms();
+        let txn = self.db.begin().await?;
+        let seq = task_sequence::Entity::insert(task_sequence::ActiveModel {
+            created_at: Set(now),
+            ..Default::default()
+        })
+        .exec(&txn)
+        .await?
+        .last_insert_id;
+        let row = task::Model {
+            id: kefu_protocol::shard::task_id(seq, shard),
+            customer_id: customer.to_owned(),
+            agent_id: agent.map(str::to_owned),
+            status: if agent.is_some() { OPEN } else { WAITING }.to_owned(),
+            created_at: now,
+            ended_at: None,
+            rating_score: None,
+            rating_comment: None,
+        };
+        task::Entity::insert(task::ActiveModel::from(row.clone()))
+            .exec_without_returning(&txn)
+            .await?;
+        if let Some(agent) = agent {
+            insert_task_agent(&txn, row.id, agent, now).await?;
+        }
+        txn.commit().await?;
+        Ok(row)
+    }
+
+    /// Gives a waiting or open task to `agent`, who may then read all of it.
+    /// Fails with Conflict when the task is no longer live.
+    pub async fn assign_task(&self, id: i64, agent: &str) -> Result<()> {
+        let txn = self.db.begin().await?;
+        let updated = task::Entity::update_many()
+            .col_expr(task::Column::AgentId, Expr::value(agent))
+            .col_expr(task::Column::Status, Expr::value(OPEN))
+            .filter(task::Column::Id.eq(id))
+            .filter(task::Column::Status.is_in([WAITING, OPEN]))
+            .exec(&txn)
+            .await?;
+        if updated.rows_affected == 0 {
+            return Err(StoreError::Conflict(format!("task {id} is not live")));
+        }
+        insert_task_agent(&txn, id, agent, kefu_protocol::now_ms()).await?;
+        txn.commit().await?;
+        Ok(())
+    }
+
+    /// Waiting tasks in arrival order.
+    pub async fn waiting_tasks(&self) -> Result<Vec<task::Model>> {
+        Ok(task::Entity::find()
+            .filter(task::Column::Status.eq(WAITING))
+            .order_by_asc(task::Column::CreatedAt)
+            .order_by_asc(task::Column::Id)
+            .all(&self.db)
+            .await?)
+    }
+
+    /// Open tasks per agent.
+    pub async fn open_task_counts(&self) -> Result<HashMap<String, i64>> {
+        let rows = task::Entity::find()
+            .select_only()
+            .column(task::Column::AgentId)
+            .column_as(task::Column::Id.count(), "n")
+            .filter(task::Column::Status.eq(OPEN))
+            .group_by(task::Column::AgentId)
+            .into_model::<AgentCount>()
+            .all(&self.db)
+            .await?;
+        Ok(rows.into_iter().filter_map(|r| r.agent_id.map(|a| (a, r.n))).collect())
+    }
+
+    /// Ends a live task. Fails with Conflict when it already ended.
+    pub async fn end_task(&self, id: i64) -> Result<()> {
+        let updated = task::Entity::update_many()
+            .col_expr(task::Column::Status, Expr::value(ENDED))
+            .col_expr(task::Column::EndedAt, Expr::value(kefu_protocol::now_ms()))
+            .filter(task::Column::Id.eq(id))
+            .filter(task::Column::Status.is_in([WAITING, OPEN]))
+            .exec(&self.db)
+            .await?;
+        if updated.rows_affected == 0 {
+            return Err(StoreError::Conflict(format!("task {id} is not live")));
+        }
+        Ok(())
+    }
+
+    /// Rates an ended task once. Fails with Conflict on a second rating.
+    pub async fn rate_task(&self, id: i64, score: i32, comment: &str) -> Result<()> {
+        let updated = task::Entity::update_many()
+            .col_expr(task::Column::RatingScore, Expr::value(score))
+            .col_expr(task::Column::RatingComment, Expr::value(comment))
+            .filter(task::Column::Id.eq(id))
+            .filter(task::Column::Status.eq(ENDED))
+            .filter(task::Column::RatingScore.is_null())
+            .exec(&self.db)
+            .await?;
+        if updated.rows_affected == 0 {
+            return Err(StoreError::Conflict(format!("task {id} was rated already")));
+        }
+        Ok(())
+    }
+
+    /// Whether an agent was ever assigned to the task.
+    pub async fn was_assigned(&self, task_id: i64, agent: &str) -> Result<bool> {
+        Ok(task_agent::Entity::find_by_id((task_id, agent.to_owned()))
+            .one(&self.db)
+            .await?
+            .is_some())
+    }
+
+    /// The agent's open tasks and those ended since `ended_since`, newest first.
+    pub async fn contact_tasks(&self, agent: &str, ended_since: i64) -> Result<Vec<task::Model>> {
+        Ok(task::Entity::find()
+            .filter(task::Column::AgentId.eq(agent))
+            .filter(
+                Condition::any()
+                    .add(task::Column::Status.eq(OPEN))
+                    .add(task::Column::Status.eq(ENDED).and(task::Column::EndedAt.gte(ended_since))),
+            )
+            .order_by_desc(task::Column::Id)
+            .all(&self.db)
+            .await?)
+    }
+}
+
+async fn insert_task_agent(txn: &impl sea_orm::ConnectionTrait, task_id: i64, agent: &str, now: i64) -> Result<()> {
+    task_agent::Entity::insert(task_agent::ActiveModel {
+        task_id: Set(task_id),
+        agent_id: Set(agent.to_owned()),
+        assigned_at: Set(now),
+    })
+    .on_conflict(
+        OnConflict::columns([task_agent::Column::TaskId, task_agent::Column::AgentId])
+            .update_column(task_agent::Column::TaskId)
+            .to_owned(),
+    )
+    .exec_without_returning(txn)
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,191 @@
+//! The store on every backend: SQLite always, MySQL and PostgreSQL when
+//! `KEFU_TEST_MYSQL_URL` / `KEFU_TEST_POSTGRES_URL` name a server.
+
+use crate::{NewMessage, Store, Writer};
+
+struct TestDb {
+    url: String,
+    _dir: Option<tempdir::Dir>,
+}
+
+mod tempdir {
+    /// A directory removed on drop.
+    pub struct Dir(pub std::path::PathBuf);
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+fn unique() -> String {
+    format!("kefu_t_{:016x}", rand::random::<u64>())
+}
+
+/// A fresh database on `backend`, or None (printed) when its URL is not set.
+fn database(backend: &str) -> Option<TestDb> {
+    match backend {
+        "sqlite" => {
+            let dir = std::env::temp_dir().join(unique());
+            std::fs::create_dir_all(&dir).expect("temp dir");
+            Some(TestDb {
+                url: format!("sqlite://{}/kefu.db?mode=rwc", dir.display()),
+                _dir: Some(tempdir::Dir(dir)),
+            })
+        }
+        other => {
+            let var = format!("KEFU_TEST_{}_URL", other.to_uppercase());
+            let Ok(base) = std::env::var(&var) else {
+                println!("skipped: {var} not set");
+                return None;
+            };
+            let (server, _) = base.rsplit_once('/').expect("url with a database name");
+            Some(TestDb {
+                url: format!("{server}/{}", unique()),
+                _dir: None,
+            })
+        }
+    }
+}
+
+async fn fresh(backend: &str) -> Option<(Store, TestDb)> {
+    let db = database(backend)?;
+    let store = Store::connect(&db.url).await.expect("connect");
+    store.migrate().await.expect("migrate");
+    store.migrate().await.expect("migrating twice changes nothing");
+    Some((store, db))
+}
+
+async fn cleanup(db: TestDb) {
+    if !db.url.starts_with("sqlite:") {
+        crate::drop_database(&db.url).await.expect("drop database");
+    }
+}
+
+fn message(sender: &str, client_msg_id: &str, task_id: i64) -> NewMessage {
+    NewMessage {
+        task_id,
+        sender: sender.into(),
+        recipient: "agent-1".into(),
+        category: "customer".into(),
+        style: "normal".into(),
+        kind: "text".into(),
+        content: format!("hello {client_msg_id}"),
+        url: None,
+        quote: None,
+        ext: None,
+        client_msg_id: Some(client_msg_id.into()),
+        created_at: kefu_protocol::now_ms(),
+        undelivered_for: vec!["agent-1".into()],
+    }
+}
+
+async fn group_commit_keeps_order_and_dedups(backend: &str) {
+    let Some((store, db)) = fresh(backend).await else { return };
+    let task = store.create_task("cust", 7, Some("agent-1")).await.expect("task");
+    assert_eq!(kefu_protocol::shard::of_task(task.id), 7);
+    let writer = Writer::start(store.clone(), 64);
+    let mut pending = Vec::new();
+    for i in 0..100 {
+        pending.push(writer.enqueue(message("cust", &format!("m{}", i % 60), task.id)).await.expect("queued"));
+    }
+    let mut ids = Vec::new();
+    let mut duplicates = 0;
+    for p in pending {
+        let w = p.await.expect("answered").expect("written");
+        if w.duplicate {
+            duplicates += 1;
+        } else {
+            ids.push(w.message.id);
+        }
+    }
+    assert_eq!(duplicates, 40, "m0..m39 were sent twice");
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "ids increase in send order");
+    let again = writer.write(message("cust", "m5", task.id)).await.expect("written");
+    assert!(again.duplicate);
+    let history = store.history(task.id, None, 500, "agent-1").await.expect("history");
+    assert_eq!(history.len(), 60);
+    let offline = store.offline("agent-1", 0, 500).await.expect("offline");
+    assert_eq!(offline.len(), 60);
+    store.confirm("agent-1", &[ids[0], ids[1]]).await.expect("confirm");
+    assert_eq!(store.offline("agent-1", 0, 500).await.expect("offline").len(), 58);
+    cleanup(db).await;
+}
+
+async fn read_revoke_delete_and_unread(backend: &str) {
+    let Some((store, db)) = fresh(backend).await else { return };
+    let task = store.create_task("cust", 1, Some("agent-1")).await.expect("task");
+    let writer = Writer::start(store.clone(), 8);
+    let a = writer.write(message("cust", "a", task.id)).await.expect("a").message;
+    let b = writer.write(message("cust", "b", task.id)).await.expect("b").message;
+    let unread = store.unread_by_task("agent-1").await.expect("unread");
+    assert_eq!(unread.get(&task.id), Some(&2));
+    assert_eq!(store.mark_read(task.id, "agent-1", a.id).await.expect("read"), 1);
+    assert_eq!(store.unread_by_task("agent-1").await.expect("unread").get(&task.id), Some(&1));
+    store.revoke(b.id).await.expect("revoke");
+    store.delete_for(a.id, "agent-1").await.expect("delete");
+    store.delete_for(a.id, "agent-1").await.expect("deleting twice is fine");
+    let agent_view = store.history(task.id, None, 50, "agent-1").await.expect("history");
+    assert!(agent_view[0].deleted);
+    assert!(agent_view[1].message.is_revoke);
+    let customer_view = store.history(task.id, None, 50, "cust").await.expect("history");
+    assert!(!customer_view[0].deleted);
+    let page = store.history(task.id, Some(b.id), 50, "cust").await.expect("page");
+    assert_eq!(page.len(), 1);
+    cleanup(db).await;
+}
+
+async fn tasks_queue_end_and_rate(backend: &str) {
+    let Some((store, db)) = fresh(backend).await else { return };
+    let first = store.create_task("c1", 1, None).await.expect("task");
+    let second = store.create_task("c2", 2, None).await.expect("task");
+    let waiting: Vec<i64> = store.waiting_tasks().await.expect("queue").iter().map(|t| t.id).collect();
+    assert_eq!(waiting, vec![first.id, second.id]);
+    store.assign_task(first.id, "a1").await.expect("assign");
+    assert_eq!(store.open_task_counts().await.expect("counts").get("a1"), Some(&1));
+    assert!(store.was_assigned(first.id, "a1").await.expect("assigned"));
+    assert_eq!(store.live_task_of("c1").await.expect("live").map(|t| t.id), Some(first.id));
+    assert!(store.rate_task(first.id, 5, "").await.is_err(), "not ended yet");
+    store.end_task(first.id).await.expect("end");
+    assert!(store.end_task(first.id).await.is_err(), "ends once");
+    assert!(store.live_task_of("c1").await.expect("live").is_none());
+    store.rate_task(first.id, 4, "good").await.expect("rate");
+    assert!(store.rate_task(first.id, 5, "again").await.is_err(), "rates once");
+    store.upsert_user("c1", "customer", "Carl").await.expect("user");
+    store.upsert_user("c1", "customer", "Carla").await.expect("rename");
+    assert_eq!(store.user("c1").await.expect("user").map(|u| u.name).as_deref(), Some("Carla"));
+    cleanup(db).await;
+}
+
+async fn files_round_trip(backend: &str) {
+    let Some((store, db)) = fresh(backend).await else { return };
+    let data: Vec<u8> = (0..1_300_000u32).map(|i| (i % 251) as u8).collect();
+    let meta = crate::entity::file::Model {
+        key: "k1".into(),
+        owner: "u".into(),
+        content_type: "application/octet-stream".into(),
+        kind: "file".into(),
+        size: data.len() as i64,
+        created_at: 0,
+    };
+    store.put_file(meta, &data).await.expect("put");
+    let (_, back) = store.file("k1").await.expect("get").expect("exists");
+    assert_eq!(back, data);
+    assert!(store.file("nope").await.expect("get").is_none());
+    cleanup(db).await;
+}
+
+macro_rules! on_every_backend {
+    ($($name:ident),*) => {
+        mod sqlite { $(#[tokio::test] async fn $name() { super::$name("sqlite").await })* }
+        mod mysql { $(#[tokio::test] async fn $name() { super::$name("mysql").await })* }
+        mod postgres { $(#[tokio::test] async fn $name() { super::$name("postgres").await })* }
+    };
+}
+
+on_every_backend!(
+    group_commit_keeps_order_and_dedups,
+    read_revoke_delete_and_unread,
+    tasks_queue_end_and_rate,
+    files_round_trip
+);

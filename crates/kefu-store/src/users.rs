@@ -1,0 +1,86 @@
+//! Accounts: customers seen in tokens, agents created by operators.
+
+use crate::entity::user;
+use crate::{Result, Store};
+use sea_orm::sea_query::OnConflict;
+use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+
+pub const AVAILABLE: &str = "available";
+pub const AWAY: &str = "away";
+
+impl Store {
+    /// Records a user's role and display name, keeping an agent's password
+    /// and status.
+    pub async fn upsert_user(&self, id: &str, role: &str, name: &str) -> Result<()> {
+        let row = user::ActiveModel {
+            id: Set(id.to_owned()),
+            role: Set(role.to_owned()),
+            name: Set(name.to_owned()),
+            password_hash: Set(None),
+            status: Set(AVAILABLE.to_owned()),
+            created_at: Set(kefu_protocol::now_ms()),
+        };
+        user::Entity::insert(row)
+            .on_conflict(
+                OnConflict::column(user::Column::Id)
+                    .update_columns([user::Column::Name, user::Column::Role])
+                    .to_owned(),
+            )
+            .exec_without_returning(&self.db)
+            .await?;
+        Ok(())
+    }
+
+    /// Creates an agent account, or resets its name and password.
+    pub async fn create_agent(&self, id: &str, name: &str, password_hash: &str) -> Result<()> {
+        let row = user::ActiveModel {
+            id: Set(id.to_owned()),
+            role: Set("agent".to_owned()),
+            name: Set(name.to_owned()),
+            password_hash: Set(Some(password_hash.to_owned())),
+            status: Set(AVAILABLE.to_owned()),
+            created_at: Set(kefu_protocol::now_ms()),
+        };
+        user::Entity::insert(row)
+            .on_conflict(
+                OnConflict::column(user::Column::Id)
+                    .update_columns([user::Column::Name, user::Column::Role, user::Column::PasswordHash])
+                    .to_owned(),
+            )
+            .exec_without_returning(&self.db)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn user(&self, id: &str) -> Result<Option<user::Model>> {
+        Ok(user::Entity::find_by_id(id.to_owned()).one(&self.db).await?)
+    }
+
+    pub async fn users(&self, ids: &[String]) -> Result<Vec<user::Model>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        Ok(user::Entity::find()
+            .filter(user::Column::Id.is_in(ids.iter().cloned()))
+            .all(&self.db)
+            .await?)
+    }
+
+    /// Every agent account, by id.
+    pub async fn agents(&self) -> Result<Vec<user::Model>> {
+        Ok(user::Entity::find()
+            .filter(user::Column::Role.eq("agent"))
+            .order_by_asc(user::Column::Id)
+            .all(&self.db)
+            .await?)
+    }
+
+    pub async fn set_agent_status(&self, id: &str, status: &str) -> Result<()> {
+        user::Entity::update_many()
+            .col_expr(user::Column::Status, status.into())
+            .filter(user::Column::Id.eq(id))
+            .exec(&self.db)
+            .await?;
+        Ok(())
+    }
+}
