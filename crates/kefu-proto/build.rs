@@ -5,6 +5,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let file = format!("{root}/kefu/v1/cluster.proto");
     println!("cargo:rerun-if-changed={file}");
     let fds = protox::compile([&file], [root])?;
-    tonic_prost_build::configure().compile_fds(fds)?;
+    tonic_prost_build::configure().bytes(".").compile_fds(fds)?;
     Ok(())
 }

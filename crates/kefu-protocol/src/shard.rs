@@ -25,6 +25,27 @@ pub fn task_id(sequence: i64, shard: u32) -> i64 {
     (sequence << SHARD_BITS) | shard as i64
 }
 
+/// The shard a client's command is handled in. A customer's commands go to
+/// their own shard (their task lives there); an agent's go to the shard of
+/// the task or customer they name, else to the agent's own.
+pub fn of_command(command: &crate::Command, claims: &crate::Claims) -> u32 {
+    use crate::Command;
+    if claims.role == crate::Role::Customer {
+        return of_user(&claims.sub);
+    }
+    match command {
+        Command::Send(send) => match (send.task_id, send.to.as_deref()) {
+            (Some(task), _) => of_task(task),
+            (None, Some(customer)) => of_user(customer),
+            (None, None) => of_user(&claims.sub),
+        },
+        Command::Read { task_id, .. } => of_task(*task_id),
+        Command::Typing { task_id: Some(task), .. } => of_task(*task),
+        Command::Typing { to: Some(customer), .. } => of_user(customer),
+        _ => of_user(&claims.sub),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,6 +6,7 @@ use crate::{Result, Store};
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, EntityTrait, FromQueryResult, QueryFilter, QueryOrder, QuerySelect,
+    TransactionTrait,
 };
 use std::collections::{HashMap, HashSet};
 
@@ -152,6 +153,40 @@ impl Store {
             .all(&self.db)
             .await?;
         Ok(rows.into_iter().map(|m| (m.task_id, m)).collect())
+    }
+
+    /// Gives a task's messages that were stored while it waited (no
+    /// recipient) to its agent. Each row is claimed by one caller only, so two
+    /// workers racing here never both push it.
+    pub async fn claim_waiting_messages(&self, task_id: i64, agent: &str) -> Result<Vec<message::Model>> {
+        let unclaimed = message::Entity::find()
+            .filter(message::Column::TaskId.eq(task_id))
+            .filter(message::Column::Recipient.eq(""))
+            .order_by_asc(message::Column::Id)
+            .all(&self.db)
+            .await?;
+        let mut claimed = Vec::new();
+        for mut m in unclaimed {
+            let txn = self.db.begin().await?;
+            let res = message::Entity::update_many()
+                .col_expr(message::Column::Recipient, Expr::value(agent))
+                .filter(message::Column::Id.eq(m.id))
+                .filter(message::Column::Recipient.eq(""))
+                .exec(&txn)
+                .await?;
+            if res.rows_affected == 1 {
+                undelivered::Entity::insert(undelivered::ActiveModel {
+                    user_id: Set(agent.to_owned()),
+                    message_id: Set(m.id),
+                })
+                .exec_without_returning(&txn)
+                .await?;
+                m.recipient = agent.to_owned();
+                claimed.push(m);
+            }
+            txn.commit().await?;
+        }
+        Ok(claimed)
     }
 
     async fn seen_by(&self, rows: Vec<message::Model>, viewer: &str) -> Result<Vec<Seen>> {

@@ -1,0 +1,36 @@
+//! `kefu`: one binary for every role of the cluster and its tools.
+
+#![forbid(unsafe_code)]
+
+mod local;
+mod options;
+mod secret;
+mod serve;
+mod tools;
+
+use clap::Parser;
+use options::{Cli, Command};
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let result = match cli.command {
+        Command::Serve(opts) => serve::run(opts).await,
+        Command::Migrate(opts) => tools::migrate(opts).await,
+        Command::Token(opts) => tools::token(opts),
+        Command::Agent(opts) => tools::agent(opts).await,
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("kefu: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,104 @@
+//! `kefu serve`: gateway, worker and register in one process, on embedded
+//! SQLite and the in-memory register, wired in-process.
+
+use crate::local::{LocalGateways, LocalWorker};
+use crate::options::ServeOptions;
+use anyhow::Context;
+use kefu_gateway::{Gateway, GatewayConfig};
+use kefu_register::{Member, MemoryRegister, Register};
+use kefu_worker::{Worker, WorkerConfig};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Membership lease: renewed every third of it.
+const LEASE: Duration = Duration::from_secs(10);
+
+pub async fn run(opts: ServeOptions) -> anyhow::Result<()> {
+    let secret = crate::secret::load_or_create(opts.secret.as_deref(), &opts.data_dir)?;
+    let url = match &opts.database_url {
+        Some(url) => url.clone(),
+        None => crate::tools::sqlite_url(&opts.data_dir)?,
+    };
+    let store = kefu_store::Store::connect(&url).await.context("connecting to the database")?;
+    store.migrate().await.context("migrating the database")?;
+
+    let register: Arc<dyn Register> = Arc::new(MemoryRegister::new());
+    let gateways = LocalGateways::default();
+    let worker_config = WorkerConfig {
+        max_tasks_per_agent: opts.tuning.max_tasks_per_agent,
+        revoke_window: opts.tuning.revoke_window,
+        ..WorkerConfig::default()
+    };
+    let worker = Worker::start(worker_config, store, register.clone(), Arc::new(gateways.clone()));
+    let gateway_config = GatewayConfig {
+        secret,
+        idle_timeout: opts.tuning.idle_timeout,
+        max_frame_bytes: opts.tuning.max_frame_bytes,
+        max_upload_bytes: opts.tuning.max_upload_bytes,
+        ..GatewayConfig::default()
+    };
+    let gateway = Gateway::new(gateway_config, Arc::new(LocalWorker(worker.clone())), register.clone());
+    gateways.add(gateway.clone());
+    let member = Member {
+        id: gateway.id().to_owned(),
+        role: "gateway".into(),
+        addr: "in-process".into(),
+    };
+    tokio::spawn(keep_alive(register.clone(), member.clone()));
+    tokio::spawn(keep_alive(
+        register.clone(),
+        Member {
+            id: worker.id().to_owned(),
+            role: "worker".into(),
+            addr: "in-process".into(),
+        },
+    ));
+
+    let listener = tokio::net::TcpListener::bind(&opts.listen)
+        .await
+        .with_context(|| format!("binding {}", opts.listen))?;
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, data_dir = %opts.data_dir.display(), "serving");
+    println!("kefu serving on http://{addr}");
+    kefu_gateway::http::serve(listener, gateway.clone(), shutdown_signal()).await?;
+    tracing::info!("draining");
+    let deadline = tokio::time::Instant::now() + opts.tuning.drain_timeout;
+    while gateway.connections() > 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    worker.drain(opts.tuning.drain_timeout).await;
+    let _ = register.leave(&member.id).await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn keep_alive(register: Arc<dyn Register>, member: Member) {
+    loop {
+        if let Err(e) = register.keep_alive(member.clone(), LEASE).await {
+            tracing::warn!(error = %e, "keep-alive failed");
+        }
+        tokio::time::sleep(LEASE / 3).await;
+    }
+}
+
+/// SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

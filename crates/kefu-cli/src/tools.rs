@@ -1,0 +1,71 @@
+//! The operator's tools: migrate, token, agent add.
+
+use crate::options::{AgentCommand, AgentOptions, MigrateOptions, TokenOptions};
+use anyhow::{bail, Context};
+use argon2::password_hash::{rand_core::OsRng, SaltString};
+use argon2::{Argon2, PasswordHasher};
+use kefu_protocol::{token, Claims, Role};
+use std::io::BufRead;
+use std::path::Path;
+
+pub async fn migrate(opts: MigrateOptions) -> anyhow::Result<()> {
+    let store = kefu_store::Store::connect(&opts.database_url).await.context("connecting")?;
+    store.migrate().await.context("migrating")?;
+    eprintln!("kefu: schema is up to date");
+    Ok(())
+}
+
+pub fn token(opts: TokenOptions) -> anyhow::Result<()> {
+    let role = Role::parse(&opts.role).with_context(|| format!("--role must be customer, agent or admin, not {:?}", opts.role))?;
+    if opts.user.is_empty() || opts.user.len() > token::MAX_USER_ID {
+        bail!("--user must be 1 to {} bytes", token::MAX_USER_ID);
+    }
+    let secret = match (&opts.secret, &opts.data_dir) {
+        (Some(s), _) => s.as_bytes().to_vec(),
+        (None, Some(dir)) => crate::secret::read(dir)?,
+        (None, None) => crate::secret::read(Path::new("./kefu-data"))?,
+    };
+    let claims = Claims {
+        sub: opts.user,
+        role,
+        name: opts.name,
+        device: opts.device,
+        exp: token::expiry_after(opts.ttl),
+    };
+    println!("{}", token::sign(&secret, &claims)?);
+    Ok(())
+}
+
+/// The database URL of a data dir's embedded SQLite.
+pub fn sqlite_url(data_dir: &Path) -> anyhow::Result<String> {
+    std::fs::create_dir_all(data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
+    Ok(format!("sqlite://{}?mode=rwc", data_dir.join("kefu.db").display()))
+}
+
+pub async fn agent(opts: AgentOptions) -> anyhow::Result<()> {
+    let AgentCommand::Add(add) = opts.command;
+    if add.id.is_empty() || add.id.len() > token::MAX_USER_ID {
+        bail!("--id must be 1 to {} bytes", token::MAX_USER_ID);
+    }
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line).context("reading the password from stdin")?;
+    let password = line.strip_suffix('\n').unwrap_or(&line);
+    let password = password.strip_suffix('\r').unwrap_or(password);
+    if password.is_empty() {
+        bail!("the password on stdin is empty");
+    }
+    let url = match (&add.database_url, &add.data_dir) {
+        (Some(url), _) => url.clone(),
+        (None, Some(dir)) => sqlite_url(dir)?,
+        (None, None) => sqlite_url(Path::new("./kefu-data"))?,
+    };
+    let hash = Argon2::default()
+        .hash_password(password.as_bytes(), &SaltString::generate(&mut OsRng))
+        .map_err(|e| anyhow::anyhow!("hashing the password: {e}"))?
+        .to_string();
+    let store = kefu_store::Store::connect(&url).await.context("connecting")?;
+    store.migrate().await.context("migrating")?;
+    store.create_agent(&add.id, &add.name, &hash).await?;
+    eprintln!("kefu: agent {} added", add.id);
+    Ok(())
+}

@@ -1,0 +1,44 @@
+//! A gateway's limits and timeouts; the defaults are the contract's.
+
+use std::time::Duration;
+
+#[derive(Debug, Clone)]
+pub struct GatewayConfig {
+    /// Unique in the cluster; prefixes connection ids.
+    pub id: String,
+    /// HS256 secret for client tokens.
+    pub secret: Vec<u8>,
+    /// A connection silent this long is closed with 1001.
+    pub idle_timeout: Duration,
+    /// The first frame must authenticate within this.
+    pub auth_timeout: Duration,
+    /// A text frame over this closes the connection with 1009.
+    pub max_frame_bytes: usize,
+    pub max_upload_bytes: usize,
+    /// Refused frames tolerated per `refused_window` before closing with 1008.
+    pub max_refused: usize,
+    pub refused_window: Duration,
+    /// Frames queued for one connection before it is closed as too slow.
+    pub send_queue: usize,
+    /// Lifetime of tokens minted by /api/visitor and /api/login.
+    pub token_ttl: Duration,
+    pub limits: kefu_protocol::Limits,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        GatewayConfig {
+            id: "gateway-1".into(),
+            secret: Vec::new(),
+            idle_timeout: Duration::from_secs(60),
+            auth_timeout: Duration::from_secs(10),
+            max_frame_bytes: 64 * 1024,
+            max_upload_bytes: 20 * 1024 * 1024,
+            max_refused: 10,
+            refused_window: Duration::from_secs(10),
+            send_queue: 1024,
+            token_ttl: Duration::from_secs(7 * 24 * 3600),
+            limits: kefu_protocol::Limits::default(),
+        }
+    }
+}

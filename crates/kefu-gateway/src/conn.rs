@@ -1,0 +1,341 @@
+//! One WebSocket connection: authenticate, then relay frames both ways
+//! until the client leaves, idles, misbehaves or the gateway drains.
+
+use crate::retransmit::Retransmits;
+use crate::{metrics, ConnHandle, Inner, Out};
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
+use bytes::Bytes;
+use futures::stream::{SplitSink, SplitStream};
+use futures::{SinkExt, StreamExt};
+use kefu_proto::v1::{ConnectionEvent, FrameRequest, Location, Session};
+use kefu_protocol::{shard, token, Claims, Command, ErrorCode, Frame};
+use std::collections::VecDeque;
+use std::sync::Arc;
+use tokio::sync::mpsc;
+use tokio::time::{sleep_until, Instant};
+
+type Sink = SplitSink<WebSocket, Message>;
+type Stream = SplitStream<WebSocket>;
+
+/// Close codes of the contract.
+pub const CLOSE_AUTH: u16 = 4401;
+pub const CLOSE_POLICY: u16 = 1008;
+pub const CLOSE_TOO_BIG: u16 = 1009;
+pub const CLOSE_AWAY: u16 = 1001;
+
+/// Runs a freshly upgraded socket to its end.
+pub(crate) async fn run(inner: Arc<Inner>, socket: WebSocket, query_token: Option<String>, query_device: Option<String>) {
+    let (mut sink, mut stream) = socket.split();
+    let Some((claims, device)) = authenticate(&inner, &mut sink, &mut stream, query_token, query_device).await else {
+        return;
+    };
+    let conn_id = inner.new_conn_id();
+    let session = Session {
+        user_id: claims.sub.clone(),
+        role: claims.role.as_str().into(),
+        name: claims.name.clone().unwrap_or_default(),
+        device: device.clone(),
+        conn_id: conn_id.clone(),
+        gateway_id: inner.config.id.clone(),
+    };
+    let span = tracing::info_span!("conn", conn_id = %conn_id, user_id = %claims.sub);
+    let _enter = span.enter();
+    let (tx, rx) = mpsc::channel(inner.config.send_queue);
+    open(&inner, &session, tx).await;
+    let mut ack = Frame::ack("auth", None);
+    ack.ext = Some(serde_json::json!({
+        "user_id": claims.sub, "role": claims.role.as_str(), "device": device, "conn_id": conn_id,
+    }));
+    if sink.send(Message::Text(ack.to_json().into())).await.is_ok() {
+        Connection {
+            inner: inner.clone(),
+            session: session.clone(),
+            claims,
+            sink,
+            retransmits: Retransmits::default(),
+            refused: VecDeque::new(),
+        }
+        .relay(stream, rx)
+        .await;
+    }
+    close(&inner, &session).await;
+}
+
+async fn open(inner: &Inner, session: &Session, tx: mpsc::Sender<Out>) {
+    inner.conns.insert(
+        session.conn_id.clone(),
+        ConnHandle {
+            user_id: session.user_id.clone(),
+            tx,
+        },
+    );
+    inner.users.entry(session.user_id.clone()).or_default().push(session.conn_id.clone());
+    metrics::CONNECTIONS.inc();
+    if let Err(e) = inner.register.announce(vec![location(session)]).await {
+        tracing::warn!(error = %e, "cannot announce connection");
+    }
+    let event = ConnectionEvent {
+        session: Some(session.clone()),
+        connected: true,
+        shard: shard::of_user(&session.user_id),
+    };
+    if let Err(e) = inner.workers.connection(event).await {
+        tracing::warn!(error = %e, "cannot report connection");
+    }
+}
+
+async fn close(inner: &Inner, session: &Session) {
+    inner.conns.remove(&session.conn_id);
+    inner.users.remove_if_mut(&session.user_id, |_, conns| {
+        conns.retain(|c| *c != session.conn_id);
+        conns.is_empty()
+    });
+    metrics::CONNECTIONS.dec();
+    if let Err(e) = inner.register.withdraw(vec![location(session)]).await {
+        tracing::warn!(error = %e, "cannot withdraw connection");
+    }
+    let event = ConnectionEvent {
+        session: Some(session.clone()),
+        connected: false,
+        shard: shard::of_user(&session.user_id),
+    };
+    let _ = inner.workers.connection(event).await;
+}
+
+fn location(session: &Session) -> Location {
+    Location {
+        user_id: session.user_id.clone(),
+        gateway_id: session.gateway_id.clone(),
+        conn_id: session.conn_id.clone(),
+        device: session.device.clone(),
+        role: session.role.clone(),
+    }
+}
+
+async fn send_close(sink: &mut Sink, code: u16, reason: &'static str) {
+    let frame = CloseFrame {
+        code,
+        reason: Utf8Bytes::from_static(reason),
+    };
+    let _ = sink.send(Message::Close(Some(frame))).await;
+}
+
+/// Auth by `?token=` or by a first `auth` frame within the auth timeout.
+/// On failure the client gets the error ack, then close 4401.
+async fn authenticate(
+    inner: &Inner,
+    sink: &mut Sink,
+    stream: &mut Stream,
+    query_token: Option<String>,
+    query_device: Option<String>,
+) -> Option<(Claims, String)> {
+    let (token, frame_device) = match query_token {
+        Some(t) => (Some(t), None),
+        None => match tokio::time::timeout(inner.config.auth_timeout, first_auth_frame(stream)).await {
+            Ok(Some(found)) => found,
+            Ok(None) => return None,
+            Err(_) => (None, None),
+        },
+    };
+    let verified = match token {
+        Some(t) => token::verify(&inner.config.secret, &t).map_err(|e| e.to_string()),
+        None => Err("authenticate within 10 s with an auth frame or ?token=".to_owned()),
+    };
+    match verified {
+        Ok(claims) => {
+            let device = frame_device
+                .or(query_device)
+                .or_else(|| claims.device.clone())
+                .unwrap_or_else(|| "default".into());
+            Some((claims, device))
+        }
+        Err(message) => {
+            let ack = Frame::error("auth", None, ErrorCode::Unauthorized, &message);
+            let _ = sink.send(Message::Text(ack.to_json().into())).await;
+            send_close(sink, CLOSE_AUTH, "unauthorized").await;
+            None
+        }
+    }
+}
+
+/// The token and device of the first text frame; None when the socket ends.
+async fn first_auth_frame(stream: &mut Stream) -> Option<(Option<String>, Option<String>)> {
+    while let Some(Ok(message)) = stream.next().await {
+        match message {
+            Message::Text(text) => {
+                let frame = Frame::parse(text.as_bytes()).ok();
+                let frame = frame.filter(|f| f.action.as_deref() == Some("auth"));
+                let device = frame
+                    .as_ref()
+                    .and_then(|f| f.ext.as_ref())
+                    .and_then(|e| e.get("device"))
+                    .and_then(|d| d.as_str())
+                    .map(str::to_owned);
+                return Some((frame.and_then(|f| f.content), device));
+            }
+            Message::Close(_) => return None,
+            _ => continue,
+        }
+    }
+    None
+}
+
+struct Connection {
+    inner: Arc<Inner>,
+    session: Session,
+    claims: Claims,
+    sink: Sink,
+    retransmits: Retransmits,
+    refused: VecDeque<Instant>,
+}
+
+/// Why the relay loop ends.
+enum End {
+    Gone,
+    Close(u16, &'static str),
+}
+
+impl Connection {
+    async fn relay(mut self, mut stream: Stream, mut rx: mpsc::Receiver<Out>) {
+        let mut draining = self.inner.draining.subscribe();
+        let idle = self.inner.config.idle_timeout;
+        let mut idle_at = Instant::now() + idle;
+        let far = Instant::now() + std::time::Duration::from_secs(365 * 24 * 3600);
+        let end = loop {
+            let retransmit_at = self.retransmits.next_due().unwrap_or(far);
+            let step = tokio::select! {
+                incoming = stream.next() => match incoming {
+                    Some(Ok(message)) => {
+                        idle_at = Instant::now() + idle;
+                        self.incoming(message).await
+                    }
+                    Some(Err(e)) => {
+                        tracing::debug!(error = %e, "read failed");
+                        Err(if is_capacity(&e) { End::Close(CLOSE_TOO_BIG, "frame too large") } else { End::Gone })
+                    }
+                    None => Err(End::Gone),
+                },
+                out = rx.recv() => match out {
+                    Some(out) => self.outgoing(out, &mut rx).await,
+                    None => Err(End::Gone),
+                },
+                _ = sleep_until(retransmit_at), if retransmit_at < far => self.retransmit().await,
+                _ = sleep_until(idle_at) => Err(End::Close(CLOSE_AWAY, "idle timeout")),
+                _ = draining.changed() => Err(End::Close(CLOSE_AWAY, "server shutting down")),
+            };
+            if let Err(end) = step {
+                break end;
+            }
+        };
+        if let End::Close(code, reason) = end {
+            send_close(&mut self.sink, code, reason).await;
+        }
+    }
+
+    async fn write(&mut self, frame: Utf8Bytes) -> Result<(), End> {
+        metrics::FRAMES_OUT.inc();
+        self.sink.send(Message::Text(frame)).await.map_err(|_| End::Gone)
+    }
+
+    async fn outgoing(&mut self, first: Out, rx: &mut mpsc::Receiver<Out>) -> Result<(), End> {
+        let mut next = Some(first);
+        // Write what is queued, then flush once.
+        while let Some(out) = next.take() {
+            match out {
+                Out::Frame(frame, id) => {
+                    if id != 0 {
+                        self.retransmits.pushed(id, frame.clone());
+                    }
+                    metrics::FRAMES_OUT.inc();
+                    self.sink.feed(Message::Text(frame)).await.map_err(|_| End::Gone)?;
+                }
+                Out::Confirmed(ids) => self.retransmits.confirmed(&ids),
+                Out::Close(code, reason) => {
+                    let _ = self.sink.flush().await;
+                    return Err(End::Close(code, reason));
+                }
+            }
+            next = rx.try_recv().ok();
+        }
+        self.sink.flush().await.map_err(|_| End::Gone)
+    }
+
+    async fn retransmit(&mut self) -> Result<(), End> {
+        for frame in self.retransmits.take_due() {
+            metrics::RETRANSMITS.inc();
+            self.write(frame).await?;
+        }
+        Ok(())
+    }
+
+    async fn incoming(&mut self, message: Message) -> Result<(), End> {
+        let text = match message {
+            Message::Text(text) => text,
+            Message::Binary(_) => return self.refuse("", None, ErrorCode::BadRequest, "frames are JSON text").await,
+            Message::Close(_) => return Err(End::Gone),
+            Message::Ping(_) | Message::Pong(_) => return Ok(()),
+        };
+        metrics::FRAMES_IN.inc();
+        if text.len() > self.inner.config.max_frame_bytes {
+            return Err(End::Close(CLOSE_TOO_BIG, "frame too large"));
+        }
+        let frame = match Frame::parse(text.as_bytes()) {
+            Ok(frame) => frame,
+            Err((action, cmid, message)) => {
+                return self.refuse(&action, cmid, ErrorCode::BadRequest, &format!("malformed frame: {message}")).await
+            }
+        };
+        let action = frame.action.clone().unwrap_or_default();
+        let cmid = frame.client_msg_id.clone();
+        let command = match Command::from_frame(frame, &self.claims, &self.inner.config.limits) {
+            Ok(c) => c,
+            Err(e) => return self.refuse(&action, cmid, e.code, &e.message).await,
+        };
+        match &command {
+            Command::Heartbeat => {
+                let beat = Frame {
+                    category: Some("heartbeat".into()),
+                    created_at: Some(kefu_protocol::now_ms()),
+                    ..Frame::default()
+                };
+                return self.write(beat.to_json().into()).await;
+            }
+            Command::Receive { ids } => {
+                let ids: Vec<u64> = ids.iter().map(|&i| i as u64).collect();
+                self.retransmits.confirmed(&ids);
+            }
+            _ => {}
+        }
+        let request = FrameRequest {
+            session: Some(self.session.clone()),
+            shard: shard::of_command(&command, &self.claims),
+            frame_json: Bytes::copy_from_slice(text.as_bytes()),
+        };
+        if let Err(e) = self.inner.workers.submit(request).await {
+            let reply = Frame::error(&action, cmid, ErrorCode::Unavailable, &e.to_string());
+            return self.write(reply.to_json().into()).await;
+        }
+        Ok(())
+    }
+
+    /// Answers a refused frame; too many refusals close the connection.
+    async fn refuse(&mut self, action: &str, cmid: Option<String>, code: ErrorCode, message: &str) -> Result<(), End> {
+        metrics::FRAMES_REFUSED.inc();
+        self.write(Frame::error(action, cmid, code, message).to_json().into()).await?;
+        let now = Instant::now();
+        let window = self.inner.config.refused_window;
+        while self.refused.front().is_some_and(|t| now.duration_since(*t) > window) {
+            self.refused.pop_front();
+        }
+        self.refused.push_back(now);
+        if self.refused.len() > self.inner.config.max_refused {
+            return Err(End::Close(CLOSE_POLICY, "too many refused frames"));
+        }
+        Ok(())
+    }
+}
+
+fn is_capacity(e: &axum::Error) -> bool {
+    let text = e.to_string().to_lowercase();
+    text.contains("capacity") || text.contains("too long") || text.contains("too big")
+}

@@ -1,0 +1,294 @@
+//! The gateway's HTTP side: the WebSocket upgrade, the JSON API (checked
+//! here, answered by a worker), uploaded files, health and metrics.
+
+use crate::{conn, Gateway, Inner};
+use axum::body::{Body, Bytes};
+use axum::extract::{DefaultBodyLimit, Multipart, Path, Query, RawQuery, State, WebSocketUpgrade};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get, post};
+use axum::Router;
+use kefu_proto::v1::{ApiReply, ApiRequest, Session};
+use kefu_protocol::{shard, token, Claims, ErrorCode, Role};
+use serde::Deserialize;
+use serde_json::json;
+use std::future::Future;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+
+/// Serves HTTP and WebSocket on `listener` until `shutdown` resolves, then
+/// stops accepting and closes every connection with 1001.
+pub async fn serve(listener: TcpListener, gateway: Gateway, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+    let app = router(gateway.clone());
+    let drain = gateway.clone();
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            drain.drain();
+        })
+        .await
+}
+
+pub fn router(gateway: Gateway) -> Router {
+    let upload_limit = gateway.inner.config.max_upload_bytes + 64 * 1024;
+    Router::new()
+        .route("/ws", get(websocket))
+        .route("/healthz", get(|| async { axum::Json(json!({"status": "ok"})) }))
+        .route("/metrics", get(metrics))
+        .route("/api/visitor", post(visitor))
+        .route("/api/login", post(login))
+        .route("/api/upload", post(upload).layer(DefaultBodyLimit::max(upload_limit)))
+        .route("/api/{*rest}", any(api))
+        .route("/files/{key}", get(file))
+        .fallback(|| async { error(ErrorCode::NotFound, "no such endpoint") })
+        .with_state(gateway.inner)
+}
+
+fn error(code: ErrorCode, message: &str) -> Response {
+    let status = StatusCode::from_u16(code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (status, [(header::CONTENT_TYPE, "application/json")], code.http_body(message)).into_response()
+}
+
+fn reply(r: ApiReply) -> Response {
+    let status = StatusCode::from_u16(r.status as u16).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let content_type = HeaderValue::from_str(&r.content_type).unwrap_or(HeaderValue::from_static("application/octet-stream"));
+    (status, [(header::CONTENT_TYPE, content_type)], Body::from(r.body)).into_response()
+}
+
+#[derive(Deserialize)]
+struct WsQuery {
+    token: Option<String>,
+    device: Option<String>,
+}
+
+async fn websocket(State(inner): State<Arc<Inner>>, Query(q): Query<WsQuery>, ws: WebSocketUpgrade) -> Response {
+    if *inner.draining.borrow() {
+        return error(ErrorCode::Unavailable, "server shutting down");
+    }
+    let limit = inner.config.max_frame_bytes;
+    ws.read_buffer_size(4 * 1024)
+        .write_buffer_size(0)
+        .max_message_size(limit * 2 + 1024)
+        .max_frame_size(limit * 2 + 1024)
+        .on_upgrade(move |socket| conn::run(inner, socket, q.token, q.device))
+}
+
+async fn metrics() -> Response {
+    let encoder = prometheus::TextEncoder::new();
+    match encoder.encode_to_string(&prometheus::gather()) {
+        Ok(text) => ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response(),
+        Err(e) => error(ErrorCode::Internal, &e.to_string()),
+    }
+}
+
+/// The caller's claims from `Authorization: Bearer TOKEN`.
+/// An HTTP refusal, turned into the contract's JSON body at the edge.
+struct Refusal(ErrorCode, String);
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        error(self.0, &self.1)
+    }
+}
+
+fn bearer(inner: &Inner, headers: &HeaderMap) -> Result<Claims, Refusal> {
+    let missing = || Refusal(ErrorCode::Unauthorized, "missing bearer token".into());
+    let value = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(missing)?;
+    let token = value
+        .strip_prefix("Bearer ")
+        .or_else(|| value.strip_prefix("bearer "))
+        .ok_or_else(missing)?;
+    token::verify(&inner.config.secret, token.trim()).map_err(|e| Refusal(ErrorCode::Unauthorized, e.to_string()))
+}
+
+fn session(inner: &Inner, claims: &Claims) -> Session {
+    Session {
+        user_id: claims.sub.clone(),
+        role: claims.role.as_str().into(),
+        name: claims.name.clone().unwrap_or_default(),
+        device: claims.device.clone().unwrap_or_default(),
+        conn_id: String::new(),
+        gateway_id: inner.config.id.clone(),
+    }
+}
+
+fn mint(inner: &Inner, user_id: &str, role: Role, name: Option<String>) -> Result<String, Refusal> {
+    let claims = Claims {
+        sub: user_id.to_owned(),
+        role,
+        name,
+        device: None,
+        exp: token::expiry_after(inner.config.token_ttl),
+    };
+    token::sign(&inner.config.secret, &claims).map_err(|e| Refusal(ErrorCode::Internal, e.to_string()))
+}
+
+async fn visitor(State(inner): State<Arc<Inner>>, body: Bytes) -> Response {
+    #[derive(Deserialize, Default)]
+    struct Body {
+        name: Option<String>,
+    }
+    let body: Body = if body.iter().all(u8::is_ascii_whitespace) {
+        Body::default()
+    } else {
+        match serde_json::from_slice(&body) {
+            Ok(b) => b,
+            Err(e) => return error(ErrorCode::BadRequest, &format!("bad JSON body: {e}")),
+        }
+    };
+    if body.name.as_ref().is_some_and(|n| n.chars().count() > 64) {
+        return error(ErrorCode::BadRequest, "name is over 64 characters");
+    }
+    let user_id = format!("v_{:016x}", rand::random::<u64>());
+    match mint(&inner, &user_id, Role::Customer, body.name.clone()) {
+        Ok(token) => (StatusCode::CREATED, axum::Json(json!({"user_id": user_id, "token": token, "name": body.name})))
+            .into_response(),
+        Err(r) => r.into_response(),
+    }
+}
+
+async fn forward(inner: &Inner, request: ApiRequest) -> Result<ApiReply, Response> {
+    inner
+        .workers
+        .api(request)
+        .await
+        .map_err(|e| error(ErrorCode::Unavailable, &e.to_string()))
+}
+
+async fn login(State(inner): State<Arc<Inner>>, body: Bytes) -> Response {
+    let request = ApiRequest {
+        method: "POST".into(),
+        path: "/api/login".into(),
+        body,
+        ..ApiRequest::default()
+    };
+    let reply = match forward(&inner, request).await {
+        Ok(r) => r,
+        Err(r) => return r,
+    };
+    if reply.status != 200 {
+        return self::reply(reply);
+    }
+    #[derive(Deserialize)]
+    struct Account {
+        user_id: String,
+        name: String,
+    }
+    let Ok(account) = serde_json::from_slice::<Account>(&reply.body) else {
+        return error(ErrorCode::Internal, "bad login reply");
+    };
+    match mint(&inner, &account.user_id, Role::Agent, Some(account.name.clone())) {
+        Ok(token) => axum::Json(json!({"user_id": account.user_id, "name": account.name, "token": token})).into_response(),
+        Err(r) => r.into_response(),
+    }
+}
+
+async fn api(State(inner): State<Arc<Inner>>, method: Method, uri: Uri, RawQuery(query): RawQuery, headers: HeaderMap, body: Bytes) -> Response {
+    let claims = match bearer(&inner, &headers) {
+        Ok(c) => c,
+        Err(r) => return r.into_response(),
+    };
+    let path = uri.path().to_owned();
+    // Task calls go to the task's shard, the rest to the caller's.
+    let task_shard = path
+        .strip_prefix("/api/tasks/")
+        .and_then(|rest| rest.split('/').next())
+        .and_then(|id| id.parse::<i64>().ok())
+        .map(shard::of_task);
+    let request = ApiRequest {
+        session: Some(session(&inner, &claims)),
+        method: method.as_str().into(),
+        path,
+        query: query.unwrap_or_default(),
+        body,
+        shard: task_shard.unwrap_or_else(|| shard::of_user(&claims.sub)),
+        file_name: String::new(),
+    };
+    match forward(&inner, request).await {
+        Ok(r) => reply(r),
+        Err(r) => r,
+    }
+}
+
+async fn upload(State(inner): State<Arc<Inner>>, headers: HeaderMap, multipart: Result<Multipart, axum::extract::multipart::MultipartRejection>) -> Response {
+    let claims = match bearer(&inner, &headers) {
+        Ok(c) => c,
+        Err(r) => return r.into_response(),
+    };
+    let mut multipart = match multipart {
+        Ok(m) => m,
+        Err(e) => return error(ErrorCode::BadRequest, &e.body_text()),
+    };
+    let limit = inner.config.max_upload_bytes;
+    let too_large = || error(ErrorCode::TooLarge, &format!("files are limited to {limit} bytes"));
+    let (name, data) = loop {
+        match multipart.next_field().await {
+            Ok(Some(field)) if field.name() == Some("file") => {
+                let name = field.file_name().unwrap_or("").to_owned();
+                match field.bytes().await {
+                    Ok(data) => break (name, data),
+                    Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => return too_large(),
+                    Err(e) => return error(ErrorCode::BadRequest, &e.body_text()),
+                }
+            }
+            Ok(Some(_)) => continue,
+            Ok(None) => return error(ErrorCode::BadRequest, "multipart field `file` is missing"),
+            Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => return too_large(),
+            Err(e) => return error(ErrorCode::BadRequest, &e.body_text()),
+        }
+    };
+    if data.len() > limit {
+        return too_large();
+    }
+    let request = ApiRequest {
+        session: Some(session(&inner, &claims)),
+        method: "POST".into(),
+        path: "/api/upload".into(),
+        body: data,
+        shard: shard::of_user(&claims.sub),
+        file_name: name,
+        ..ApiRequest::default()
+    };
+    let reply = match forward(&inner, request).await {
+        Ok(r) => r,
+        Err(r) => return r,
+    };
+    if reply.status != 201 {
+        return self::reply(reply);
+    }
+    // The worker answers a path; clients want a URL they can put in <img src>.
+    let Ok(mut body) = serde_json::from_slice::<serde_json::Value>(&reply.body) else {
+        return error(ErrorCode::Internal, "bad upload reply");
+    };
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost");
+    let proto = headers.get("x-forwarded-proto").and_then(|h| h.to_str().ok()).unwrap_or("http");
+    if let Some(path) = body.get("url").and_then(|u| u.as_str()).map(str::to_owned) {
+        body["url"] = json!(format!("{proto}://{host}{path}"));
+    }
+    (StatusCode::CREATED, axum::Json(body)).into_response()
+}
+
+async fn file(State(inner): State<Arc<Inner>>, Path(key): Path<String>) -> Response {
+    let request = ApiRequest {
+        method: "GET".into(),
+        path: format!("/files/{key}"),
+        ..ApiRequest::default()
+    };
+    match forward(&inner, request).await {
+        Ok(r) => {
+            let mut response = reply(r);
+            let headers = response.headers_mut();
+            headers.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+            headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=31536000, immutable"));
+            headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static("default-src 'none'; sandbox"));
+            response
+        }
+        Err(r) => r,
+    }
+}

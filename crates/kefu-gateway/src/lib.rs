@@ -1,0 +1,177 @@
+//! Kefu's gateway: holds client WebSockets and serves the HTTP API, with no
+//! business state.
+//!
+//! A gateway checks tokens and frames, forwards what it accepts to the worker
+//! that owns the frame's shard ([`WorkerLink`]), and delivers what workers
+//! push back ([`Gateway::deliver`]) to the sockets of the listed users. It
+//! tells the register which users it holds, and retransmits pushed messages
+//! until a device confirms them.
+//!
+//! # Layout
+//! - [`config`]: limits and timeouts.
+//! - [`http`]: the axum router: `/ws`, `/api/*`, `/files/*`, `/healthz`, `/metrics`.
+//! - [`conn`]: one WebSocket connection, from auth to close.
+//! - [`retransmit`]: the per-connection back-off schedule.
+//! - [`grpc`]: the `Gateway` gRPC service (deliver).
+//! - [`metrics`]: counters and gauges.
+
+#![forbid(unsafe_code)]
+
+pub mod config;
+pub mod conn;
+pub mod grpc;
+pub mod http;
+pub mod metrics;
+pub mod retransmit;
+
+pub use config::GatewayConfig;
+
+use axum::extract::ws::Utf8Bytes;
+use dashmap::DashMap;
+use kefu_proto::v1::{ApiReply, ApiRequest, ConnectionEvent, FrameRequest, PushBatch};
+use kefu_register::Register;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use tokio::sync::{mpsc, watch};
+
+/// How a gateway reaches the workers: the owner of each frame's shard.
+#[async_trait::async_trait]
+pub trait WorkerLink: Send + Sync + 'static {
+    /// Forwards one frame; frames of one shard must arrive in this order.
+    async fn submit(&self, request: FrameRequest) -> Result<(), LinkError>;
+    async fn connection(&self, event: ConnectionEvent) -> Result<(), LinkError>;
+    async fn api(&self, request: ApiRequest) -> Result<ApiReply, LinkError>;
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("no worker available: {0}")]
+pub struct LinkError(pub String);
+
+/// What a connection task is told to do.
+#[derive(Debug)]
+pub(crate) enum Out {
+    /// A frame to write; a non-zero id is retransmitted until confirmed.
+    Frame(Utf8Bytes, u64),
+    /// Messages confirmed by some device of this user.
+    Confirmed(Vec<u64>),
+    Close(u16, &'static str),
+}
+
+pub(crate) struct ConnHandle {
+    pub user_id: String,
+    pub tx: mpsc::Sender<Out>,
+}
+
+/// A gateway; cheap to clone.
+#[derive(Clone)]
+pub struct Gateway {
+    pub(crate) inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub config: GatewayConfig,
+    pub workers: Arc<dyn WorkerLink>,
+    pub register: Arc<dyn Register>,
+    pub conns: DashMap<String, ConnHandle>,
+    pub users: DashMap<String, Vec<String>>,
+    next_conn: AtomicU64,
+    /// Flips to true when the gateway drains.
+    pub draining: watch::Sender<bool>,
+}
+
+impl Gateway {
+    pub fn new(config: GatewayConfig, workers: Arc<dyn WorkerLink>, register: Arc<dyn Register>) -> Gateway {
+        metrics::init();
+        Gateway {
+            inner: Arc::new(Inner {
+                config,
+                workers,
+                register,
+                conns: DashMap::new(),
+                users: DashMap::new(),
+                next_conn: AtomicU64::new(1),
+                draining: watch::channel(false).0,
+            }),
+        }
+    }
+
+    pub fn id(&self) -> &str {
+        &self.inner.config.id
+    }
+
+    /// Delivers pushes from a worker to the local sockets they name.
+    pub fn deliver(&self, batch: PushBatch) {
+        for push in batch.pushes {
+            let frame = if push.frame_json.is_empty() {
+                None
+            } else {
+                match Utf8Bytes::try_from(push.frame_json) {
+                    Ok(f) => Some(f),
+                    Err(_) => {
+                        tracing::error!("worker pushed a frame that is not UTF-8");
+                        continue;
+                    }
+                }
+            };
+            if let Some(frame) = &frame {
+                for conn in &push.conn_ids {
+                    self.inner.send_to_conn(conn, Out::Frame(frame.clone(), 0));
+                }
+                for user in &push.user_ids {
+                    for conn in self.inner.conns_of(user) {
+                        if conn != push.exclude_conn {
+                            self.inner.send_to_conn(&conn, Out::Frame(frame.clone(), push.message_id));
+                        }
+                    }
+                }
+            }
+            if !push.confirmed_ids.is_empty() {
+                for conn in self.inner.conns_of(&push.confirmed_by) {
+                    self.inner.send_to_conn(&conn, Out::Confirmed(push.confirmed_ids.clone()));
+                }
+            }
+            if push.close_code != 0 {
+                for conn in &push.conn_ids {
+                    self.inner.send_to_conn(conn, Out::Close(push.close_code as u16, "closed by server"));
+                }
+            }
+        }
+    }
+
+    /// Stops taking connections and closes the open ones with 1001.
+    pub fn drain(&self) {
+        let _ = self.inner.draining.send(true);
+        for conn in self.inner.conns.iter() {
+            let _ = conn.tx.try_send(Out::Close(1001, "server shutting down"));
+        }
+    }
+
+    /// Open connections on this gateway.
+    pub fn connections(&self) -> usize {
+        self.inner.conns.len()
+    }
+}
+
+impl Inner {
+    pub(crate) fn new_conn_id(&self) -> String {
+        format!("{}-{}", self.config.id, self.next_conn.fetch_add(1, Ordering::Relaxed))
+    }
+
+    pub(crate) fn conns_of(&self, user: &str) -> Vec<String> {
+        self.users.get(user).map(|c| c.clone()).unwrap_or_default()
+    }
+
+    fn send_to_conn(&self, conn: &str, out: Out) {
+        let Some(handle) = self.conns.get(conn) else { return };
+        if let Err(mpsc::error::TrySendError::Full(_)) = handle.tx.try_send(out) {
+            // A client this far behind cannot keep up: close it; it will
+            // reconnect and catch up from /api/offline.
+            metrics::SLOW_CONSUMERS.inc();
+            tracing::warn!(conn_id = conn, user_id = %handle.user_id, "send queue full, closing");
+            let tx = handle.tx.clone();
+            tokio::spawn(async move {
+                let _ = tx.send(Out::Close(1013, "too slow")).await;
+            });
+        }
+    }
+}

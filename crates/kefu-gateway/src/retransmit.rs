@@ -1,0 +1,108 @@
+//! Which pushed messages a connection must push again, and when.
+//!
+//! The first re-push comes 5 s after the push, then the wait doubles up to
+//! 60 s, for as long as the connection lives and no device of the user has
+//! confirmed the message.
+
+use axum::extract::ws::Utf8Bytes;
+use std::collections::HashMap;
+use std::time::Duration;
+use tokio::time::Instant;
+
+pub const FIRST: Duration = Duration::from_secs(5);
+pub const MAX: Duration = Duration::from_secs(60);
+
+struct Unconfirmed {
+    frame: Utf8Bytes,
+    wait: Duration,
+    due: Instant,
+}
+
+#[derive(Default)]
+pub struct Retransmits {
+    pending: HashMap<u64, Unconfirmed>,
+}
+
+impl Retransmits {
+    /// Remembers a message just pushed.
+    pub fn pushed(&mut self, id: u64, frame: Utf8Bytes) {
+        self.pending.entry(id).or_insert(Unconfirmed {
+            frame,
+            wait: FIRST,
+            due: Instant::now() + FIRST,
+        });
+    }
+
+    pub fn confirmed(&mut self, ids: &[u64]) {
+        for id in ids {
+            self.pending.remove(id);
+        }
+    }
+
+    /// When the next re-push is due, if any is pending.
+    pub fn next_due(&self) -> Option<Instant> {
+        self.pending.values().map(|u| u.due).min()
+    }
+
+    /// Frames due now, in id order, each rescheduled with a doubled wait.
+    pub fn take_due(&mut self) -> Vec<Utf8Bytes> {
+        let now = Instant::now();
+        let mut due: Vec<(u64, Utf8Bytes)> = Vec::new();
+        for (id, u) in self.pending.iter_mut() {
+            if u.due <= now {
+                u.wait = (u.wait * 2).min(MAX);
+                u.due = now + u.wait;
+                due.push((*id, u.frame.clone()));
+            }
+        }
+        due.sort_by_key(|(id, _)| *id);
+        due.into_iter().map(|(_, f)| f).collect()
+    }
+
+    pub fn len(&self) -> usize {
+        self.pending.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.pending.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn at(secs: u64, start: Instant) {
+        tokio::time::sleep_until(start + Duration::from_secs(secs)).await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_unconfirmed_push_comes_back_with_doubling_back_off_up_to_a_minute() {
+        let start = Instant::now();
+        let mut r = Retransmits::default();
+        r.pushed(7, Utf8Bytes::from_static("m7"));
+        let mut repushes = Vec::new();
+        for second in 1..=300 {
+            at(second, start).await;
+            if !r.take_due().is_empty() {
+                repushes.push(second);
+            }
+        }
+        assert_eq!(repushes[..6], [5, 15, 35, 75, 135, 195]);
+        assert!(repushes.windows(2).all(|w| w[1] - w[0] <= 60));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_confirmed_message_is_not_pushed_again() {
+        let start = Instant::now();
+        let mut r = Retransmits::default();
+        r.pushed(1, Utf8Bytes::from_static("a"));
+        r.pushed(2, Utf8Bytes::from_static("b"));
+        r.confirmed(&[1]);
+        at(5, start).await;
+        assert_eq!(r.take_due(), vec![Utf8Bytes::from_static("b")]);
+        r.confirmed(&[2]);
+        assert!(r.is_empty());
+        assert_eq!(r.next_due(), None);
+    }
+}

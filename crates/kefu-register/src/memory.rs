@@ -1,0 +1,147 @@
+//! The in-memory register: one process's maps, leases checked on read.
+
+use crate::{Location, Member, Register, Result};
+use dashmap::DashMap;
+use std::time::Duration;
+use tokio::time::Instant;
+
+#[derive(Default)]
+pub struct MemoryRegister {
+    members: DashMap<String, (Member, Instant)>,
+    /// user id → (gateway id, conn id) → location.
+    locations: DashMap<String, Vec<Location>>,
+}
+
+impl MemoryRegister {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Drops the locations of gateways whose lease expired.
+    fn expire(&self) {
+        let now = Instant::now();
+        let dead: Vec<String> = self
+            .members
+            .iter()
+            .filter(|e| e.value().1 <= now)
+            .map(|e| e.key().clone())
+            .collect();
+        for id in dead {
+            self.members.remove(&id);
+            self.locations.retain(|_, locs| {
+                locs.retain(|l| l.gateway_id != id);
+                !locs.is_empty()
+            });
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Register for MemoryRegister {
+    async fn keep_alive(&self, member: Member, ttl: Duration) -> Result<()> {
+        self.members.insert(member.id.clone(), (member, Instant::now() + ttl));
+        Ok(())
+    }
+
+    async fn leave(&self, member_id: &str) -> Result<()> {
+        if let Some(entry) = self.members.get_mut(member_id) {
+            let mut entry = entry;
+            entry.1 = Instant::now();
+        }
+        self.expire();
+        Ok(())
+    }
+
+    async fn members(&self, role: &str) -> Result<Vec<Member>> {
+        self.expire();
+        let mut list: Vec<Member> = self
+            .members
+            .iter()
+            .filter(|e| e.value().0.role == role)
+            .map(|e| e.value().0.clone())
+            .collect();
+        list.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(list)
+    }
+
+    async fn announce(&self, locations: Vec<Location>) -> Result<()> {
+        for loc in locations {
+            let mut entry = self.locations.entry(loc.user_id.clone()).or_default();
+            if !entry.iter().any(|l| l.gateway_id == loc.gateway_id && l.conn_id == loc.conn_id) {
+                entry.push(loc);
+            }
+        }
+        Ok(())
+    }
+
+    async fn withdraw(&self, locations: Vec<Location>) -> Result<()> {
+        for loc in locations {
+            let empty = match self.locations.get_mut(&loc.user_id) {
+                Some(mut entry) => {
+                    entry.retain(|l| !(l.gateway_id == loc.gateway_id && l.conn_id == loc.conn_id));
+                    entry.is_empty()
+                }
+                None => false,
+            };
+            if empty {
+                self.locations.remove_if(&loc.user_id, |_, v| v.is_empty());
+            }
+        }
+        Ok(())
+    }
+
+    async fn locate(&self, user_ids: &[String]) -> Result<Vec<Location>> {
+        let mut found = Vec::new();
+        for user in user_ids {
+            if let Some(entry) = self.locations.get(user) {
+                found.extend(entry.iter().cloned());
+            }
+        }
+        Ok(found)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn loc(user: &str, gateway: &str, conn: &str) -> Location {
+        Location {
+            user_id: user.into(),
+            gateway_id: gateway.into(),
+            conn_id: conn.into(),
+            device: "pc".into(),
+            role: "customer".into(),
+        }
+    }
+
+    fn gateway(id: &str) -> Member {
+        Member {
+            id: id.into(),
+            role: "gateway".into(),
+            addr: String::new(),
+        }
+    }
+
+    #[tokio::test]
+    async fn locations_follow_announce_and_withdraw() {
+        let reg = MemoryRegister::new();
+        reg.announce(vec![loc("u", "g1", "1"), loc("u", "g2", "2")]).await.unwrap();
+        assert_eq!(reg.locate(&["u".into()]).await.unwrap().len(), 2);
+        reg.withdraw(vec![loc("u", "g1", "1")]).await.unwrap();
+        let left = reg.locate(&["u".into()]).await.unwrap();
+        assert_eq!(left, vec![loc("u", "g2", "2")]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_member_whose_lease_expires_disappears_with_its_locations() {
+        let reg = MemoryRegister::new();
+        reg.keep_alive(gateway("g1"), Duration::from_secs(10)).await.unwrap();
+        reg.announce(vec![loc("u", "g1", "1")]).await.unwrap();
+        tokio::time::advance(Duration::from_secs(9)).await;
+        assert_eq!(reg.members("gateway").await.unwrap().len(), 1);
+        tokio::time::advance(Duration::from_secs(2)).await;
+        assert!(reg.members("gateway").await.unwrap().is_empty());
+        assert!(reg.locate(&["u".into()]).await.unwrap().is_empty());
+    }
+}

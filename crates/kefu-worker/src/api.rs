@@ -1,0 +1,371 @@
+//! The HTTP calls a gateway forwards, answered as JSON.
+//!
+//! The gateway has checked the token; here each call checks what the caller
+//! may see or change.
+
+use crate::{store_error, tasks, view, Inner, Sender};
+use argon2::{Argon2, PasswordHash, PasswordVerifier};
+use kefu_proto::v1::{ApiReply, ApiRequest};
+use kefu_protocol::{shard, ErrorCode, ProtocolError, Role};
+use kefu_store::entity::file;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+type Reply = Result<(u16, Value), ProtocolError>;
+
+pub(crate) async fn handle(inner: &Arc<Inner>, request: ApiRequest) -> ApiReply {
+    let segments: Vec<&str> = request.path.trim_matches('/').split('/').collect();
+    let query = parse_query(&request.query);
+    if let ("GET", ["files", key]) = (request.method.as_str(), segments.as_slice()) {
+        return file(inner, key).await;
+    }
+    let result = match (request.method.as_str(), segments.as_slice()) {
+        ("POST", ["api", "login"]) => login(inner, &request.body).await,
+        _ => match Sender::from_session(request.session.clone()) {
+            Err(e) => Err(e),
+            Ok(sender) => route(inner, &sender, &request, &segments, &query).await,
+        },
+    };
+    match result {
+        Ok((status, body)) => ApiReply {
+            status: status as u32,
+            content_type: "application/json".into(),
+            body: body.to_string().into(),
+        },
+        Err(e) => ApiReply {
+            status: e.code.http_status() as u32,
+            content_type: "application/json".into(),
+            body: e.code.http_body(&e.message).into(),
+        },
+    }
+}
+
+async fn route(
+    inner: &Arc<Inner>,
+    sender: &Sender,
+    request: &ApiRequest,
+    segments: &[&str],
+    query: &HashMap<String, String>,
+) -> Reply {
+    match (request.method.as_str(), segments) {
+        ("GET", ["api", "offline"]) => offline(inner, sender, query).await,
+        ("GET", ["api", "unread"]) => unread(inner, sender).await,
+        ("GET", ["api", "contacts"]) => contacts(inner, sender, query).await,
+        ("GET", ["api", "agents"]) => agents(inner, sender).await,
+        ("PUT", ["api", "agents", "me", "status"]) => set_status(inner, sender, &request.body).await,
+        ("POST", ["api", "upload"]) => upload(inner, sender, request).await,
+        (method, ["api", "tasks", id, rest @ ..]) => {
+            let task_id: i64 = id.parse().map_err(|_| ProtocolError::bad_request("task id must be a number"))?;
+            match (method, rest) {
+                ("GET", ["messages"]) => history(inner, sender, task_id, query).await,
+                ("POST", ["transfer"]) => {
+                    #[derive(Deserialize)]
+                    struct Body {
+                        to_agent: String,
+                    }
+                    let body: Body = json_body(&request.body)?;
+                    in_lane(inner, sender, task_id, move |i, s| async move {
+                        tasks::transfer(&i, &s, task_id, &body.to_agent).await
+                    })
+                    .await
+                }
+                ("POST", ["end"]) => {
+                    in_lane(inner, sender, task_id, move |i, s| async move { tasks::end(&i, &s, task_id).await }).await
+                }
+                ("POST", ["rating"]) => {
+                    #[derive(Deserialize)]
+                    struct Body {
+                        score: i64,
+                        #[serde(default)]
+                        comment: String,
+                    }
+                    let body: Body = json_body(&request.body)?;
+                    let value = tasks::rate(inner, sender, task_id, body.score, &body.comment).await?;
+                    Ok((201, value))
+                }
+                _ => Err(ProtocolError::not_found("no such endpoint")),
+            }
+        }
+        _ => Err(ProtocolError::not_found("no such endpoint")),
+    }
+}
+
+/// Runs a task change in the task's lane, after the frames before it.
+async fn in_lane<F, Fut>(inner: &Arc<Inner>, sender: &Sender, task_id: i64, job: F) -> Reply
+where
+    F: FnOnce(Arc<Inner>, Sender) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = Result<Value, ProtocolError>> + Send + 'static,
+{
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let lane = &inner.lanes[shard::of_task(task_id) as usize % inner.lanes.len()];
+    let (i, s) = (inner.clone(), sender.clone());
+    lane.ordered(async move {
+        let _ = tx.send(job(i, s).await);
+    })
+    .await;
+    let value = rx
+        .await
+        .map_err(|_| ProtocolError::new(ErrorCode::Unavailable, "worker is shutting down"))??;
+    Ok((200, value))
+}
+
+fn json_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ProtocolError> {
+    serde_json::from_slice(body).map_err(|e| ProtocolError::bad_request(format!("bad JSON body: {e}")))
+}
+
+fn parse_query(query: &str) -> HashMap<String, String> {
+    query
+        .split('&')
+        .filter_map(|pair| pair.split_once('=').or(Some((pair, ""))))
+        .filter(|(k, _)| !k.is_empty())
+        .map(|(k, v)| (k.to_owned(), percent_decode(v)))
+        .collect()
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
+        match (bytes[i], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
+            (b'+', _) => out.push(b' '),
+            (b'%', Some(b)) => {
+                out.push(b);
+                i += 2;
+            }
+            (b, _) => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// A number from the query string, within bounds.
+fn number(query: &HashMap<String, String>, name: &str, default: i64, max: i64) -> Result<i64, ProtocolError> {
+    match query.get(name) {
+        None => Ok(default),
+        Some(v) => {
+            let n: i64 = v.parse().map_err(|_| ProtocolError::bad_request(format!("{name} must be a number")))?;
+            if n < 0 {
+                return Err(ProtocolError::bad_request(format!("{name} must not be negative")));
+            }
+            Ok(n.min(max))
+        }
+    }
+}
+
+async fn offline(inner: &Inner, sender: &Sender, query: &HashMap<String, String>) -> Reply {
+    let after = number(query, "after", 0, i64::MAX)?;
+    let limit = number(query, "limit", 100, 500)?.max(1);
+    let rows = inner.store.offline(sender.user(), after, limit as u64).await.map_err(store_error)?;
+    let messages: Vec<_> = rows.iter().map(|s| view::message_frame(&s.message, s.deleted)).collect();
+    Ok((200, json!({"messages": messages})))
+}
+
+async fn history(inner: &Inner, sender: &Sender, task_id: i64, query: &HashMap<String, String>) -> Reply {
+    let task = inner
+        .store
+        .task(task_id)
+        .await
+        .map_err(store_error)?
+        .ok_or_else(|| ProtocolError::not_found("no such task"))?;
+    let allowed = match sender.role {
+        Role::Admin => true,
+        Role::Customer => task.customer_id == sender.user(),
+        Role::Agent => inner.store.was_assigned(task_id, sender.user()).await.map_err(store_error)?,
+    };
+    if !allowed {
+        return Err(ProtocolError::forbidden("only the task's participants may read it"));
+    }
+    let before = query.get("before").map(|_| number(query, "before", 0, i64::MAX)).transpose()?;
+    let limit = number(query, "limit", 50, 200)?.max(1);
+    let rows = inner
+        .store
+        .history(task_id, before, limit as u64, sender.user())
+        .await
+        .map_err(store_error)?;
+    let messages: Vec<_> = rows.iter().map(|s| view::message_frame(&s.message, s.deleted)).collect();
+    let next_before = (rows.len() as i64 == limit).then(|| rows.first().map(|s| s.message.id)).flatten();
+    Ok((200, json!({"task_id": task_id, "messages": messages, "next_before": next_before})))
+}
+
+async fn unread(inner: &Inner, sender: &Sender) -> Reply {
+    let by_task = inner.store.unread_by_task(sender.user()).await.map_err(store_error)?;
+    let total: i64 = by_task.values().sum();
+    let by_task: serde_json::Map<String, Value> = by_task.into_iter().map(|(t, n)| (t.to_string(), json!(n))).collect();
+    Ok((200, json!({"total": total, "by_task": by_task})))
+}
+
+const DAY_MS: i64 = 24 * 3600 * 1000;
+
+async fn contacts(inner: &Inner, sender: &Sender, query: &HashMap<String, String>) -> Reply {
+    if sender.role == Role::Customer {
+        return Err(ProtocolError::forbidden("contacts are for agents"));
+    }
+    let tasks = inner
+        .store
+        .contact_tasks(sender.user(), kefu_protocol::now_ms() - DAY_MS)
+        .await
+        .map_err(store_error)?;
+    // Newest task first: one entry per customer, from their newest task.
+    let mut seen = std::collections::HashSet::new();
+    let tasks: Vec<_> = tasks.into_iter().filter(|t| seen.insert(t.customer_id.clone())).collect();
+    let customers: Vec<String> = tasks.iter().map(|t| t.customer_id.clone()).collect();
+    let task_ids: Vec<i64> = tasks.iter().map(|t| t.id).collect();
+    let names: HashMap<String, String> = inner
+        .store
+        .users(&customers)
+        .await
+        .map_err(store_error)?
+        .into_iter()
+        .map(|u| (u.id, u.name))
+        .collect();
+    let online = tasks::online(inner, &customers).await;
+    let unread = inner.store.unread_by_task(sender.user()).await.map_err(store_error)?;
+    let last = inner.store.last_messages(&task_ids).await.map_err(store_error)?;
+    let q = query.get("q").map(|q| q.to_lowercase()).filter(|q| !q.is_empty());
+    let mut contacts = Vec::new();
+    for task in &tasks {
+        let name = names.get(&task.customer_id).cloned().unwrap_or_else(|| task.customer_id.clone());
+        let last_message = last.get(&task.id).map(|m| view::message_frame(m, false));
+        if let Some(q) = &q {
+            let text = last_message.as_ref().and_then(|m| m.content.clone()).unwrap_or_default();
+            let hay = [task.customer_id.as_str(), name.as_str(), text.as_str()];
+            if !hay.iter().any(|h| h.to_lowercase().contains(q.as_str())) {
+                continue;
+            }
+        }
+        contacts.push(json!({
+            "user_id": task.customer_id,
+            "name": name,
+            "task_id": task.id,
+            "task_status": task.status,
+            "online": online.contains(&task.customer_id),
+            "unread": unread.get(&task.id).copied().unwrap_or(0),
+            "last_message": last_message,
+        }));
+    }
+    Ok((200, json!({"contacts": contacts})))
+}
+
+async fn agents(inner: &Inner, sender: &Sender) -> Reply {
+    if sender.role == Role::Customer {
+        return Err(ProtocolError::forbidden("the agent list is for agents and admins"));
+    }
+    let agents = inner.store.agents().await.map_err(store_error)?;
+    let ids: Vec<String> = agents.iter().map(|a| a.id.clone()).collect();
+    let online = tasks::online(inner, &ids).await;
+    let open = inner.store.open_task_counts().await.map_err(store_error)?;
+    let list: Vec<Value> = agents
+        .into_iter()
+        .map(|a| {
+            json!({
+                "user_id": a.id,
+                "name": a.name,
+                "status": a.status,
+                "online": online.contains(&a.id),
+                "open_tasks": open.get(&a.id).copied().unwrap_or(0),
+                "capacity": inner.config.max_tasks_per_agent,
+            })
+        })
+        .collect();
+    Ok((200, json!({"agents": list})))
+}
+
+async fn set_status(inner: &Inner, sender: &Sender, body: &[u8]) -> Reply {
+    #[derive(Deserialize)]
+    struct Body {
+        status: String,
+    }
+    if sender.role != Role::Agent {
+        return Err(ProtocolError::forbidden("only agents have a status"));
+    }
+    let body: Body = json_body(body)?;
+    if body.status != "available" && body.status != "away" {
+        return Err(ProtocolError::bad_request("status must be available or away"));
+    }
+    let name = if sender.session.name.is_empty() { sender.user() } else { &sender.session.name };
+    if inner.store.user(sender.user()).await.map_err(store_error)?.is_none() {
+        inner.store.upsert_user(sender.user(), "agent", name).await.map_err(store_error)?;
+    }
+    inner.store.set_agent_status(sender.user(), &body.status).await.map_err(store_error)?;
+    if body.status == "available" {
+        tasks::assign_waiting(inner).await;
+    }
+    Ok((200, json!({"user_id": sender.user(), "status": body.status})))
+}
+
+async fn login(inner: &Inner, body: &[u8]) -> Reply {
+    #[derive(Deserialize)]
+    struct Body {
+        username: String,
+        password: String,
+    }
+    let body: Body = json_body(body)?;
+    let wrong = || ProtocolError::new(ErrorCode::Unauthorized, "wrong username or password");
+    let user = inner.store.user(&body.username).await.map_err(store_error)?.ok_or_else(wrong)?;
+    let hash = user.password_hash.as_deref().ok_or_else(wrong)?;
+    let parsed = PasswordHash::new(hash).map_err(|_| wrong())?;
+    Argon2::default()
+        .verify_password(body.password.as_bytes(), &parsed)
+        .map_err(|_| wrong())?;
+    Ok((200, json!({"user_id": user.id, "name": user.name, "role": user.role})))
+}
+
+async fn upload(inner: &Inner, sender: &Sender, request: &ApiRequest) -> Reply {
+    let data = &request.body;
+    if data.is_empty() {
+        return Err(ProtocolError::bad_request("the file is empty"));
+    }
+    let detected = infer::get(data);
+    let kind = match detected.map(|t| t.matcher_type()) {
+        Some(infer::MatcherType::Image) => "picture",
+        Some(infer::MatcherType::Video) => "video",
+        Some(infer::MatcherType::Audio) => "audio",
+        Some(_) => "file",
+        None => "unknown",
+    };
+    let content_type = detected.map_or("application/octet-stream", |t| t.mime_type());
+    let key = format!("{:032x}", rand::random::<u128>());
+    let meta = file::Model {
+        key: key.clone(),
+        owner: sender.user().to_owned(),
+        content_type: content_type.to_owned(),
+        kind: kind.to_owned(),
+        size: data.len() as i64,
+        created_at: kefu_protocol::now_ms(),
+    };
+    inner.store.put_file(meta, data).await.map_err(store_error)?;
+    Ok((201, json!({"key": key, "url": format!("/files/{key}"), "kind": kind, "content_type": content_type})))
+}
+
+async fn file(inner: &Inner, key: &str) -> ApiReply {
+    let found = if key.len() == 32 && key.chars().all(|c| c.is_ascii_hexdigit()) {
+        inner.store.file(key).await
+    } else {
+        Ok(None)
+    };
+    match found {
+        Ok(Some((meta, data))) => ApiReply {
+            status: 200,
+            content_type: meta.content_type,
+            body: data.into(),
+        },
+        Ok(None) => ApiReply {
+            status: 404,
+            content_type: "application/json".into(),
+            body: ErrorCode::NotFound.http_body("no such file").into(),
+        },
+        Err(e) => {
+            let e = store_error(e);
+            ApiReply {
+                status: e.code.http_status() as u32,
+                content_type: "application/json".into(),
+                body: e.code.http_body(&e.message).into(),
+            }
+        }
+    }
+}

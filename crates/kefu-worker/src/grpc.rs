@@ -1,0 +1,50 @@
+//! The `Worker` gRPC service: how gateways reach a worker in a cluster, and
+//! the trait `kefu serve` calls in-process.
+
+use crate::Worker;
+use kefu_proto::v1::worker_server;
+use kefu_proto::v1::{ApiReply, ApiRequest, ConnectionEvent, EventReply, FrameRequest, PushBatch};
+use std::pin::Pin;
+use tokio_stream::{Stream, StreamExt};
+use tonic::{Request, Response, Status, Streaming};
+
+#[tonic::async_trait]
+impl worker_server::Worker for Worker {
+    type FramesStream = Pin<Box<dyn Stream<Item = Result<PushBatch, Status>> + Send>>;
+
+    /// Frames in submission order. Pushes go back through the gateways'
+    /// `Deliver` service, so this stream's responses stay empty; it ends
+    /// when the gateway closes its side.
+    async fn frames(&self, request: Request<Streaming<FrameRequest>>) -> Result<Response<Self::FramesStream>, Status> {
+        let mut incoming = request.into_inner();
+        let worker = self.clone();
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<PushBatch, Status>>(1);
+        tokio::spawn(async move {
+            while let Some(frame) = incoming.next().await {
+                match frame {
+                    Ok(frame) => worker.submit(frame).await,
+                    Err(status) => {
+                        tracing::debug!(%status, "frame stream ended");
+                        break;
+                    }
+                }
+            }
+            drop(tx);
+        });
+        Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))))
+    }
+
+    async fn submit(&self, request: Request<FrameRequest>) -> Result<Response<EventReply>, Status> {
+        Worker::submit(self, request.into_inner()).await;
+        Ok(Response::new(EventReply {}))
+    }
+
+    async fn connection(&self, request: Request<ConnectionEvent>) -> Result<Response<EventReply>, Status> {
+        Worker::connection(self, request.into_inner()).await;
+        Ok(Response::new(EventReply {}))
+    }
+
+    async fn api(&self, request: Request<ApiRequest>) -> Result<Response<ApiReply>, Status> {
+        Ok(Response::new(Worker::api(self, request.into_inner()).await))
+    }
+}

@@ -1,0 +1,232 @@
+//! Kefu's worker: the business role. It stores, routes, counts and assigns.
+//!
+//! Gateways hand it client frames ([`Worker::submit`]), connection events
+//! ([`Worker::connection`]) and HTTP calls ([`Worker::api`]), over gRPC in a
+//! cluster ([`grpc`]) or in-process under `kefu serve`. It answers by pushing
+//! frames to the gateways that hold the recipients, found in the register.
+//!
+//! # Layout
+//! - [`lane`]: per-shard ordering; consecutive sends pipeline into group commit.
+//! - [`messages`]: send, receive, read, revoke, delete, typing.
+//! - [`tasks`]: opening, the waiting queue, assignment, transfer, end, rating.
+//! - [`api`]: the HTTP calls, as JSON.
+//! - [`outbox`]: pushes gathered per gateway, then delivered.
+//! - [`view`]: stored rows as client frames.
+//! - [`grpc`]: the `Worker` gRPC service.
+//! - [`metrics`]: counters and histograms.
+
+#![forbid(unsafe_code)]
+
+pub mod api;
+pub mod grpc;
+pub mod lane;
+pub mod messages;
+pub mod metrics;
+pub(crate) mod outbox;
+pub mod tasks;
+pub mod view;
+
+use kefu_proto::v1::{ApiReply, ApiRequest, ConnectionEvent, FrameRequest, PushBatch, Session};
+use kefu_protocol::{Claims, Command, ErrorCode, Frame, Limits, ProtocolError, Role};
+use kefu_register::Register;
+use kefu_store::{Store, Writer};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How a worker reaches gateways.
+#[async_trait::async_trait]
+pub trait GatewayLink: Send + Sync + 'static {
+    /// Delivers pushes to one gateway; a gateway that is gone drops them (the
+    /// undelivered marks in the database keep what matters).
+    async fn deliver(&self, gateway_id: &str, batch: PushBatch);
+}
+
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    pub id: String,
+    /// Open tasks an agent may hold before new ones wait.
+    pub max_tasks_per_agent: i64,
+    /// How long a sender may revoke a message.
+    pub revoke_window: Duration,
+    /// Parallel ordered lanes; a shard always maps to the same lane.
+    pub lanes: usize,
+    /// Most messages per group-commit transaction.
+    pub max_batch: usize,
+    pub limits: Limits,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        WorkerConfig {
+            id: "worker-1".into(),
+            max_tasks_per_agent: 10,
+            revoke_window: Duration::from_secs(120),
+            lanes: 32,
+            max_batch: 256,
+            limits: Limits::default(),
+        }
+    }
+}
+
+/// A worker; cheap to clone.
+#[derive(Clone)]
+pub struct Worker {
+    inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub(crate) config: WorkerConfig,
+    pub(crate) store: Store,
+    pub(crate) writer: Writer,
+    pub(crate) register: Arc<dyn Register>,
+    pub(crate) gateways: Arc<dyn GatewayLink>,
+    pub(crate) lanes: Vec<lane::Lane>,
+    pub(crate) queue: tasks::Queue,
+}
+
+/// A frame's sender as the worker sees it.
+#[derive(Debug, Clone)]
+pub(crate) struct Sender {
+    pub session: Session,
+    pub role: Role,
+}
+
+impl Sender {
+    pub(crate) fn user(&self) -> &str {
+        &self.session.user_id
+    }
+
+    fn from_session(session: Option<Session>) -> Result<Sender, ProtocolError> {
+        let session = session.ok_or_else(|| ProtocolError::new(ErrorCode::Unauthorized, "no session"))?;
+        let role = Role::parse(&session.role).ok_or_else(|| ProtocolError::bad_request("unknown role"))?;
+        Ok(Sender { session, role })
+    }
+
+    fn claims(&self) -> Claims {
+        Claims {
+            sub: self.session.user_id.clone(),
+            role: self.role,
+            name: None,
+            device: None,
+            exp: u64::MAX,
+        }
+    }
+}
+
+impl Worker {
+    /// Starts a worker on a migrated store.
+    pub fn start(
+        config: WorkerConfig,
+        store: Store,
+        register: Arc<dyn Register>,
+        gateways: Arc<dyn GatewayLink>,
+    ) -> Worker {
+        metrics::init();
+        let writer = Writer::start(store.clone(), config.max_batch);
+        let lanes = (0..config.lanes.max(1)).map(|_| lane::Lane::start()).collect();
+        Worker {
+            inner: Arc::new(Inner {
+                config,
+                store,
+                writer,
+                register,
+                gateways,
+                lanes,
+                queue: tasks::Queue::default(),
+            }),
+        }
+    }
+
+    pub fn id(&self) -> &str {
+        &self.inner.config.id
+    }
+
+    /// Takes one client frame. Frames of one shard are handled in the order
+    /// they are submitted; the answer (an ack, an error) is pushed back.
+    pub async fn submit(&self, request: FrameRequest) {
+        metrics::FRAMES.inc();
+        let sender = match Sender::from_session(request.session) {
+            Ok(s) => s,
+            Err(e) => return tracing::warn!(error = %e, "frame without a valid session"),
+        };
+        let frame = match Frame::parse(&request.frame_json) {
+            Ok(f) => f,
+            Err((action, cmid, message)) => {
+                let reply = Frame::error(&action, cmid, ErrorCode::BadRequest, &message);
+                return self.inner.reply(&sender.session, &reply).await;
+            }
+        };
+        let command = match Command::from_frame(frame, &sender.claims(), &self.inner.config.limits) {
+            Ok(c) => c,
+            Err(e) => {
+                // The gateway validated already; this only guards the boundary.
+                let reply = Frame::error("", None, e.code, &e.message);
+                return self.inner.reply(&sender.session, &reply).await;
+            }
+        };
+        let lane = &self.inner.lanes[request.shard as usize % self.inner.lanes.len()];
+        let inner = self.inner.clone();
+        match command {
+            Command::Send(send) => lane.pipelined(messages::send(inner, sender, send)).await,
+            Command::Receive { ids } => messages::receive(&inner, &sender, ids).await,
+            Command::Heartbeat => {}
+            other => lane.ordered(messages::other(inner, sender, other)).await,
+        }
+    }
+
+    /// A client connected or disconnected: agents become known and online,
+    /// and the waiting queue may move.
+    pub async fn connection(&self, event: ConnectionEvent) {
+        let Ok(sender) = Sender::from_session(event.session) else { return };
+        if sender.role == Role::Agent && event.connected {
+            let name = if sender.session.name.is_empty() { sender.user() } else { &sender.session.name };
+            if let Err(e) = self.inner.store.upsert_user(sender.user(), "agent", name).await {
+                tracing::warn!(error = %e, "cannot record agent");
+            }
+            tasks::assign_waiting(&self.inner).await;
+        }
+    }
+
+    /// Waits, at most `timeout`, until every frame taken so far is answered:
+    /// every lane has run its queued jobs and their commits.
+    pub async fn drain(&self, timeout: Duration) {
+        let all = futures::future::join_all(self.inner.lanes.iter().map(|lane| async move {
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            lane.ordered(async move {
+                let _ = tx.send(());
+            })
+            .await;
+            let _ = rx.await;
+        }));
+        if tokio::time::timeout(timeout, all).await.is_err() {
+            tracing::warn!("drain timed out with work in flight");
+        }
+    }
+
+    /// One HTTP call from a gateway.
+    pub async fn api(&self, request: ApiRequest) -> ApiReply {
+        api::handle(&self.inner, request).await
+    }
+}
+
+impl Inner {
+    /// Pushes one frame to the connection a request came from.
+    pub(crate) async fn reply(&self, session: &Session, frame: &Frame) {
+        let mut out = outbox::Outbox::default();
+        out.for_conn(session, frame.to_json().into());
+        out.send(self).await;
+    }
+}
+
+/// What a store failure looks like to a client.
+pub(crate) fn store_error(e: kefu_store::StoreError) -> ProtocolError {
+    match e {
+        kefu_store::StoreError::NotFound(what) => ProtocolError::not_found(format!("{what} not found")),
+        kefu_store::StoreError::Conflict(m) => ProtocolError::new(ErrorCode::Conflict, m),
+        kefu_store::StoreError::WriterStopped => ProtocolError::new(ErrorCode::Unavailable, "storage is shutting down"),
+        other => {
+            tracing::error!(error = %other, "storage failed");
+            ProtocolError::new(ErrorCode::Unavailable, "storage unavailable")
+        }
+    }
+}

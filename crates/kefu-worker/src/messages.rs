@@ -1,0 +1,306 @@
+//! Messages: send, receive confirmations, read receipts, revoke, delete, typing.
+
+use crate::lane::AfterCommit;
+use crate::outbox::Outbox;
+use crate::{metrics, store_error, tasks, view, Inner, Sender};
+use kefu_protocol::{Command, Frame, ProtocolError, Role, SendCommand};
+use kefu_store::entity::task;
+use kefu_store::writer::Written;
+use kefu_store::NewMessage;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// A send's head: checks, finds or opens the task, queues the message. The
+/// returned tail acks and fans out once the row is committed.
+pub(crate) async fn send(inner: Arc<Inner>, sender: Sender, cmd: SendCommand) -> Option<AfterCommit> {
+    let action_cmid = cmd.client_msg_id.clone();
+    let prepared = match prepare(&inner, &sender, cmd).await {
+        Ok(p) => p,
+        Err(e) => {
+            inner.reply(&sender.session, &Frame::error("send", Some(action_cmid), e.code, &e.message)).await;
+            return None;
+        }
+    };
+    let started = Instant::now();
+    let pending = match inner.writer.enqueue(prepared).await {
+        Ok(p) => p,
+        Err(e) => {
+            let e = store_error(e);
+            inner.reply(&sender.session, &Frame::error("send", Some(action_cmid), e.code, &e.message)).await;
+            return None;
+        }
+    };
+    Some(Box::pin(async move {
+        let written = pending.await.unwrap_or(Err(kefu_store::StoreError::WriterStopped));
+        metrics::STORE_SECONDS.observe(started.elapsed().as_secs_f64());
+        match written {
+            Ok(w) => after_commit(&inner, &sender, w).await,
+            Err(e) => {
+                let e = store_error(e);
+                inner.reply(&sender.session, &Frame::error("send", Some(action_cmid), e.code, &e.message)).await;
+            }
+        }
+    }))
+}
+
+async fn prepare(inner: &Arc<Inner>, sender: &Sender, cmd: SendCommand) -> Result<NewMessage, ProtocolError> {
+    let task = match sender.role {
+        Role::Customer => tasks::live_or_open(inner, sender).await?,
+        Role::Agent => agent_task(inner, sender, cmd.task_id, cmd.to.as_deref()).await?,
+        Role::Admin => return Err(ProtocolError::forbidden("admins do not send messages")),
+    };
+    let recipient = match sender.role {
+        Role::Customer => task.agent_id.clone().unwrap_or_default(),
+        _ => task.customer_id.clone(),
+    };
+    Ok(NewMessage {
+        task_id: task.id,
+        sender: sender.user().to_owned(),
+        undelivered_for: if recipient.is_empty() { Vec::new() } else { vec![recipient.clone()] },
+        recipient,
+        category: sender.role.category().to_owned(),
+        style: cmd.style,
+        kind: cmd.kind,
+        content: cmd.content,
+        url: cmd.url,
+        quote: cmd.quote,
+        ext: cmd.ext.map(|e| e.to_string()),
+        client_msg_id: Some(cmd.client_msg_id),
+        created_at: kefu_protocol::now_ms(),
+    })
+}
+
+/// The open task an agent writes into: named by id or by its customer; the
+/// agent must be its current agent.
+async fn agent_task(
+    inner: &Inner,
+    sender: &Sender,
+    task_id: Option<i64>,
+    to: Option<&str>,
+) -> Result<task::Model, ProtocolError> {
+    let task = match (task_id, to) {
+        (Some(id), _) => inner.store.task(id).await.map_err(store_error)?,
+        (None, Some(customer)) => inner.store.live_task_of(customer).await.map_err(store_error)?,
+        (None, None) => None,
+    };
+    let task = task.ok_or_else(|| ProtocolError::not_found("no such open task"))?;
+    if let Some(to) = to {
+        if to != task.customer_id {
+            return Err(ProtocolError::bad_request("to is not the task's customer"));
+        }
+    }
+    if task.agent_id.as_deref() != Some(sender.user()) {
+        return Err(ProtocolError::forbidden("the task is not assigned to you"));
+    }
+    if task.status != kefu_store::tasks::OPEN {
+        return Err(ProtocolError::forbidden("the task is not open"));
+    }
+    Ok(task)
+}
+
+async fn after_commit(inner: &Arc<Inner>, sender: &Sender, written: Written) {
+    let mut out = Outbox::default();
+    out.for_conn(&sender.session, view::send_ack(&written.message).to_json().into());
+    if written.duplicate {
+        metrics::DUPLICATES.inc();
+        return out.send(inner).await;
+    }
+    metrics::MESSAGES_STORED.inc();
+    let m = written.message;
+    let frame = view::message_frame(&m, false).to_json();
+    let users = vec![m.recipient.clone(), m.sender.clone()];
+    out.for_users(inner, users, &sender.session.conn_id, frame.into(), m.id).await;
+    out.send(inner).await;
+    if m.recipient.is_empty() {
+        // Stored while the task waited: if an agent took the task meanwhile,
+        // the message is theirs.
+        tasks::hand_over_waiting_messages(inner, m.task_id).await;
+    }
+}
+
+/// Stores a system message (toast, assess) for one user and pushes it.
+pub(crate) async fn system_message(
+    inner: &Inner,
+    task_id: i64,
+    to: &str,
+    style: &str,
+    content: String,
+    ext: serde_json::Value,
+) {
+    let message = NewMessage {
+        task_id,
+        sender: "system".into(),
+        recipient: to.to_owned(),
+        category: "system".into(),
+        style: style.into(),
+        kind: "text".into(),
+        content,
+        url: None,
+        quote: None,
+        ext: Some(ext.to_string()),
+        client_msg_id: None,
+        created_at: kefu_protocol::now_ms(),
+        undelivered_for: vec![to.to_owned()],
+    };
+    match inner.writer.write(message).await {
+        Ok(w) => push_stored(inner, &w.message, vec![to.to_owned()]).await,
+        Err(e) => tracing::error!(error = %e, task_id, "cannot store system message"),
+    }
+}
+
+/// Pushes a stored message to every device of `users`.
+pub(crate) async fn push_stored(inner: &Inner, m: &kefu_store::entity::message::Model, users: Vec<String>) {
+    let mut out = Outbox::default();
+    out.for_users(inner, users, "", view::message_frame(m, false).to_json().into(), m.id)
+        .await;
+    out.send(inner).await;
+}
+
+/// A device confirmed pushes: they are delivered, retransmission stops on
+/// every device of the user.
+pub(crate) async fn receive(inner: &Inner, sender: &Sender, ids: Vec<i64>) {
+    if let Err(e) = inner.store.confirm(sender.user(), &ids).await {
+        tracing::warn!(error = %e, "cannot record receipt");
+        return;
+    }
+    let mut out = Outbox::default();
+    out.confirmed(inner, sender.user(), ids.into_iter().map(|i| i as u64).collect())
+        .await;
+    out.send(inner).await;
+}
+
+/// Read, revoke, delete and typing: each answered with an ack or an error
+/// (typing only with an error).
+pub(crate) async fn other(inner: Arc<Inner>, sender: Sender, command: Command) {
+    let action = command.action();
+    let cmid = match &command {
+        Command::Read { client_msg_id, .. }
+        | Command::Revoke { client_msg_id, .. }
+        | Command::Delete { client_msg_id, .. } => client_msg_id.clone(),
+        _ => None,
+    };
+    let result = match command {
+        Command::Read { task_id, up_to, .. } => read(&inner, &sender, task_id, up_to).await,
+        Command::Revoke { id, .. } => revoke(&inner, &sender, id).await,
+        Command::Delete { id, .. } => delete(&inner, &sender, id).await,
+        Command::Typing { task_id, to } => typing(&inner, &sender, task_id, to).await.map(|_| false),
+        _ => Ok(false),
+    };
+    match result {
+        Ok(true) => inner.reply(&sender.session, &Frame::ack(action, cmid)).await,
+        Ok(false) => {}
+        Err(e) => inner.reply(&sender.session, &Frame::error(action, cmid, e.code, &e.message)).await,
+    }
+}
+
+/// The task's other side, seen from `sender`, if `sender` takes part in it.
+async fn other_side(inner: &Inner, sender: &Sender, task: &task::Model) -> Result<Option<String>, ProtocolError> {
+    if sender.role == Role::Customer {
+        if task.customer_id != sender.user() {
+            return Err(ProtocolError::forbidden("not your task"));
+        }
+        return Ok(task.agent_id.clone());
+    }
+    let current = task.agent_id.as_deref() == Some(sender.user());
+    if !current && !inner.store.was_assigned(task.id, sender.user()).await.map_err(store_error)? {
+        return Err(ProtocolError::forbidden("not your task"));
+    }
+    Ok(Some(task.customer_id.clone()))
+}
+
+async fn task(inner: &Inner, id: i64) -> Result<task::Model, ProtocolError> {
+    inner
+        .store
+        .task(id)
+        .await
+        .map_err(store_error)?
+        .ok_or_else(|| ProtocolError::not_found("no such task"))
+}
+
+async fn read(inner: &Inner, sender: &Sender, task_id: i64, up_to: i64) -> Result<bool, ProtocolError> {
+    let task = task(inner, task_id).await?;
+    let other = other_side(inner, sender, &task).await?;
+    inner.store.mark_read(task_id, sender.user(), up_to).await.map_err(store_error)?;
+    let mut frame = Frame::system("read");
+    frame.task_id = Some(task_id);
+    frame.quote = Some(up_to);
+    frame.from = Some(sender.user().to_owned());
+    let mut out = Outbox::default();
+    let users = other.into_iter().chain([sender.user().to_owned()]).collect();
+    out.for_users(inner, users, &sender.session.conn_id, frame.to_json().into(), 0).await;
+    out.send(inner).await;
+    Ok(true)
+}
+
+async fn revoke(inner: &Inner, sender: &Sender, id: i64) -> Result<bool, ProtocolError> {
+    let message = inner
+        .store
+        .message(id)
+        .await
+        .map_err(store_error)?
+        .ok_or_else(|| ProtocolError::not_found("no such message"))?;
+    if message.sender != sender.user() {
+        return Err(ProtocolError::forbidden("only the sender may revoke a message"));
+    }
+    let age_ms = kefu_protocol::now_ms() - message.created_at;
+    if age_ms > inner.config.revoke_window.as_millis() as i64 {
+        return Err(ProtocolError::forbidden("too late to revoke"));
+    }
+    inner.store.revoke(id).await.map_err(store_error)?;
+    let task = task(inner, message.task_id).await?;
+    let mut frame = Frame::system("revoke");
+    frame.style = Some("toast".into());
+    frame.task_id = Some(task.id);
+    frame.quote = Some(id);
+    frame.from = Some(sender.user().to_owned());
+    let users = vec![task.customer_id.clone(), task.agent_id.clone().unwrap_or_default()];
+    let mut out = Outbox::default();
+    out.for_users(inner, users, "", frame.to_json().into(), 0).await;
+    out.send(inner).await;
+    Ok(true)
+}
+
+async fn delete(inner: &Inner, sender: &Sender, id: i64) -> Result<bool, ProtocolError> {
+    let message = inner
+        .store
+        .message(id)
+        .await
+        .map_err(store_error)?
+        .ok_or_else(|| ProtocolError::not_found("no such message"))?;
+    if message.sender != sender.user() && message.recipient != sender.user() {
+        let task = task(inner, message.task_id).await?;
+        other_side(inner, sender, &task).await?;
+    }
+    inner.store.delete_for(id, sender.user()).await.map_err(store_error)?;
+    let mut frame = Frame::system("delete");
+    frame.task_id = Some(message.task_id);
+    frame.quote = Some(id);
+    frame.from = Some(sender.user().to_owned());
+    let mut out = Outbox::default();
+    out.for_users(inner, vec![sender.user().to_owned()], &sender.session.conn_id, frame.to_json().into(), 0)
+        .await;
+    out.send(inner).await;
+    Ok(true)
+}
+
+async fn typing(inner: &Inner, sender: &Sender, task_id: Option<i64>, to: Option<String>) -> Result<(), ProtocolError> {
+    let task = match (task_id, to) {
+        (Some(id), _) => task(inner, id).await?,
+        (None, Some(customer)) => inner
+            .store
+            .live_task_of(&customer)
+            .await
+            .map_err(store_error)?
+            .ok_or_else(|| ProtocolError::not_found("no such task"))?,
+        (None, None) => return Err(ProtocolError::bad_request("typing needs task_id")),
+    };
+    let Some(other) = other_side(inner, sender, &task).await? else { return Ok(()) };
+    let mut frame = Frame::system("typing");
+    frame.task_id = Some(task.id);
+    frame.from = Some(sender.user().to_owned());
+    let mut out = Outbox::default();
+    out.for_users(inner, vec![other], "", frame.to_json().into(), 0).await;
+    out.send(inner).await;
+    Ok(())
+}
+

@@ -1,0 +1,82 @@
+//! Pushes gathered per gateway, then delivered in one batch each.
+
+use crate::Inner;
+use bytes::Bytes;
+use kefu_proto::v1::{Push, PushBatch, Session};
+use std::collections::HashMap;
+
+#[derive(Default)]
+pub struct Outbox {
+    batches: HashMap<String, Vec<Push>>,
+}
+
+impl Outbox {
+    /// A frame for one connection (an ack or an error).
+    pub fn for_conn(&mut self, session: &Session, frame: Bytes) {
+        self.batches.entry(session.gateway_id.clone()).or_default().push(Push {
+            conn_ids: vec![session.conn_id.clone()],
+            frame_json: frame,
+            ..Push::default()
+        });
+    }
+
+    /// A frame for every device of `users` but `exclude_conn`; a non-zero
+    /// `message_id` is retransmitted until confirmed.
+    pub async fn for_users(
+        &mut self,
+        inner: &Inner,
+        users: Vec<String>,
+        exclude_conn: &str,
+        frame: Bytes,
+        message_id: i64,
+    ) {
+        let users: Vec<String> = users.into_iter().filter(|u| !u.is_empty()).collect();
+        for gateway in gateways_of(inner, &users).await {
+            self.batches.entry(gateway).or_default().push(Push {
+                user_ids: users.clone(),
+                exclude_conn: exclude_conn.to_owned(),
+                frame_json: frame.clone(),
+                message_id: message_id as u64,
+                ..Push::default()
+            });
+        }
+    }
+
+    /// Tells every gateway of `user` that these messages were confirmed.
+    pub async fn confirmed(&mut self, inner: &Inner, user: &str, ids: Vec<u64>) {
+        for gateway in gateways_of(inner, &[user.to_owned()]).await {
+            self.batches.entry(gateway).or_default().push(Push {
+                confirmed_ids: ids.clone(),
+                confirmed_by: user.to_owned(),
+                ..Push::default()
+            });
+        }
+    }
+
+    pub async fn send(self, inner: &Inner) {
+        for (gateway, pushes) in self.batches {
+            inner.gateways.deliver(&gateway, PushBatch { pushes }).await;
+        }
+    }
+}
+
+/// The gateways holding any connection of `users`.
+async fn gateways_of(inner: &Inner, users: &[String]) -> Vec<String> {
+    if users.is_empty() {
+        return Vec::new();
+    }
+    match inner.register.locate(users).await {
+        Ok(locations) => {
+            let mut gateways: Vec<String> = locations.into_iter().map(|l| l.gateway_id).collect();
+            gateways.sort();
+            gateways.dedup();
+            gateways
+        }
+        Err(e) => {
+            // The message is stored and marked undelivered: the client gets
+            // it from /api/offline or the retransmission after reconnect.
+            tracing::warn!(error = %e, "cannot locate users, push skipped");
+            Vec::new()
+        }
+    }
+}

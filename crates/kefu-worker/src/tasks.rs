@@ -1,0 +1,244 @@
+//! Tasks: opening on a customer's first message, the waiting queue,
+//! assignment to the least busy agent, transfer, end and rating.
+
+use crate::messages::{push_stored, system_message};
+use crate::{store_error, Inner, Sender};
+use dashmap::DashMap;
+use kefu_protocol::{shard, ErrorCode, ProtocolError, Role};
+use kefu_store::entity::task;
+use kefu_store::tasks::{ENDED, OPEN};
+use kefu_store::users::AVAILABLE;
+use kefu_store::StoreError;
+use serde_json::json;
+use std::collections::HashSet;
+use tokio::sync::Mutex;
+
+/// The waiting queue's in-memory side: one assignment at a time, and the
+/// position each waiting customer was last told.
+#[derive(Default)]
+pub struct Queue {
+    lock: Mutex<()>,
+    told: DashMap<i64, usize>,
+}
+
+/// The customer's live task, or a new one (assigned if an agent can take it).
+pub(crate) async fn live_or_open(inner: &Inner, sender: &Sender) -> Result<task::Model, ProtocolError> {
+    let customer = sender.user();
+    if let Some(task) = inner.store.live_task_of(customer).await.map_err(store_error)? {
+        return Ok(task);
+    }
+    let name = if sender.session.name.is_empty() { customer } else { &sender.session.name };
+    inner.store.upsert_user(customer, "customer", name).await.map_err(store_error)?;
+    let task = inner
+        .store
+        .create_task(customer, shard::of_user(customer), None)
+        .await
+        .map_err(store_error)?;
+    tracing::info!(task_id = task.id, customer, "task opened");
+    assign_waiting(inner).await;
+    Ok(inner.store.task(task.id).await.map_err(store_error)?.unwrap_or(task))
+}
+
+/// Assigns waiting tasks, oldest first, while an agent can take one; then
+/// tells every customer still waiting their new position.
+pub(crate) async fn assign_waiting(inner: &Inner) {
+    let _one_at_a_time = inner.queue.lock.lock().await;
+    if let Err(e) = assign_loop(inner).await {
+        tracing::error!(error = %e, "assignment failed");
+    }
+    if let Err(e) = tell_positions(inner).await {
+        tracing::error!(error = %e, "cannot update queue positions");
+    }
+}
+
+async fn assign_loop(inner: &Inner) -> Result<(), StoreError> {
+    loop {
+        let waiting = inner.store.waiting_tasks().await?;
+        let Some(task) = waiting.first() else { return Ok(()) };
+        let Some(agent) = pick_agent(inner).await? else { return Ok(()) };
+        match inner.store.assign_task(task.id, &agent).await {
+            Ok(()) => {}
+            Err(StoreError::Conflict(_)) => continue,
+            Err(e) => return Err(e),
+        }
+        inner.queue.told.remove(&task.id);
+        tracing::info!(task_id = task.id, agent, "task assigned");
+        on_assigned(inner, task, &agent, None).await;
+    }
+}
+
+async fn tell_positions(inner: &Inner) -> Result<(), StoreError> {
+    let waiting = inner.store.waiting_tasks().await?;
+    let live: HashSet<i64> = waiting.iter().map(|t| t.id).collect();
+    inner.queue.told.retain(|id, _| live.contains(id));
+    for (i, task) in waiting.iter().enumerate() {
+        let position = i + 1;
+        if inner.queue.told.get(&task.id).map(|p| *p) == Some(position) {
+            continue;
+        }
+        inner.queue.told.insert(task.id, position);
+        let text = format!("All our agents are busy; you are number {position} in line.");
+        let ext = json!({"event": "queued", "queue_position": position});
+        system_message(inner, task.id, &task.customer_id, "toast", text, ext).await;
+    }
+    Ok(())
+}
+
+/// The online, available agent below capacity with the fewest open tasks.
+async fn pick_agent(inner: &Inner) -> Result<Option<String>, StoreError> {
+    let agents = inner.store.agents().await?;
+    let available: Vec<String> = agents.into_iter().filter(|a| a.status == AVAILABLE).map(|a| a.id).collect();
+    if available.is_empty() {
+        return Ok(None);
+    }
+    let online = online(inner, &available).await;
+    let counts = inner.store.open_task_counts().await?;
+    Ok(available
+        .into_iter()
+        .filter(|a| online.contains(a))
+        .map(|a| (counts.get(&a).copied().unwrap_or(0), a))
+        .filter(|(n, _)| *n < inner.config.max_tasks_per_agent)
+        .min()
+        .map(|(_, a)| a))
+}
+
+/// Which of `users` have a connection somewhere.
+pub(crate) async fn online(inner: &Inner, users: &[String]) -> HashSet<String> {
+    match inner.register.locate(users).await {
+        Ok(locations) => locations.into_iter().map(|l| l.user_id).collect(),
+        Err(e) => {
+            tracing::warn!(error = %e, "register unavailable, treating users as offline");
+            HashSet::new()
+        }
+    }
+}
+
+/// Tells both sides of a fresh assignment, and gives the agent what the
+/// customer wrote while waiting.
+async fn on_assigned(inner: &Inner, task: &task::Model, agent: &str, from: Option<&str>) {
+    let names = inner.store.users(&[task.customer_id.clone(), agent.to_owned()]).await.unwrap_or_default();
+    let name_of = |id: &str| names.iter().find(|u| u.id == id).map_or(id.to_owned(), |u| u.name.clone());
+    let event = if from.is_some() { "transferred" } else { "assigned" };
+    let ext = json!({"event": event, "task_id": task.id, "customer_id": task.customer_id, "agent_id": agent, "from_agent": from});
+    let to_customer = match from {
+        Some(_) => format!("You are now talking with {}.", name_of(agent)),
+        None => format!("{} is now serving you.", name_of(agent)),
+    };
+    system_message(inner, task.id, &task.customer_id, "toast", to_customer, ext.clone()).await;
+    let to_agent = format!("New conversation with {}.", name_of(&task.customer_id));
+    system_message(inner, task.id, agent, "toast", to_agent, ext.clone()).await;
+    if let Some(old) = from {
+        let text = format!("Conversation with {} handed to {}.", name_of(&task.customer_id), name_of(agent));
+        system_message(inner, task.id, old, "toast", text, ext).await;
+    }
+    hand_over_waiting_messages(inner, task.id).await;
+}
+
+/// Gives the task's agent the messages stored while it waited.
+pub(crate) async fn hand_over_waiting_messages(inner: &Inner, task_id: i64) {
+    let Ok(Some(task)) = inner.store.task(task_id).await else { return };
+    let Some(agent) = task.agent_id.filter(|_| task.status == OPEN) else { return };
+    match inner.store.claim_waiting_messages(task_id, &agent).await {
+        Ok(claimed) => {
+            for m in claimed {
+                push_stored(inner, &m, vec![agent.clone()]).await;
+            }
+        }
+        Err(e) => tracing::error!(error = %e, task_id, "cannot hand over waiting messages"),
+    }
+}
+
+/// A task the caller may manage (its current agent, or an admin).
+async fn managed_task(inner: &Inner, sender: &Sender, task_id: i64) -> Result<task::Model, ProtocolError> {
+    let task = inner
+        .store
+        .task(task_id)
+        .await
+        .map_err(store_error)?
+        .ok_or_else(|| ProtocolError::not_found("no such task"))?;
+    let is_agent = sender.role == Role::Agent && task.agent_id.as_deref() == Some(sender.user());
+    if !is_agent && sender.role != Role::Admin {
+        return Err(ProtocolError::forbidden("only the task's agent may do that"));
+    }
+    if task.status == ENDED {
+        return Err(ProtocolError::new(ErrorCode::Conflict, "the task has ended"));
+    }
+    Ok(task)
+}
+
+pub(crate) async fn transfer(
+    inner: &Inner,
+    sender: &Sender,
+    task_id: i64,
+    to_agent: &str,
+) -> Result<serde_json::Value, ProtocolError> {
+    let task = managed_task(inner, sender, task_id).await?;
+    if task.agent_id.as_deref() == Some(to_agent) {
+        return Err(ProtocolError::bad_request("the task is already theirs"));
+    }
+    let target = inner.store.user(to_agent).await.map_err(store_error)?;
+    if target.is_none_or(|u| u.role != "agent") {
+        return Err(ProtocolError::not_found("no such agent"));
+    }
+    if !online(inner, &[to_agent.to_owned()]).await.contains(to_agent) {
+        return Err(ProtocolError::new(ErrorCode::Conflict, "that agent is offline"));
+    }
+    let open = inner.store.open_task_counts().await.map_err(store_error)?;
+    if open.get(to_agent).copied().unwrap_or(0) >= inner.config.max_tasks_per_agent {
+        return Err(ProtocolError::new(ErrorCode::Conflict, "that agent is full"));
+    }
+    inner.store.assign_task(task_id, to_agent).await.map_err(store_error)?;
+    inner.queue.told.remove(&task_id);
+    tracing::info!(task_id, from = ?task.agent_id, to = to_agent, "task transferred");
+    on_assigned(inner, &task, to_agent, Some(task.agent_id.as_deref().unwrap_or(""))).await;
+    assign_waiting(inner).await;
+    Ok(json!({"task_id": task_id, "agent_id": to_agent, "status": OPEN}))
+}
+
+pub(crate) async fn end(inner: &Inner, sender: &Sender, task_id: i64) -> Result<serde_json::Value, ProtocolError> {
+    let task = managed_task(inner, sender, task_id).await?;
+    inner.store.end_task(task_id).await.map_err(store_error)?;
+    inner.queue.told.remove(&task_id);
+    tracing::info!(task_id, "task ended");
+    let ext = json!({"event": "assess", "task_id": task_id, "scores": [1, 2, 3, 4, 5]});
+    let text = "This conversation has ended. How would you rate our service?".to_owned();
+    system_message(inner, task_id, &task.customer_id, "assess", text, ext).await;
+    assign_waiting(inner).await;
+    Ok(json!({"task_id": task_id, "status": ENDED}))
+}
+
+pub(crate) async fn rate(
+    inner: &Inner,
+    sender: &Sender,
+    task_id: i64,
+    score: i64,
+    comment: &str,
+) -> Result<serde_json::Value, ProtocolError> {
+    let task = inner
+        .store
+        .task(task_id)
+        .await
+        .map_err(store_error)?
+        .ok_or_else(|| ProtocolError::not_found("no such task"))?;
+    if sender.role != Role::Customer || task.customer_id != sender.user() {
+        return Err(ProtocolError::forbidden("only the task's customer may rate it"));
+    }
+    if !(1..=5).contains(&score) {
+        return Err(ProtocolError::bad_request("score must be 1 to 5"));
+    }
+    if comment.chars().count() > 2000 {
+        return Err(ProtocolError::bad_request("comment is over 2000 characters"));
+    }
+    if task.status != ENDED {
+        return Err(ProtocolError::new(ErrorCode::Conflict, "the task has not ended"));
+    }
+    inner
+        .store
+        .rate_task(task_id, score as i32, comment)
+        .await
+        .map_err(|e| match e {
+            StoreError::Conflict(_) => ProtocolError::new(ErrorCode::Conflict, "the task was rated already"),
+            other => store_error(other),
+        })?;
+    Ok(json!({"task_id": task_id, "score": score, "comment": comment}))
+}
