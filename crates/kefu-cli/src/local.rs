@@ -21,11 +21,17 @@ fn link_error(status: tonic::Status) -> LinkError {
 #[async_trait::async_trait]
 impl WorkerLink for LocalWorker {
     async fn submit(&self, request: FrameRequest) -> Result<(), LinkError> {
-        WorkerService::submit(&self.0, Request::new(request)).await.map(|_| ()).map_err(link_error)
+        WorkerService::submit(&self.0, Request::new(request))
+            .await
+            .map(|_| ())
+            .map_err(link_error)
     }
 
     async fn connection(&self, event: ConnectionEvent) -> Result<(), LinkError> {
-        WorkerService::connection(&self.0, Request::new(event)).await.map(|_| ()).map_err(link_error)
+        WorkerService::connection(&self.0, Request::new(event))
+            .await
+            .map(|_| ())
+            .map_err(link_error)
     }
 
     async fn api(&self, request: ApiRequest) -> Result<ApiReply, LinkError> {

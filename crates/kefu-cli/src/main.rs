@@ -2,6 +2,7 @@
 
 #![forbid(unsafe_code)]
 
+mod cluster;
 mod local;
 mod options;
 mod secret;
@@ -13,15 +14,23 @@ use options::{Cli, Command};
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
+    if let Err(e) = options::load_config_file() {
+        eprintln!("kefu: {e:#}");
+        return std::process::ExitCode::FAILURE;
+    }
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
         .init();
     let result = match cli.command {
         Command::Serve(opts) => serve::run(opts).await,
+        Command::Register(opts) => cluster::register(opts).await,
+        Command::Worker(opts) => cluster::worker(opts).await,
+        Command::Gateway(opts) => cluster::gateway(opts).await,
         Command::Migrate(opts) => tools::migrate(opts).await,
         Command::Token(opts) => tools::token(opts),
         Command::Agent(opts) => tools::agent(opts).await,

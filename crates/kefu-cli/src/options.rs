@@ -5,10 +5,58 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 #[derive(Parser)]
-#[command(name = "kefu", version, about = "Kefu: a customer-service messaging system")]
+#[command(
+    name = "kefu",
+    version,
+    about = "Kefu: a customer-service messaging system"
+)]
 pub struct Cli {
+    /// A TOML file of options (`listen = "..."`, `database_url = "..."`);
+    /// environment variables and flags win over it.
+    #[arg(long, env = "KEFU_CONFIG", global = true)]
+    pub config: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// Reads `--config FILE` (or `KEFU_CONFIG`) before clap does, and exports
+/// each top-level key as `KEFU_<KEY>` unless that variable is set already,
+/// so the file ranks below both the environment and the flags.
+pub fn load_config_file() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    let from_flag = args.iter().enumerate().find_map(|(i, a)| {
+        a.strip_prefix("--config=").map(str::to_owned).or_else(|| {
+            (a == "--config")
+                .then(|| args.get(i + 1).cloned())
+                .flatten()
+        })
+    });
+    let Some(path) = from_flag.or_else(|| std::env::var("KEFU_CONFIG").ok()) else {
+        return Ok(());
+    };
+    let text =
+        std::fs::read_to_string(&path).map_err(|e| anyhow::anyhow!("reading {path}: {e}"))?;
+    let table: toml::Table = text
+        .parse()
+        .map_err(|e| anyhow::anyhow!("parsing {path}: {e}"))?;
+    for (key, value) in table {
+        let var = format!("KEFU_{}", key.to_uppercase().replace('-', "_"));
+        if std::env::var_os(&var).is_some() {
+            continue;
+        }
+        let value = match value {
+            toml::Value::String(s) => s,
+            toml::Value::Array(items) => items
+                .iter()
+                .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned))
+                .collect::<Vec<_>>()
+                .join(","),
+            other => other.to_string(),
+        };
+        // Safe here: called first thing in main, before any thread starts.
+        std::env::set_var(var, value);
+    }
+    Ok(())
 }
 
 #[derive(Subcommand)]
@@ -17,6 +65,12 @@ pub enum Command {
     Serve(ServeOptions),
     /// Creates or upgrades the database schema.
     Migrate(MigrateOptions),
+    /// The register service: membership and client locations (gRPC).
+    Register(RegisterOptions),
+    /// A business worker (gRPC).
+    Worker(WorkerOptions),
+    /// A gateway: WebSocket and HTTP for clients.
+    Gateway(GatewayOptions),
     /// Prints a signed client token.
     Token(TokenOptions),
     /// Manages agent accounts.
@@ -66,6 +120,75 @@ pub struct Tuning {
     /// How long to wait for in-flight work on SIGTERM.
     #[arg(long, env = "KEFU_DRAIN_TIMEOUT", value_parser = duration, default_value = "10s")]
     pub drain_timeout: Duration,
+}
+
+/// Options every cluster process shares.
+#[derive(Args, Debug, Clone)]
+pub struct ClusterOptions {
+    /// Secret on internal gRPC calls; processes without it are refused.
+    /// Unset: internal traffic is not authenticated.
+    #[arg(long, env = "KEFU_CLUSTER_SECRET", hide_env_values = true)]
+    pub cluster_secret: Option<String>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct RegisterOptions {
+    /// gRPC address.
+    #[arg(long, env = "KEFU_LISTEN", default_value = "0.0.0.0:7000")]
+    pub listen: String,
+    /// Share state with other register replicas through this Redis.
+    #[arg(long, env = "KEFU_REDIS_URL")]
+    pub redis_url: Option<String>,
+    #[command(flatten)]
+    pub cluster: ClusterOptions,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct WorkerOptions {
+    /// Register address(es), comma-separated: http://host:7000,http://host2:7000
+    #[arg(long, env = "KEFU_REGISTER", value_delimiter = ',', required = true)]
+    pub register: Vec<String>,
+    /// gRPC address.
+    #[arg(long, env = "KEFU_LISTEN", default_value = "0.0.0.0:7100")]
+    pub listen: String,
+    /// Address other processes reach this one at (default: --listen).
+    #[arg(long, env = "KEFU_ADVERTISE")]
+    pub advertise: Option<String>,
+    /// Unique worker id (default: worker-ADVERTISED_ADDRESS).
+    #[arg(long, env = "KEFU_ID")]
+    pub id: Option<String>,
+    #[arg(long, env = "KEFU_DATABASE_URL")]
+    pub database_url: String,
+    /// Read client locations straight from the register's Redis.
+    #[arg(long, env = "KEFU_REDIS_URL")]
+    pub redis_url: Option<String>,
+    #[command(flatten)]
+    pub cluster: ClusterOptions,
+    #[command(flatten)]
+    pub tuning: Tuning,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct GatewayOptions {
+    /// Register address(es), comma-separated.
+    #[arg(long, env = "KEFU_REGISTER", value_delimiter = ',', required = true)]
+    pub register: Vec<String>,
+    /// Address for clients (WebSocket, HTTP) and for workers' pushes (gRPC).
+    #[arg(long, env = "KEFU_LISTEN", default_value = "0.0.0.0:8080")]
+    pub listen: String,
+    /// Address workers reach this gateway at (default: --listen).
+    #[arg(long, env = "KEFU_ADVERTISE")]
+    pub advertise: Option<String>,
+    /// Unique gateway id (default: gateway-ADVERTISED_ADDRESS).
+    #[arg(long, env = "KEFU_ID")]
+    pub id: Option<String>,
+    /// Token signing secret, shared with the operator's backend.
+    #[arg(long, env = "KEFU_SECRET", hide_env_values = true)]
+    pub secret: String,
+    #[command(flatten)]
+    pub cluster: ClusterOptions,
+    #[command(flatten)]
+    pub tuning: Tuning,
 }
 
 #[derive(Args, Debug)]

@@ -16,8 +16,13 @@ pub fn load_or_create(given: Option<&str>, data_dir: &Path) -> anyhow::Result<Ve
     if let Ok(existing) = std::fs::read_to_string(&path) {
         return Ok(existing.trim().as_bytes().to_vec());
     }
-    std::fs::create_dir_all(data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
-    let secret = format!("{:032x}{:032x}", rand::random::<u128>(), rand::random::<u128>());
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("creating {}", data_dir.display()))?;
+    let secret = format!(
+        "{:032x}{:032x}",
+        rand::random::<u128>(),
+        rand::random::<u128>()
+    );
     write_private(&path, &secret).with_context(|| format!("writing {}", path.display()))?;
     Ok(secret.into_bytes())
 }
@@ -25,8 +30,12 @@ pub fn load_or_create(given: Option<&str>, data_dir: &Path) -> anyhow::Result<Ve
 /// The secret a data dir holds, for `kefu token --data-dir`.
 pub fn read(data_dir: &Path) -> anyhow::Result<Vec<u8>> {
     let path = data_dir.join(FILE);
-    let s = std::fs::read_to_string(&path)
-        .with_context(|| format!("no secret at {} (run `kefu serve` there first, or pass --secret)", path.display()))?;
+    let s = std::fs::read_to_string(&path).with_context(|| {
+        format!(
+            "no secret at {} (run `kefu serve` there first, or pass --secret)",
+            path.display()
+        )
+    })?;
     Ok(s.trim().as_bytes().to_vec())
 }
 

@@ -19,7 +19,9 @@ pub async fn run(opts: ServeOptions) -> anyhow::Result<()> {
         Some(url) => url.clone(),
         None => crate::tools::sqlite_url(&opts.data_dir)?,
     };
-    let store = kefu_store::Store::connect(&url).await.context("connecting to the database")?;
+    let store = kefu_store::Store::connect(&url)
+        .await
+        .context("connecting to the database")?;
     store.migrate().await.context("migrating the database")?;
 
     let register: Arc<dyn Register> = Arc::new(MemoryRegister::new());
@@ -29,7 +31,12 @@ pub async fn run(opts: ServeOptions) -> anyhow::Result<()> {
         revoke_window: opts.tuning.revoke_window,
         ..WorkerConfig::default()
     };
-    let worker = Worker::start(worker_config, store, register.clone(), Arc::new(gateways.clone()));
+    let worker = Worker::start(
+        worker_config,
+        store,
+        register.clone(),
+        Arc::new(gateways.clone()),
+    );
     let gateway_config = GatewayConfig {
         secret,
         idle_timeout: opts.tuning.idle_timeout,
@@ -37,7 +44,11 @@ pub async fn run(opts: ServeOptions) -> anyhow::Result<()> {
         max_upload_bytes: opts.tuning.max_upload_bytes,
         ..GatewayConfig::default()
     };
-    let gateway = Gateway::new(gateway_config, Arc::new(LocalWorker(worker.clone())), register.clone());
+    let gateway = Gateway::new(
+        gateway_config,
+        Arc::new(LocalWorker(worker.clone())),
+        register.clone(),
+    );
     gateways.add(gateway.clone());
     let member = Member {
         id: gateway.id().to_owned(),
@@ -86,14 +97,15 @@ pub async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot listen for SIGTERM");
-                let _ = ctrl_c.await;
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot listen for SIGTERM");
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
         tokio::select! {
             _ = ctrl_c => {}
             _ = term.recv() => {}

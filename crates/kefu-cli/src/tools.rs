@@ -9,14 +9,21 @@ use std::io::BufRead;
 use std::path::Path;
 
 pub async fn migrate(opts: MigrateOptions) -> anyhow::Result<()> {
-    let store = kefu_store::Store::connect(&opts.database_url).await.context("connecting")?;
+    let store = kefu_store::Store::connect(&opts.database_url)
+        .await
+        .context("connecting")?;
     store.migrate().await.context("migrating")?;
     eprintln!("kefu: schema is up to date");
     Ok(())
 }
 
 pub fn token(opts: TokenOptions) -> anyhow::Result<()> {
-    let role = Role::parse(&opts.role).with_context(|| format!("--role must be customer, agent or admin, not {:?}", opts.role))?;
+    let role = Role::parse(&opts.role).with_context(|| {
+        format!(
+            "--role must be customer, agent or admin, not {:?}",
+            opts.role
+        )
+    })?;
     if opts.user.is_empty() || opts.user.len() > token::MAX_USER_ID {
         bail!("--user must be 1 to {} bytes", token::MAX_USER_ID);
     }
@@ -38,8 +45,12 @@ pub fn token(opts: TokenOptions) -> anyhow::Result<()> {
 
 /// The database URL of a data dir's embedded SQLite.
 pub fn sqlite_url(data_dir: &Path) -> anyhow::Result<String> {
-    std::fs::create_dir_all(data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
-    Ok(format!("sqlite://{}?mode=rwc", data_dir.join("kefu.db").display()))
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("creating {}", data_dir.display()))?;
+    Ok(format!(
+        "sqlite://{}?mode=rwc",
+        data_dir.join("kefu.db").display()
+    ))
 }
 
 pub async fn agent(opts: AgentOptions) -> anyhow::Result<()> {
@@ -48,7 +59,10 @@ pub async fn agent(opts: AgentOptions) -> anyhow::Result<()> {
         bail!("--id must be 1 to {} bytes", token::MAX_USER_ID);
     }
     let mut line = String::new();
-    std::io::stdin().lock().read_line(&mut line).context("reading the password from stdin")?;
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .context("reading the password from stdin")?;
     let password = line.strip_suffix('\n').unwrap_or(&line);
     let password = password.strip_suffix('\r').unwrap_or(password);
     if password.is_empty() {
@@ -63,7 +77,9 @@ pub async fn agent(opts: AgentOptions) -> anyhow::Result<()> {
         .hash_password(password.as_bytes(), &SaltString::generate(&mut OsRng))
         .map_err(|e| anyhow::anyhow!("hashing the password: {e}"))?
         .to_string();
-    let store = kefu_store::Store::connect(&url).await.context("connecting")?;
+    let store = kefu_store::Store::connect(&url)
+        .await
+        .context("connecting")?;
     store.migrate().await.context("migrating")?;
     store.create_agent(&add.id, &add.name, &hash).await?;
     eprintln!("kefu: agent {} added", add.id);

@@ -9,7 +9,7 @@ use futures::stream::{SplitSink, SplitStream};
 use futures::{SinkExt, StreamExt};
 use kefu_proto::v1::{ConnectionEvent, FrameRequest, Location, Session};
 use kefu_protocol::{shard, token, Claims, Command, ErrorCode, Frame};
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use tokio::sync::mpsc;
 use tokio::time::{sleep_until, Instant};
@@ -24,9 +24,16 @@ pub const CLOSE_TOO_BIG: u16 = 1009;
 pub const CLOSE_AWAY: u16 = 1001;
 
 /// Runs a freshly upgraded socket to its end.
-pub(crate) async fn run(inner: Arc<Inner>, socket: WebSocket, query_token: Option<String>, query_device: Option<String>) {
+pub(crate) async fn run(
+    inner: Arc<Inner>,
+    socket: WebSocket,
+    query_token: Option<String>,
+    query_device: Option<String>,
+) {
     let (mut sink, mut stream) = socket.split();
-    let Some((claims, device)) = authenticate(&inner, &mut sink, &mut stream, query_token, query_device).await else {
+    let Some((claims, device)) =
+        authenticate(&inner, &mut sink, &mut stream, query_token, query_device).await
+    else {
         return;
     };
     let conn_id = inner.new_conn_id();
@@ -54,6 +61,7 @@ pub(crate) async fn run(inner: Arc<Inner>, socket: WebSocket, query_token: Optio
             sink,
             retransmits: Retransmits::default(),
             refused: VecDeque::new(),
+            unanswered: HashMap::new(),
         }
         .relay(stream, rx)
         .await;
@@ -69,7 +77,14 @@ async fn open(inner: &Inner, session: &Session, tx: mpsc::Sender<Out>) {
             tx,
         },
     );
-    inner.users.entry(session.user_id.clone()).or_default().push(session.conn_id.clone());
+    inner
+        .users
+        .entry(session.user_id.clone())
+        .or_default()
+        .push(session.conn_id.clone());
+    inner
+        .sessions
+        .insert(session.conn_id.clone(), session.clone());
     metrics::CONNECTIONS.inc();
     if let Err(e) = inner.register.announce(vec![location(session)]).await {
         tracing::warn!(error = %e, "cannot announce connection");
@@ -86,6 +101,7 @@ async fn open(inner: &Inner, session: &Session, tx: mpsc::Sender<Out>) {
 
 async fn close(inner: &Inner, session: &Session) {
     inner.conns.remove(&session.conn_id);
+    inner.sessions.remove(&session.conn_id);
     inner.users.remove_if_mut(&session.user_id, |_, conns| {
         conns.retain(|c| *c != session.conn_id);
         conns.is_empty()
@@ -102,7 +118,7 @@ async fn close(inner: &Inner, session: &Session) {
     let _ = inner.workers.connection(event).await;
 }
 
-fn location(session: &Session) -> Location {
+pub(crate) fn location(session: &Session) -> Location {
     Location {
         user_id: session.user_id.clone(),
         gateway_id: session.gateway_id.clone(),
@@ -131,11 +147,13 @@ async fn authenticate(
 ) -> Option<(Claims, String)> {
     let (token, frame_device) = match query_token {
         Some(t) => (Some(t), None),
-        None => match tokio::time::timeout(inner.config.auth_timeout, first_auth_frame(stream)).await {
-            Ok(Some(found)) => found,
-            Ok(None) => return None,
-            Err(_) => (None, None),
-        },
+        None => {
+            match tokio::time::timeout(inner.config.auth_timeout, first_auth_frame(stream)).await {
+                Ok(Some(found)) => found,
+                Ok(None) => return None,
+                Err(_) => (None, None),
+            }
+        }
     };
     let verified = match token {
         Some(t) => token::verify(&inner.config.secret, &t).map_err(|e| e.to_string()),
@@ -187,6 +205,8 @@ struct Connection {
     sink: Sink,
     retransmits: Retransmits,
     refused: VecDeque<Instant>,
+    /// Sends forwarded and not yet answered, by client_msg_id.
+    unanswered: HashMap<String, u32>,
 }
 
 /// Why the relay loop ends.
@@ -234,7 +254,10 @@ impl Connection {
 
     async fn write(&mut self, frame: Utf8Bytes) -> Result<(), End> {
         metrics::FRAMES_OUT.inc();
-        self.sink.send(Message::Text(frame)).await.map_err(|_| End::Gone)
+        self.sink
+            .send(Message::Text(frame))
+            .await
+            .map_err(|_| End::Gone)
     }
 
     async fn outgoing(&mut self, first: Out, rx: &mut mpsc::Receiver<Out>) -> Result<(), End> {
@@ -247,7 +270,29 @@ impl Connection {
                         self.retransmits.pushed(id, frame.clone());
                     }
                     metrics::FRAMES_OUT.inc();
-                    self.sink.feed(Message::Text(frame)).await.map_err(|_| End::Gone)?;
+                    self.sink
+                        .feed(Message::Text(frame))
+                        .await
+                        .map_err(|_| End::Gone)?;
+                }
+                Out::Answer(frame, cmid) => {
+                    // One answer per forwarded send: a retried send's second
+                    // answer is dropped.
+                    match self.unanswered.get_mut(&cmid) {
+                        Some(n) if *n > 1 => *n -= 1,
+                        Some(_) => {
+                            self.unanswered.remove(&cmid);
+                        }
+                        None => {
+                            next = rx.try_recv().ok();
+                            continue;
+                        }
+                    }
+                    metrics::FRAMES_OUT.inc();
+                    self.sink
+                        .feed(Message::Text(frame))
+                        .await
+                        .map_err(|_| End::Gone)?;
                 }
                 Out::Confirmed(ids) => self.retransmits.confirmed(&ids),
                 Out::Close(code, reason) => {
@@ -271,7 +316,11 @@ impl Connection {
     async fn incoming(&mut self, message: Message) -> Result<(), End> {
         let text = match message {
             Message::Text(text) => text,
-            Message::Binary(_) => return self.refuse("", None, ErrorCode::BadRequest, "frames are JSON text").await,
+            Message::Binary(_) => {
+                return self
+                    .refuse("", None, ErrorCode::BadRequest, "frames are JSON text")
+                    .await
+            }
             Message::Close(_) => return Err(End::Gone),
             Message::Ping(_) | Message::Pong(_) => return Ok(()),
         };
@@ -282,7 +331,14 @@ impl Connection {
         let frame = match Frame::parse(text.as_bytes()) {
             Ok(frame) => frame,
             Err((action, cmid, message)) => {
-                return self.refuse(&action, cmid, ErrorCode::BadRequest, &format!("malformed frame: {message}")).await
+                return self
+                    .refuse(
+                        &action,
+                        cmid,
+                        ErrorCode::BadRequest,
+                        &format!("malformed frame: {message}"),
+                    )
+                    .await
             }
         };
         let action = frame.action.clone().unwrap_or_default();
@@ -304,14 +360,24 @@ impl Connection {
                 let ids: Vec<u64> = ids.iter().map(|&i| i as u64).collect();
                 self.retransmits.confirmed(&ids);
             }
+            Command::Send(send) => {
+                *self
+                    .unanswered
+                    .entry(send.client_msg_id.clone())
+                    .or_default() += 1
+            }
             _ => {}
         }
         let request = FrameRequest {
             session: Some(self.session.clone()),
             shard: shard::of_command(&command, &self.claims),
             frame_json: Bytes::copy_from_slice(text.as_bytes()),
+            seq: 0,
         };
         if let Err(e) = self.inner.workers.submit(request).await {
+            if let Command::Send(send) = &command {
+                self.unanswered.remove(&send.client_msg_id);
+            }
             let reply = Frame::error(&action, cmid, ErrorCode::Unavailable, &e.to_string());
             return self.write(reply.to_json().into()).await;
         }
@@ -319,12 +385,23 @@ impl Connection {
     }
 
     /// Answers a refused frame; too many refusals close the connection.
-    async fn refuse(&mut self, action: &str, cmid: Option<String>, code: ErrorCode, message: &str) -> Result<(), End> {
+    async fn refuse(
+        &mut self,
+        action: &str,
+        cmid: Option<String>,
+        code: ErrorCode,
+        message: &str,
+    ) -> Result<(), End> {
         metrics::FRAMES_REFUSED.inc();
-        self.write(Frame::error(action, cmid, code, message).to_json().into()).await?;
+        self.write(Frame::error(action, cmid, code, message).to_json().into())
+            .await?;
         let now = Instant::now();
         let window = self.inner.config.refused_window;
-        while self.refused.front().is_some_and(|t| now.duration_since(*t) > window) {
+        while self
+            .refused
+            .front()
+            .is_some_and(|t| now.duration_since(*t) > window)
+        {
             self.refused.pop_front();
         }
         self.refused.push_back(now);

@@ -18,8 +18,38 @@ use tokio::net::TcpListener;
 
 /// Serves HTTP and WebSocket on `listener` until `shutdown` resolves, then
 /// stops accepting and closes every connection with 1001.
-pub async fn serve(listener: TcpListener, gateway: Gateway, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
-    let app = router(gateway.clone());
+pub async fn serve(
+    listener: TcpListener,
+    gateway: Gateway,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    serve_router(listener, router(gateway.clone()), gateway, shutdown).await
+}
+
+/// Like [`serve`], with the `Gateway` gRPC service on the same port (HTTP/2
+/// with content type `application/grpc`), for workers to push through.
+pub async fn serve_with_grpc(
+    listener: TcpListener,
+    gateway: Gateway,
+    cluster_secret: Option<&str>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let grpc = kefu_proto::v1::gateway_server::GatewayServer::with_interceptor(
+        gateway.clone(),
+        kefu_proto::auth::Check::new(cluster_secret),
+    );
+    let app = routes(gateway.clone())
+        .merge(tonic::service::Routes::new(grpc).into_axum_router())
+        .fallback(not_found);
+    serve_router(listener, app, gateway, shutdown).await
+}
+
+async fn serve_router(
+    listener: TcpListener,
+    app: Router,
+    gateway: Gateway,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     let drain = gateway.clone();
     let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
         let _ = tcp.set_nodelay(true);
@@ -33,29 +63,54 @@ pub async fn serve(listener: TcpListener, gateway: Gateway, shutdown: impl Futur
 }
 
 pub fn router(gateway: Gateway) -> Router {
+    routes(gateway).fallback(not_found)
+}
+
+async fn not_found() -> Response {
+    error(ErrorCode::NotFound, "no such endpoint")
+}
+
+fn routes(gateway: Gateway) -> Router {
     let upload_limit = gateway.inner.config.max_upload_bytes + 64 * 1024;
     Router::new()
         .route("/ws", get(websocket))
-        .route("/healthz", get(|| async { axum::Json(json!({"status": "ok"})) }))
+        .route(
+            "/healthz",
+            get(|| async { axum::Json(json!({"status": "ok"})) }),
+        )
         .route("/metrics", get(metrics))
         .route("/api/visitor", post(visitor))
         .route("/api/login", post(login))
-        .route("/api/upload", post(upload).layer(DefaultBodyLimit::max(upload_limit)))
+        .route(
+            "/api/upload",
+            post(upload).layer(DefaultBodyLimit::max(upload_limit)),
+        )
         .route("/api/{*rest}", any(api))
         .route("/files/{key}", get(file))
-        .fallback(|| async { error(ErrorCode::NotFound, "no such endpoint") })
         .with_state(gateway.inner)
 }
 
 fn error(code: ErrorCode, message: &str) -> Response {
-    let status = StatusCode::from_u16(code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    (status, [(header::CONTENT_TYPE, "application/json")], code.http_body(message)).into_response()
+    let status =
+        StatusCode::from_u16(code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        code.http_body(message),
+    )
+        .into_response()
 }
 
 fn reply(r: ApiReply) -> Response {
     let status = StatusCode::from_u16(r.status as u16).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let content_type = HeaderValue::from_str(&r.content_type).unwrap_or(HeaderValue::from_static("application/octet-stream"));
-    (status, [(header::CONTENT_TYPE, content_type)], Body::from(r.body)).into_response()
+    let content_type = HeaderValue::from_str(&r.content_type)
+        .unwrap_or(HeaderValue::from_static("application/octet-stream"));
+    (
+        status,
+        [(header::CONTENT_TYPE, content_type)],
+        Body::from(r.body),
+    )
+        .into_response()
 }
 
 #[derive(Deserialize)]
@@ -64,7 +119,11 @@ struct WsQuery {
     device: Option<String>,
 }
 
-async fn websocket(State(inner): State<Arc<Inner>>, Query(q): Query<WsQuery>, ws: WebSocketUpgrade) -> Response {
+async fn websocket(
+    State(inner): State<Arc<Inner>>,
+    Query(q): Query<WsQuery>,
+    ws: WebSocketUpgrade,
+) -> Response {
     if *inner.draining.borrow() {
         return error(ErrorCode::Unavailable, "server shutting down");
     }
@@ -104,7 +163,8 @@ fn bearer(inner: &Inner, headers: &HeaderMap) -> Result<Claims, Refusal> {
         .strip_prefix("Bearer ")
         .or_else(|| value.strip_prefix("bearer "))
         .ok_or_else(missing)?;
-    token::verify(&inner.config.secret, token.trim()).map_err(|e| Refusal(ErrorCode::Unauthorized, e.to_string()))
+    token::verify(&inner.config.secret, token.trim())
+        .map_err(|e| Refusal(ErrorCode::Unauthorized, e.to_string()))
 }
 
 fn session(inner: &Inner, claims: &Claims) -> Session {
@@ -126,7 +186,8 @@ fn mint(inner: &Inner, user_id: &str, role: Role, name: Option<String>) -> Resul
         device: None,
         exp: token::expiry_after(inner.config.token_ttl),
     };
-    token::sign(&inner.config.secret, &claims).map_err(|e| Refusal(ErrorCode::Internal, e.to_string()))
+    token::sign(&inner.config.secret, &claims)
+        .map_err(|e| Refusal(ErrorCode::Internal, e.to_string()))
 }
 
 async fn visitor(State(inner): State<Arc<Inner>>, body: Bytes) -> Response {
@@ -147,7 +208,10 @@ async fn visitor(State(inner): State<Arc<Inner>>, body: Bytes) -> Response {
     }
     let user_id = format!("v_{:016x}", rand::random::<u64>());
     match mint(&inner, &user_id, Role::Customer, body.name.clone()) {
-        Ok(token) => (StatusCode::CREATED, axum::Json(json!({"user_id": user_id, "token": token, "name": body.name})))
+        Ok(token) => (
+            StatusCode::CREATED,
+            axum::Json(json!({"user_id": user_id, "token": token, "name": body.name})),
+        )
             .into_response(),
         Err(r) => r.into_response(),
     }
@@ -183,13 +247,28 @@ async fn login(State(inner): State<Arc<Inner>>, body: Bytes) -> Response {
     let Ok(account) = serde_json::from_slice::<Account>(&reply.body) else {
         return error(ErrorCode::Internal, "bad login reply");
     };
-    match mint(&inner, &account.user_id, Role::Agent, Some(account.name.clone())) {
-        Ok(token) => axum::Json(json!({"user_id": account.user_id, "name": account.name, "token": token})).into_response(),
+    match mint(
+        &inner,
+        &account.user_id,
+        Role::Agent,
+        Some(account.name.clone()),
+    ) {
+        Ok(token) => {
+            axum::Json(json!({"user_id": account.user_id, "name": account.name, "token": token}))
+                .into_response()
+        }
         Err(r) => r.into_response(),
     }
 }
 
-async fn api(State(inner): State<Arc<Inner>>, method: Method, uri: Uri, RawQuery(query): RawQuery, headers: HeaderMap, body: Bytes) -> Response {
+async fn api(
+    State(inner): State<Arc<Inner>>,
+    method: Method,
+    uri: Uri,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let claims = match bearer(&inner, &headers) {
         Ok(c) => c,
         Err(r) => return r.into_response(),
@@ -216,7 +295,11 @@ async fn api(State(inner): State<Arc<Inner>>, method: Method, uri: Uri, RawQuery
     }
 }
 
-async fn upload(State(inner): State<Arc<Inner>>, headers: HeaderMap, multipart: Result<Multipart, axum::extract::multipart::MultipartRejection>) -> Response {
+async fn upload(
+    State(inner): State<Arc<Inner>>,
+    headers: HeaderMap,
+    multipart: Result<Multipart, axum::extract::multipart::MultipartRejection>,
+) -> Response {
     let claims = match bearer(&inner, &headers) {
         Ok(c) => c,
         Err(r) => return r.into_response(),
@@ -226,7 +309,12 @@ async fn upload(State(inner): State<Arc<Inner>>, headers: HeaderMap, multipart: 
         Err(e) => return error(ErrorCode::BadRequest, &e.body_text()),
     };
     let limit = inner.config.max_upload_bytes;
-    let too_large = || error(ErrorCode::TooLarge, &format!("files are limited to {limit} bytes"));
+    let too_large = || {
+        error(
+            ErrorCode::TooLarge,
+            &format!("files are limited to {limit} bytes"),
+        )
+    };
     let (name, data) = loop {
         match multipart.next_field().await {
             Ok(Some(field)) if field.name() == Some("file") => {
@@ -266,8 +354,14 @@ async fn upload(State(inner): State<Arc<Inner>>, headers: HeaderMap, multipart: 
     let Ok(mut body) = serde_json::from_slice::<serde_json::Value>(&reply.body) else {
         return error(ErrorCode::Internal, "bad upload reply");
     };
-    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost");
-    let proto = headers.get("x-forwarded-proto").and_then(|h| h.to_str().ok()).unwrap_or("http");
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("localhost");
+    let proto = headers
+        .get("x-forwarded-proto")
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("http");
     if let Some(path) = body.get("url").and_then(|u| u.as_str()).map(str::to_owned) {
         body["url"] = json!(format!("{proto}://{host}{path}"));
     }
@@ -284,9 +378,18 @@ async fn file(State(inner): State<Arc<Inner>>, Path(key): Path<String>) -> Respo
         Ok(r) => {
             let mut response = reply(r);
             let headers = response.headers_mut();
-            headers.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
-            headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=31536000, immutable"));
-            headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static("default-src 'none'; sandbox"));
+            headers.insert(
+                "x-content-type-options",
+                HeaderValue::from_static("nosniff"),
+            );
+            headers.insert(
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("public, max-age=31536000, immutable"),
+            );
+            headers.insert(
+                header::CONTENT_SECURITY_POLICY,
+                HeaderValue::from_static("default-src 'none'; sandbox"),
+            );
             response
         }
         Err(r) => r,

@@ -13,6 +13,8 @@
 //! - [`conn`]: one WebSocket connection, from auth to close.
 //! - [`retransmit`]: the per-connection back-off schedule.
 //! - [`grpc`]: the `Gateway` gRPC service (deliver).
+//! - [`workers`]: [`workers::RingLink`], the cluster's way to workers:
+//!   consistent hashing, one frame stream per worker, retry on failure.
 //! - [`metrics`]: counters and gauges.
 
 #![forbid(unsafe_code)]
@@ -23,6 +25,7 @@ pub mod grpc;
 pub mod http;
 pub mod metrics;
 pub mod retransmit;
+pub mod workers;
 
 pub use config::GatewayConfig;
 
@@ -52,6 +55,8 @@ pub struct LinkError(pub String);
 pub(crate) enum Out {
     /// A frame to write; a non-zero id is retransmitted until confirmed.
     Frame(Utf8Bytes, u64),
+    /// The answer to a send this connection forwarded, for its client_msg_id.
+    Answer(Utf8Bytes, String),
     /// Messages confirmed by some device of this user.
     Confirmed(Vec<u64>),
     Close(u16, &'static str),
@@ -74,13 +79,19 @@ pub(crate) struct Inner {
     pub register: Arc<dyn Register>,
     pub conns: DashMap<String, ConnHandle>,
     pub users: DashMap<String, Vec<String>>,
+    /// conn id → session, to announce again.
+    pub sessions: DashMap<String, kefu_proto::v1::Session>,
     next_conn: AtomicU64,
     /// Flips to true when the gateway drains.
     pub draining: watch::Sender<bool>,
 }
 
 impl Gateway {
-    pub fn new(config: GatewayConfig, workers: Arc<dyn WorkerLink>, register: Arc<dyn Register>) -> Gateway {
+    pub fn new(
+        config: GatewayConfig,
+        workers: Arc<dyn WorkerLink>,
+        register: Arc<dyn Register>,
+    ) -> Gateway {
         metrics::init();
         Gateway {
             inner: Arc::new(Inner {
@@ -89,6 +100,7 @@ impl Gateway {
                 register,
                 conns: DashMap::new(),
                 users: DashMap::new(),
+                sessions: DashMap::new(),
                 next_conn: AtomicU64::new(1),
                 draining: watch::channel(false).0,
             }),
@@ -115,24 +127,32 @@ impl Gateway {
             };
             if let Some(frame) = &frame {
                 for conn in &push.conn_ids {
-                    self.inner.send_to_conn(conn, Out::Frame(frame.clone(), 0));
+                    let out = if push.answers_send.is_empty() {
+                        Out::Frame(frame.clone(), 0)
+                    } else {
+                        Out::Answer(frame.clone(), push.answers_send.clone())
+                    };
+                    self.inner.send_to_conn(conn, out);
                 }
                 for user in &push.user_ids {
                     for conn in self.inner.conns_of(user) {
                         if conn != push.exclude_conn {
-                            self.inner.send_to_conn(&conn, Out::Frame(frame.clone(), push.message_id));
+                            self.inner
+                                .send_to_conn(&conn, Out::Frame(frame.clone(), push.message_id));
                         }
                     }
                 }
             }
             if !push.confirmed_ids.is_empty() {
                 for conn in self.inner.conns_of(&push.confirmed_by) {
-                    self.inner.send_to_conn(&conn, Out::Confirmed(push.confirmed_ids.clone()));
+                    self.inner
+                        .send_to_conn(&conn, Out::Confirmed(push.confirmed_ids.clone()));
                 }
             }
             if push.close_code != 0 {
                 for conn in &push.conn_ids {
-                    self.inner.send_to_conn(conn, Out::Close(push.close_code as u16, "closed by server"));
+                    self.inner
+                        .send_to_conn(conn, Out::Close(push.close_code as u16, "closed by server"));
                 }
             }
         }
@@ -146,6 +166,20 @@ impl Gateway {
         }
     }
 
+    /// Tells the register about every open connection again (after the
+    /// register lost its state).
+    pub async fn announce_all(&self) {
+        let locations: Vec<_> = self
+            .inner
+            .sessions
+            .iter()
+            .map(|s| conn::location(s.value()))
+            .collect();
+        if let Err(e) = self.inner.register.announce(locations).await {
+            tracing::warn!(error = %e, "cannot announce connections");
+        }
+    }
+
     /// Open connections on this gateway.
     pub fn connections(&self) -> usize {
         self.inner.conns.len()
@@ -154,7 +188,11 @@ impl Gateway {
 
 impl Inner {
     pub(crate) fn new_conn_id(&self) -> String {
-        format!("{}-{}", self.config.id, self.next_conn.fetch_add(1, Ordering::Relaxed))
+        format!(
+            "{}-{}",
+            self.config.id,
+            self.next_conn.fetch_add(1, Ordering::Relaxed)
+        )
     }
 
     pub(crate) fn conns_of(&self, user: &str) -> Vec<String> {
@@ -162,7 +200,9 @@ impl Inner {
     }
 
     fn send_to_conn(&self, conn: &str, out: Out) {
-        let Some(handle) = self.conns.get(conn) else { return };
+        let Some(handle) = self.conns.get(conn) else {
+            return;
+        };
         if let Err(mpsc::error::TrySendError::Full(_)) = handle.tx.try_send(out) {
             // A client this far behind cannot keep up: close it; it will
             // reconnect and catch up from /api/offline.

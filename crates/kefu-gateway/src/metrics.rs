@@ -4,30 +4,48 @@ use prometheus::{register_int_counter, register_int_gauge, IntCounter, IntGauge}
 use std::sync::LazyLock;
 
 pub static CONNECTIONS: LazyLock<IntGauge> = LazyLock::new(|| {
-    register_int_gauge!("kefu_gateway_connections", "open authenticated WebSocket connections").expect("metric")
+    register_int_gauge!(
+        "kefu_gateway_connections",
+        "open authenticated WebSocket connections"
+    )
+    .expect("metric")
 });
 
 pub static FRAMES_IN: LazyLock<IntCounter> = LazyLock::new(|| {
-    register_int_counter!("kefu_gateway_frames_in_total", "text frames received from clients").expect("metric")
+    register_int_counter!(
+        "kefu_gateway_frames_in_total",
+        "text frames received from clients"
+    )
+    .expect("metric")
 });
 
 pub static FRAMES_REFUSED: LazyLock<IntCounter> = LazyLock::new(|| {
-    register_int_counter!("kefu_gateway_frames_refused_total", "frames answered with an error by the gateway")
-        .expect("metric")
+    register_int_counter!(
+        "kefu_gateway_frames_refused_total",
+        "frames answered with an error by the gateway"
+    )
+    .expect("metric")
 });
 
 pub static FRAMES_OUT: LazyLock<IntCounter> = LazyLock::new(|| {
-    register_int_counter!("kefu_gateway_frames_out_total", "frames written to clients").expect("metric")
+    register_int_counter!("kefu_gateway_frames_out_total", "frames written to clients")
+        .expect("metric")
 });
 
 pub static RETRANSMITS: LazyLock<IntCounter> = LazyLock::new(|| {
-    register_int_counter!("kefu_gateway_retransmits_total", "messages pushed again for want of a receipt")
-        .expect("metric")
+    register_int_counter!(
+        "kefu_gateway_retransmits_total",
+        "messages pushed again for want of a receipt"
+    )
+    .expect("metric")
 });
 
 pub static SLOW_CONSUMERS: LazyLock<IntCounter> = LazyLock::new(|| {
-    register_int_counter!("kefu_gateway_slow_consumers_total", "connections closed for a full send queue")
-        .expect("metric")
+    register_int_counter!(
+        "kefu_gateway_slow_consumers_total",
+        "connections closed for a full send queue"
+    )
+    .expect("metric")
 });
 
 /// Registers every metric now, so /metrics lists them from the start.

@@ -32,7 +32,9 @@ fn codec(c: &mut Criterion) {
         client_msg_id: Some("c-123456".into()),
         ..Frame::default()
     };
-    c.bench_function("encode_message", |b| b.iter(|| black_box(&outbound).to_json()));
+    c.bench_function("encode_message", |b| {
+        b.iter(|| black_box(&outbound).to_json())
+    });
 }
 
 criterion_group!(benches, codec);

@@ -73,26 +73,43 @@ pub enum Command {
 const STYLES: &[&str] = &["normal", "card", "order", "assess", "toast"];
 const SENDABLE_STYLES: &[&str] = &["normal", "card", "order"];
 const KINDS: &[&str] = &["text", "picture", "video", "audio", "file", "unknown"];
-const CATEGORIES: &[&str] = &["system", "customer", "manager", "heartbeat", "ack", "receive"];
+const CATEGORIES: &[&str] = &[
+    "system",
+    "customer",
+    "manager",
+    "heartbeat",
+    "ack",
+    "receive",
+];
 const ACTIONS: &[&str] = &["send", "revoke", "delete", "read", "auth", "typing"];
 
 impl Command {
     /// Checks a frame from an authenticated client.
-    pub fn from_frame(frame: Frame, claims: &Claims, limits: &Limits) -> Result<Command, ProtocolError> {
+    pub fn from_frame(
+        frame: Frame,
+        claims: &Claims,
+        limits: &Limits,
+    ) -> Result<Command, ProtocolError> {
         let category = frame.category.as_deref().unwrap_or("");
         if !CATEGORIES.contains(&category) {
-            return Err(ProtocolError::bad_request(format!("unknown category {category:?}")));
+            return Err(ProtocolError::bad_request(format!(
+                "unknown category {category:?}"
+            )));
         }
         if let Some(action) = frame.action.as_deref() {
             if !ACTIONS.contains(&action) {
-                return Err(ProtocolError::bad_request(format!("unknown action {action:?}")));
+                return Err(ProtocolError::bad_request(format!(
+                    "unknown action {action:?}"
+                )));
             }
         }
         match category {
             "heartbeat" => return Ok(Command::Heartbeat),
             "receive" => return receive(&frame, limits),
             "system" | "ack" => {
-                return Err(ProtocolError::forbidden(format!("clients do not send {category} frames")))
+                return Err(ProtocolError::forbidden(format!(
+                    "clients do not send {category} frames"
+                )))
             }
             _ => {}
         }
@@ -105,10 +122,17 @@ impl Command {
         }
         if let Some(from) = frame.from.as_deref() {
             if from != claims.sub {
-                return Err(ProtocolError::forbidden("from must be the authenticated user"));
+                return Err(ProtocolError::forbidden(
+                    "from must be the authenticated user",
+                ));
             }
         }
-        check_len("client_msg_id", frame.client_msg_id.as_deref(), limits.max_client_msg_id, ErrorCode::BadRequest)?;
+        check_len(
+            "client_msg_id",
+            frame.client_msg_id.as_deref(),
+            limits.max_client_msg_id,
+            ErrorCode::BadRequest,
+        )?;
         let action = frame.action.as_deref().unwrap_or("");
         match action {
             "send" => send(frame, claims, limits),
@@ -136,7 +160,9 @@ impl Command {
             }
             "auth" => Err(ProtocolError::bad_request("already authenticated")),
             "" => Err(ProtocolError::bad_request("missing action")),
-            other => Err(ProtocolError::bad_request(format!("unknown action {other:?}"))),
+            other => Err(ProtocolError::bad_request(format!(
+                "unknown action {other:?}"
+            ))),
         }
     }
 
@@ -161,10 +187,14 @@ fn send(frame: Frame, claims: &Claims, limits: &Limits) -> Result<Command, Proto
     };
     let style = frame.style.unwrap_or_else(|| "normal".into());
     if !STYLES.contains(&style.as_str()) {
-        return Err(ProtocolError::bad_request(format!("unknown style {style:?}")));
+        return Err(ProtocolError::bad_request(format!(
+            "unknown style {style:?}"
+        )));
     }
     if !SENDABLE_STYLES.contains(&style.as_str()) {
-        return Err(ProtocolError::forbidden(format!("clients do not send style {style:?}")));
+        return Err(ProtocolError::forbidden(format!(
+            "clients do not send style {style:?}"
+        )));
     }
     let kind = frame.kind.unwrap_or_else(|| "text".into());
     if !KINDS.contains(&kind.as_str()) {
@@ -180,8 +210,18 @@ fn send(frame: Frame, claims: &Claims, limits: &Limits) -> Result<Command, Proto
     if content.trim().is_empty() && kind == "text" && style == "normal" {
         return Err(ProtocolError::bad_request("content is empty"));
     }
-    check_len("url", frame.url.as_deref(), limits.max_url, ErrorCode::TooLarge)?;
-    check_len("to", frame.to.as_deref(), crate::token::MAX_USER_ID, ErrorCode::BadRequest)?;
+    check_len(
+        "url",
+        frame.url.as_deref(),
+        limits.max_url,
+        ErrorCode::TooLarge,
+    )?;
+    check_len(
+        "to",
+        frame.to.as_deref(),
+        crate::token::MAX_USER_ID,
+        ErrorCode::BadRequest,
+    )?;
     if let Some(ext) = &frame.ext {
         if !ext.is_object() {
             return Err(ProtocolError::bad_request("ext must be an object"));
@@ -191,7 +231,9 @@ fn send(frame: Frame, claims: &Claims, limits: &Limits) -> Result<Command, Proto
         }
     }
     if claims.role == Role::Agent && frame.to.is_none() && frame.task_id.is_none() {
-        return Err(ProtocolError::bad_request("an agent's send needs to or task_id"));
+        return Err(ProtocolError::bad_request(
+            "an agent's send needs to or task_id",
+        ));
     }
     Ok(Command::Send(SendCommand {
         style,
@@ -213,7 +255,10 @@ fn receive(frame: &Frame, limits: &Limits) -> Result<Command, ProtocolError> {
             .as_array()
             .ok_or_else(|| ProtocolError::bad_request("ext.ids must be an array of ids"))?;
         for v in list {
-            ids.push(v.as_i64().ok_or_else(|| ProtocolError::bad_request("ext.ids must be an array of ids"))?);
+            ids.push(
+                v.as_i64()
+                    .ok_or_else(|| ProtocolError::bad_request("ext.ids must be an array of ids"))?,
+            );
         }
     }
     if ids.is_empty() {
@@ -228,15 +273,23 @@ fn receive(frame: &Frame, limits: &Limits) -> Result<Command, ProtocolError> {
 fn positive(name: &str, value: Option<i64>) -> Result<i64, ProtocolError> {
     match value {
         Some(v) if v > 0 => Ok(v),
-        _ => Err(ProtocolError::bad_request(format!("{name} must be a positive id"))),
+        _ => Err(ProtocolError::bad_request(format!(
+            "{name} must be a positive id"
+        ))),
     }
 }
 
-fn check_len(name: &str, value: Option<&str>, max: usize, code: ErrorCode) -> Result<(), ProtocolError> {
+fn check_len(
+    name: &str,
+    value: Option<&str>,
+    max: usize,
+    code: ErrorCode,
+) -> Result<(), ProtocolError> {
     match value {
-        Some(v) if v.chars().count() > max => {
-            Err(ProtocolError::new(code, format!("{name} is over {max} characters")))
-        }
+        Some(v) if v.chars().count() > max => Err(ProtocolError::new(
+            code,
+            format!("{name} is over {max} characters"),
+        )),
         _ => Ok(()),
     }
 }

@@ -40,8 +40,13 @@ pub fn of_command(command: &crate::Command, claims: &crate::Claims) -> u32 {
             (None, None) => of_user(&claims.sub),
         },
         Command::Read { task_id, .. } => of_task(*task_id),
-        Command::Typing { task_id: Some(task), .. } => of_task(*task),
-        Command::Typing { to: Some(customer), .. } => of_user(customer),
+        Command::Typing {
+            task_id: Some(task),
+            ..
+        } => of_task(*task),
+        Command::Typing {
+            to: Some(customer), ..
+        } => of_user(customer),
         _ => of_user(&claims.sub),
     }
 }

@@ -118,7 +118,11 @@ mod tests {
 
     #[test]
     fn a_signed_token_verifies_with_the_same_secret_only() {
-        let token = sign(b"s1", &claims(expiry_after(std::time::Duration::from_secs(60)))).unwrap();
+        let token = sign(
+            b"s1",
+            &claims(expiry_after(std::time::Duration::from_secs(60))),
+        )
+        .unwrap();
         assert_eq!(verify(b"s1", &token).unwrap().sub, "u1");
         assert!(matches!(verify(b"s2", &token), Err(TokenError::Invalid(_))));
     }

@@ -9,15 +9,22 @@
 //! # Layout
 //! - [`Register`]: the trait every backend implements.
 //! - [`memory`]: one process, used by `kefu serve` and by a single `kefu register`.
+//! - [`redis`]: shared by several register replicas, no single point of failure.
+//! - [`grpc`]: the `Register` gRPC service and [`grpc::RemoteRegister`], the
+//!   client gateways and workers use.
 //! - [`ring`]: consistent hashing of shards onto workers.
 
 #![forbid(unsafe_code)]
 
+pub mod grpc;
 pub mod memory;
+pub mod redis;
 pub mod ring;
 
+pub use grpc::RemoteRegister;
 pub use kefu_proto::v1::{Location, Member};
 pub use memory::MemoryRegister;
+pub use redis::RedisRegister;
 pub use ring::Ring;
 
 use std::time::Duration;
@@ -34,7 +41,10 @@ pub type Result<T, E = RegisterError> = std::result::Result<T, E>;
 #[async_trait::async_trait]
 pub trait Register: Send + Sync + 'static {
     /// Joins or renews a member for `ttl`; a member not renewed disappears.
-    async fn keep_alive(&self, member: Member, ttl: Duration) -> Result<()>;
+    /// Returns true when the member was not known: it joined, or the
+    /// register lost its state, and a gateway must announce its connections
+    /// again.
+    async fn keep_alive(&self, member: Member, ttl: Duration) -> Result<bool>;
     /// Leaves at once (a clean shutdown).
     async fn leave(&self, member_id: &str) -> Result<()>;
     /// Live members of a role ("gateway" or "worker"), sorted by id.

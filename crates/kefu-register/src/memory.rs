@@ -38,9 +38,13 @@ impl MemoryRegister {
 
 #[async_trait::async_trait]
 impl Register for MemoryRegister {
-    async fn keep_alive(&self, member: Member, ttl: Duration) -> Result<()> {
-        self.members.insert(member.id.clone(), (member, Instant::now() + ttl));
-        Ok(())
+    async fn keep_alive(&self, member: Member, ttl: Duration) -> Result<bool> {
+        self.expire();
+        let known = self
+            .members
+            .insert(member.id.clone(), (member, Instant::now() + ttl))
+            .is_some();
+        Ok(!known)
     }
 
     async fn leave(&self, member_id: &str) -> Result<()> {
@@ -67,7 +71,10 @@ impl Register for MemoryRegister {
     async fn announce(&self, locations: Vec<Location>) -> Result<()> {
         for loc in locations {
             let mut entry = self.locations.entry(loc.user_id.clone()).or_default();
-            if !entry.iter().any(|l| l.gateway_id == loc.gateway_id && l.conn_id == loc.conn_id) {
+            if !entry
+                .iter()
+                .any(|l| l.gateway_id == loc.gateway_id && l.conn_id == loc.conn_id)
+            {
                 entry.push(loc);
             }
         }
@@ -126,7 +133,9 @@ mod tests {
     #[tokio::test]
     async fn locations_follow_announce_and_withdraw() {
         let reg = MemoryRegister::new();
-        reg.announce(vec![loc("u", "g1", "1"), loc("u", "g2", "2")]).await.unwrap();
+        reg.announce(vec![loc("u", "g1", "1"), loc("u", "g2", "2")])
+            .await
+            .unwrap();
         assert_eq!(reg.locate(&["u".into()]).await.unwrap().len(), 2);
         reg.withdraw(vec![loc("u", "g1", "1")]).await.unwrap();
         let left = reg.locate(&["u".into()]).await.unwrap();
@@ -136,7 +145,9 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_member_whose_lease_expires_disappears_with_its_locations() {
         let reg = MemoryRegister::new();
-        reg.keep_alive(gateway("g1"), Duration::from_secs(10)).await.unwrap();
+        reg.keep_alive(gateway("g1"), Duration::from_secs(10))
+            .await
+            .unwrap();
         reg.announce(vec![loc("u", "g1", "1")]).await.unwrap();
         tokio::time::advance(Duration::from_secs(9)).await;
         assert_eq!(reg.members("gateway").await.unwrap().len(), 1);

@@ -56,7 +56,11 @@ mod tests {
             let owner = three.owner(shard).unwrap();
             *counts.entry(owner).or_insert(0) += 1;
             if owner != "w3" {
-                assert_eq!(two.owner(shard), Some(owner), "shard {shard} moved needlessly");
+                assert_eq!(
+                    two.owner(shard),
+                    Some(owner),
+                    "shard {shard} moved needlessly"
+                );
             }
         }
         for (worker, n) in counts {

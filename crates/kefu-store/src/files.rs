@@ -2,7 +2,9 @@
 
 use crate::entity::{file, file_chunk};
 use crate::{Result, Store};
-use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, TransactionTrait};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, TransactionTrait,
+};
 
 /// Rows hold at most this much of a file.
 const CHUNK: usize = 512 * 1024;
@@ -28,7 +30,10 @@ impl Store {
     }
 
     pub async fn file(&self, key: &str) -> Result<Option<(file::Model, Vec<u8>)>> {
-        let Some(meta) = file::Entity::find_by_id(key.to_owned()).one(&self.db).await? else {
+        let Some(meta) = file::Entity::find_by_id(key.to_owned())
+            .one(&self.db)
+            .await?
+        else {
             return Ok(None);
         };
         let mut data = Vec::with_capacity(meta.size.max(0) as usize);

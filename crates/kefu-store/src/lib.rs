@@ -23,7 +23,9 @@ pub mod tasks;
 pub mod users;
 pub mod writer;
 
-use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr, Statement};
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr, Statement,
+};
 use sea_orm_migration::MigratorTrait;
 use std::time::Duration;
 
@@ -94,7 +96,9 @@ impl Store {
 
 /// Splits `scheme://.../NAME?params` into the server URL and the database name.
 fn split_database(url: &str) -> Option<(String, String)> {
-    let (base, params) = url.split_once('?').map_or((url, None), |(b, p)| (b, Some(p)));
+    let (base, params) = url
+        .split_once('?')
+        .map_or((url, None), |(b, p)| (b, Some(p)));
     let slash = base.rfind('/')?;
     let name = &base[slash + 1..];
     if name.is_empty() || base[..slash].ends_with('/') {
@@ -109,10 +113,15 @@ fn split_database(url: &str) -> Option<(String, String)> {
 }
 
 fn checked_name(name: &str) -> Result<&str> {
-    if name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+    if name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    {
         Ok(name)
     } else {
-        Err(StoreError::UnsupportedUrl(format!("database name {name:?}")))
+        Err(StoreError::UnsupportedUrl(format!(
+            "database name {name:?}"
+        )))
     }
 }
 
@@ -122,16 +131,24 @@ pub async fn create_database_if_missing(url: &str) -> Result<()> {
     if url.starts_with("sqlite:") {
         return Ok(());
     }
-    let (server, name) = split_database(url).ok_or_else(|| StoreError::UnsupportedUrl(url.into()))?;
+    let (server, name) =
+        split_database(url).ok_or_else(|| StoreError::UnsupportedUrl(url.into()))?;
     let name = checked_name(&name)?;
     if url.starts_with("mysql:") || url.starts_with("mariadb:") {
-        let db = Database::connect(ConnectOptions::new(server).sqlx_logging(false).to_owned()).await?;
-        db.execute_unprepared(&format!("CREATE DATABASE IF NOT EXISTS `{name}` CHARACTER SET utf8mb4"))
-            .await?;
+        let db =
+            Database::connect(ConnectOptions::new(server).sqlx_logging(false).to_owned()).await?;
+        db.execute_unprepared(&format!(
+            "CREATE DATABASE IF NOT EXISTS `{name}` CHARACTER SET utf8mb4"
+        ))
+        .await?;
         db.close().await?;
     } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-        let db = Database::connect(ConnectOptions::new(format!("{server}/postgres")).sqlx_logging(false).to_owned())
-            .await?;
+        let db = Database::connect(
+            ConnectOptions::new(format!("{server}/postgres"))
+                .sqlx_logging(false)
+                .to_owned(),
+        )
+        .await?;
         let exists = db
             .query_one(Statement::from_sql_and_values(
                 DbBackend::Postgres,
@@ -142,7 +159,10 @@ pub async fn create_database_if_missing(url: &str) -> Result<()> {
             .is_some();
         if !exists {
             // Two processes may race here; the loser's error is harmless.
-            if let Err(e) = db.execute_unprepared(&format!("CREATE DATABASE \"{name}\"")).await {
+            if let Err(e) = db
+                .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
+                .await
+            {
                 tracing::debug!(error = %e, "create database raced");
             }
         }
@@ -155,16 +175,24 @@ pub async fn create_database_if_missing(url: &str) -> Result<()> {
 
 /// Drops the database of a MySQL or PostgreSQL URL (tests clean up with it).
 pub async fn drop_database(url: &str) -> Result<()> {
-    let (server, name) = split_database(url).ok_or_else(|| StoreError::UnsupportedUrl(url.into()))?;
+    let (server, name) =
+        split_database(url).ok_or_else(|| StoreError::UnsupportedUrl(url.into()))?;
     let name = checked_name(&name)?;
     if url.starts_with("mysql:") || url.starts_with("mariadb:") {
-        let db = Database::connect(ConnectOptions::new(server).sqlx_logging(false).to_owned()).await?;
-        db.execute_unprepared(&format!("DROP DATABASE IF EXISTS `{name}`")).await?;
+        let db =
+            Database::connect(ConnectOptions::new(server).sqlx_logging(false).to_owned()).await?;
+        db.execute_unprepared(&format!("DROP DATABASE IF EXISTS `{name}`"))
+            .await?;
         db.close().await?;
     } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-        let db = Database::connect(ConnectOptions::new(format!("{server}/postgres")).sqlx_logging(false).to_owned())
+        let db = Database::connect(
+            ConnectOptions::new(format!("{server}/postgres"))
+                .sqlx_logging(false)
+                .to_owned(),
+        )
+        .await?;
+        db.execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
             .await?;
-        db.execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")).await?;
         db.close().await?;
     }
     Ok(())

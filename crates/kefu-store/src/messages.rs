@@ -5,8 +5,8 @@ use crate::entity::{message, message_delete, undelivered};
 use crate::{Result, Store};
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, EntityTrait, FromQueryResult, QueryFilter, QueryOrder, QuerySelect,
-    TransactionTrait,
+    ActiveValue::Set, ColumnTrait, EntityTrait, FromQueryResult, QueryFilter, QueryOrder,
+    QuerySelect, TransactionTrait,
 };
 use std::collections::{HashMap, HashSet};
 
@@ -35,12 +35,22 @@ impl Store {
 
     /// One page of a task's history as `viewer` sees it: the `limit` newest
     /// messages below `before`, oldest first.
-    pub async fn history(&self, task_id: i64, before: Option<i64>, limit: u64, viewer: &str) -> Result<Vec<Seen>> {
+    pub async fn history(
+        &self,
+        task_id: i64,
+        before: Option<i64>,
+        limit: u64,
+        viewer: &str,
+    ) -> Result<Vec<Seen>> {
         let mut query = message::Entity::find().filter(message::Column::TaskId.eq(task_id));
         if let Some(before) = before {
             query = query.filter(message::Column::Id.lt(before));
         }
-        let mut rows = query.order_by_desc(message::Column::Id).limit(limit).all(&self.db).await?;
+        let mut rows = query
+            .order_by_desc(message::Column::Id)
+            .limit(limit)
+            .all(&self.db)
+            .await?;
         rows.reverse();
         self.seen_by(rows, viewer).await
     }
@@ -78,6 +88,14 @@ impl Store {
         Ok(())
     }
 
+    /// Whether no device of `user` has confirmed message `id` yet.
+    pub async fn is_undelivered(&self, user: &str, id: i64) -> Result<bool> {
+        Ok(undelivered::Entity::find_by_id((user.to_owned(), id))
+            .one(&self.db)
+            .await?
+            .is_some())
+    }
+
     /// Marks the reader's messages of a task up to `up_to` read; returns how many changed.
     pub async fn mark_read(&self, task_id: i64, reader: &str, up_to: i64) -> Result<u64> {
         let res = message::Entity::update_many()
@@ -107,9 +125,12 @@ impl Store {
             user_id: Set(user.to_owned()),
         })
         .on_conflict(
-            OnConflict::columns([message_delete::Column::MessageId, message_delete::Column::UserId])
-                .update_column(message_delete::Column::MessageId)
-                .to_owned(),
+            OnConflict::columns([
+                message_delete::Column::MessageId,
+                message_delete::Column::UserId,
+            ])
+            .update_column(message_delete::Column::MessageId)
+            .to_owned(),
         )
         .exec_without_returning(&self.db)
         .await?;
@@ -158,7 +179,11 @@ impl Store {
     /// Gives a task's messages that were stored while it waited (no
     /// recipient) to its agent. Each row is claimed by one caller only, so two
     /// workers racing here never both push it.
-    pub async fn claim_waiting_messages(&self, task_id: i64, agent: &str) -> Result<Vec<message::Model>> {
+    pub async fn claim_waiting_messages(
+        &self,
+        task_id: i64,
+        agent: &str,
+    ) -> Result<Vec<message::Model>> {
         let unclaimed = message::Entity::find()
             .filter(message::Column::TaskId.eq(task_id))
             .filter(message::Column::Recipient.eq(""))

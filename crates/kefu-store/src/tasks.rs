@@ -4,8 +4,8 @@ use crate::entity::{task, task_agent, task_sequence};
 use crate::{Result, Store, StoreError};
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, Condition, EntityTrait, FromQueryResult, QueryFilter, QueryOrder, QuerySelect,
-    TransactionTrait,
+    ActiveValue::Set, ColumnTrait, Condition, EntityTrait, FromQueryResult, QueryFilter,
+    QueryOrder, QuerySelect, TransactionTrait,
 };
 use std::collections::HashMap;
 
@@ -35,7 +35,12 @@ impl Store {
     }
 
     /// Opens a task in `shard` for a customer, assigned to `agent` or waiting.
-    pub async fn create_task(&self, customer: &str, shard: u32, agent: Option<&str>) -> Result<task::Model> {
+    pub async fn create_task(
+        &self,
+        customer: &str,
+        shard: u32,
+        agent: Option<&str>,
+    ) -> Result<task::Model> {
         let now = kefu_protocol::now_ms();
         let txn = self.db.begin().await?;
         let seq = task_sequence::Entity::insert(task_sequence::ActiveModel {
@@ -105,7 +110,10 @@ impl Store {
             .into_model::<AgentCount>()
             .all(&self.db)
             .await?;
-        Ok(rows.into_iter().filter_map(|r| r.agent_id.map(|a| (a, r.n))).collect())
+        Ok(rows
+            .into_iter()
+            .filter_map(|r| r.agent_id.map(|a| (a, r.n)))
+            .collect())
     }
 
     /// Ends a live task. Fails with Conflict when it already ended.
@@ -152,9 +160,11 @@ impl Store {
         Ok(task::Entity::find()
             .filter(task::Column::AgentId.eq(agent))
             .filter(
-                Condition::any()
-                    .add(task::Column::Status.eq(OPEN))
-                    .add(task::Column::Status.eq(ENDED).and(task::Column::EndedAt.gte(ended_since))),
+                Condition::any().add(task::Column::Status.eq(OPEN)).add(
+                    task::Column::Status
+                        .eq(ENDED)
+                        .and(task::Column::EndedAt.gte(ended_since)),
+                ),
             )
             .order_by_desc(task::Column::Id)
             .all(&self.db)
@@ -162,7 +172,12 @@ impl Store {
     }
 }
 
-async fn insert_task_agent(txn: &impl sea_orm::ConnectionTrait, task_id: i64, agent: &str, now: i64) -> Result<()> {
+async fn insert_task_agent(
+    txn: &impl sea_orm::ConnectionTrait,
+    task_id: i64,
+    agent: &str,
+    now: i64,
+) -> Result<()> {
     task_agent::Entity::insert(task_agent::ActiveModel {
         task_id: Set(task_id),
         agent_id: Set(agent.to_owned()),

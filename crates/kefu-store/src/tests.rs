@@ -52,7 +52,10 @@ async fn fresh(backend: &str) -> Option<(Store, TestDb)> {
     let db = database(backend)?;
     let store = Store::connect(&db.url).await.expect("connect");
     store.migrate().await.expect("migrate");
-    store.migrate().await.expect("migrating twice changes nothing");
+    store
+        .migrate()
+        .await
+        .expect("migrating twice changes nothing");
     Some((store, db))
 }
 
@@ -81,13 +84,23 @@ fn message(sender: &str, client_msg_id: &str, task_id: i64) -> NewMessage {
 }
 
 async fn group_commit_keeps_order_and_dedups(backend: &str) {
-    let Some((store, db)) = fresh(backend).await else { return };
-    let task = store.create_task("cust", 7, Some("agent-1")).await.expect("task");
+    let Some((store, db)) = fresh(backend).await else {
+        return;
+    };
+    let task = store
+        .create_task("cust", 7, Some("agent-1"))
+        .await
+        .expect("task");
     assert_eq!(kefu_protocol::shard::of_task(task.id), 7);
     let writer = Writer::start(store.clone(), 64);
     let mut pending = Vec::new();
     for i in 0..100 {
-        pending.push(writer.enqueue(message("cust", &format!("m{}", i % 60), task.id)).await.expect("queued"));
+        pending.push(
+            writer
+                .enqueue(message("cust", &format!("m{}", i % 60), task.id))
+                .await
+                .expect("queued"),
+        );
     }
     let mut ids = Vec::new();
     let mut duplicates = 0;
@@ -100,65 +113,158 @@ async fn group_commit_keeps_order_and_dedups(backend: &str) {
         }
     }
     assert_eq!(duplicates, 40, "m0..m39 were sent twice");
-    assert!(ids.windows(2).all(|w| w[0] < w[1]), "ids increase in send order");
-    let again = writer.write(message("cust", "m5", task.id)).await.expect("written");
+    assert!(
+        ids.windows(2).all(|w| w[0] < w[1]),
+        "ids increase in send order"
+    );
+    let again = writer
+        .write(message("cust", "m5", task.id))
+        .await
+        .expect("written");
     assert!(again.duplicate);
-    let history = store.history(task.id, None, 500, "agent-1").await.expect("history");
+    let history = store
+        .history(task.id, None, 500, "agent-1")
+        .await
+        .expect("history");
     assert_eq!(history.len(), 60);
     let offline = store.offline("agent-1", 0, 500).await.expect("offline");
     assert_eq!(offline.len(), 60);
-    store.confirm("agent-1", &[ids[0], ids[1]]).await.expect("confirm");
-    assert_eq!(store.offline("agent-1", 0, 500).await.expect("offline").len(), 58);
+    store
+        .confirm("agent-1", &[ids[0], ids[1]])
+        .await
+        .expect("confirm");
+    assert_eq!(
+        store
+            .offline("agent-1", 0, 500)
+            .await
+            .expect("offline")
+            .len(),
+        58
+    );
     cleanup(db).await;
 }
 
 async fn read_revoke_delete_and_unread(backend: &str) {
-    let Some((store, db)) = fresh(backend).await else { return };
-    let task = store.create_task("cust", 1, Some("agent-1")).await.expect("task");
+    let Some((store, db)) = fresh(backend).await else {
+        return;
+    };
+    let task = store
+        .create_task("cust", 1, Some("agent-1"))
+        .await
+        .expect("task");
     let writer = Writer::start(store.clone(), 8);
-    let a = writer.write(message("cust", "a", task.id)).await.expect("a").message;
-    let b = writer.write(message("cust", "b", task.id)).await.expect("b").message;
+    let a = writer
+        .write(message("cust", "a", task.id))
+        .await
+        .expect("a")
+        .message;
+    let b = writer
+        .write(message("cust", "b", task.id))
+        .await
+        .expect("b")
+        .message;
     let unread = store.unread_by_task("agent-1").await.expect("unread");
     assert_eq!(unread.get(&task.id), Some(&2));
-    assert_eq!(store.mark_read(task.id, "agent-1", a.id).await.expect("read"), 1);
-    assert_eq!(store.unread_by_task("agent-1").await.expect("unread").get(&task.id), Some(&1));
+    assert_eq!(
+        store
+            .mark_read(task.id, "agent-1", a.id)
+            .await
+            .expect("read"),
+        1
+    );
+    assert_eq!(
+        store
+            .unread_by_task("agent-1")
+            .await
+            .expect("unread")
+            .get(&task.id),
+        Some(&1)
+    );
     store.revoke(b.id).await.expect("revoke");
     store.delete_for(a.id, "agent-1").await.expect("delete");
-    store.delete_for(a.id, "agent-1").await.expect("deleting twice is fine");
-    let agent_view = store.history(task.id, None, 50, "agent-1").await.expect("history");
+    store
+        .delete_for(a.id, "agent-1")
+        .await
+        .expect("deleting twice is fine");
+    let agent_view = store
+        .history(task.id, None, 50, "agent-1")
+        .await
+        .expect("history");
     assert!(agent_view[0].deleted);
     assert!(agent_view[1].message.is_revoke);
-    let customer_view = store.history(task.id, None, 50, "cust").await.expect("history");
+    let customer_view = store
+        .history(task.id, None, 50, "cust")
+        .await
+        .expect("history");
     assert!(!customer_view[0].deleted);
-    let page = store.history(task.id, Some(b.id), 50, "cust").await.expect("page");
+    let page = store
+        .history(task.id, Some(b.id), 50, "cust")
+        .await
+        .expect("page");
     assert_eq!(page.len(), 1);
     cleanup(db).await;
 }
 
 async fn tasks_queue_end_and_rate(backend: &str) {
-    let Some((store, db)) = fresh(backend).await else { return };
+    let Some((store, db)) = fresh(backend).await else {
+        return;
+    };
     let first = store.create_task("c1", 1, None).await.expect("task");
     let second = store.create_task("c2", 2, None).await.expect("task");
-    let waiting: Vec<i64> = store.waiting_tasks().await.expect("queue").iter().map(|t| t.id).collect();
+    let waiting: Vec<i64> = store
+        .waiting_tasks()
+        .await
+        .expect("queue")
+        .iter()
+        .map(|t| t.id)
+        .collect();
     assert_eq!(waiting, vec![first.id, second.id]);
     store.assign_task(first.id, "a1").await.expect("assign");
-    assert_eq!(store.open_task_counts().await.expect("counts").get("a1"), Some(&1));
+    assert_eq!(
+        store.open_task_counts().await.expect("counts").get("a1"),
+        Some(&1)
+    );
     assert!(store.was_assigned(first.id, "a1").await.expect("assigned"));
-    assert_eq!(store.live_task_of("c1").await.expect("live").map(|t| t.id), Some(first.id));
-    assert!(store.rate_task(first.id, 5, "").await.is_err(), "not ended yet");
+    assert_eq!(
+        store.live_task_of("c1").await.expect("live").map(|t| t.id),
+        Some(first.id)
+    );
+    assert!(
+        store.rate_task(first.id, 5, "").await.is_err(),
+        "not ended yet"
+    );
     store.end_task(first.id).await.expect("end");
     assert!(store.end_task(first.id).await.is_err(), "ends once");
     assert!(store.live_task_of("c1").await.expect("live").is_none());
     store.rate_task(first.id, 4, "good").await.expect("rate");
-    assert!(store.rate_task(first.id, 5, "again").await.is_err(), "rates once");
-    store.upsert_user("c1", "customer", "Carl").await.expect("user");
-    store.upsert_user("c1", "customer", "Carla").await.expect("rename");
-    assert_eq!(store.user("c1").await.expect("user").map(|u| u.name).as_deref(), Some("Carla"));
+    assert!(
+        store.rate_task(first.id, 5, "again").await.is_err(),
+        "rates once"
+    );
+    store
+        .upsert_user("c1", "customer", "Carl")
+        .await
+        .expect("user");
+    store
+        .upsert_user("c1", "customer", "Carla")
+        .await
+        .expect("rename");
+    assert_eq!(
+        store
+            .user("c1")
+            .await
+            .expect("user")
+            .map(|u| u.name)
+            .as_deref(),
+        Some("Carla")
+    );
     cleanup(db).await;
 }
 
 async fn files_round_trip(backend: &str) {
-    let Some((store, db)) = fresh(backend).await else { return };
+    let Some((store, db)) = fresh(backend).await else {
+        return;
+    };
     let data: Vec<u8> = (0..1_300_000u32).map(|i| (i % 251) as u8).collect();
     let meta = crate::entity::file::Model {
         key: "k1".into(),

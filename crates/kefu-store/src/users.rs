@@ -44,7 +44,11 @@ impl Store {
         user::Entity::insert(row)
             .on_conflict(
                 OnConflict::column(user::Column::Id)
-                    .update_columns([user::Column::Name, user::Column::Role, user::Column::PasswordHash])
+                    .update_columns([
+                        user::Column::Name,
+                        user::Column::Role,
+                        user::Column::PasswordHash,
+                    ])
                     .to_owned(),
             )
             .exec_without_returning(&self.db)
@@ -53,7 +57,9 @@ impl Store {
     }
 
     pub async fn user(&self, id: &str) -> Result<Option<user::Model>> {
-        Ok(user::Entity::find_by_id(id.to_owned()).one(&self.db).await?)
+        Ok(user::Entity::find_by_id(id.to_owned())
+            .one(&self.db)
+            .await?)
     }
 
     pub async fn users(&self, ids: &[String]) -> Result<Vec<user::Model>> {

@@ -10,7 +10,9 @@
 
 use crate::entity::{message, undelivered};
 use crate::{Result, Store, StoreError};
-use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, TransactionTrait};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, TransactionTrait,
+};
 use std::collections::HashMap;
 use tokio::sync::{mpsc, oneshot};
 
@@ -77,7 +79,10 @@ impl Writer {
 
     /// Queues a message and waits for its commit.
     pub async fn write(&self, message: NewMessage) -> Result<Written> {
-        self.enqueue(message).await?.await.map_err(|_| StoreError::WriterStopped)?
+        self.enqueue(message)
+            .await?
+            .await
+            .map_err(|_| StoreError::WriterStopped)?
     }
 }
 
@@ -94,7 +99,9 @@ async fn run(store: Store, mut rx: mpsc::Receiver<Job>, max_batch: usize) {
             Err(e) => {
                 tracing::warn!(error = %e, size = jobs.len(), "batch write failed, retrying one by one");
                 for job in jobs.drain(..) {
-                    let result = write_batch(&store, &[&job.message]).await.map(|mut w| w.remove(0));
+                    let result = write_batch(&store, &[&job.message])
+                        .await
+                        .map(|mut w| w.remove(0));
                     let _ = job.reply.send(result);
                 }
             }
@@ -105,7 +112,9 @@ async fn run(store: Store, mut rx: mpsc::Receiver<Job>, max_batch: usize) {
 type Key = (String, String);
 
 fn key(m: &NewMessage) -> Option<Key> {
-    m.client_msg_id.as_ref().map(|c| (m.sender.clone(), c.clone()))
+    m.client_msg_id
+        .as_ref()
+        .map(|c| (m.sender.clone(), c.clone()))
 }
 
 /// Writes a batch in one transaction, returning one result per message in order.
@@ -138,7 +147,9 @@ async fn write_batch(store: &Store, batch: &[&NewMessage]) -> Result<Vec<Written
         });
     }
     if !marks.is_empty() {
-        undelivered::Entity::insert_many(marks).exec_without_returning(&txn).await?;
+        undelivered::Entity::insert_many(marks)
+            .exec_without_returning(&txn)
+            .await?;
     }
     txn.commit().await?;
     Ok(written)

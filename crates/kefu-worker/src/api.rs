@@ -54,10 +54,14 @@ async fn route(
         ("GET", ["api", "unread"]) => unread(inner, sender).await,
         ("GET", ["api", "contacts"]) => contacts(inner, sender, query).await,
         ("GET", ["api", "agents"]) => agents(inner, sender).await,
-        ("PUT", ["api", "agents", "me", "status"]) => set_status(inner, sender, &request.body).await,
+        ("PUT", ["api", "agents", "me", "status"]) => {
+            set_status(inner, sender, &request.body).await
+        }
         ("POST", ["api", "upload"]) => upload(inner, sender, request).await,
         (method, ["api", "tasks", id, rest @ ..]) => {
-            let task_id: i64 = id.parse().map_err(|_| ProtocolError::bad_request("task id must be a number"))?;
+            let task_id: i64 = id
+                .parse()
+                .map_err(|_| ProtocolError::bad_request("task id must be a number"))?;
             match (method, rest) {
                 ("GET", ["messages"]) => history(inner, sender, task_id, query).await,
                 ("POST", ["transfer"]) => {
@@ -72,7 +76,10 @@ async fn route(
                     .await
                 }
                 ("POST", ["end"]) => {
-                    in_lane(inner, sender, task_id, move |i, s| async move { tasks::end(&i, &s, task_id).await }).await
+                    in_lane(inner, sender, task_id, move |i, s| async move {
+                        tasks::end(&i, &s, task_id).await
+                    })
+                    .await
                 }
                 ("POST", ["rating"]) => {
                     #[derive(Deserialize)]
@@ -82,7 +89,8 @@ async fn route(
                         comment: String,
                     }
                     let body: Body = json_body(&request.body)?;
-                    let value = tasks::rate(inner, sender, task_id, body.score, &body.comment).await?;
+                    let value =
+                        tasks::rate(inner, sender, task_id, body.score, &body.comment).await?;
                     Ok((201, value))
                 }
                 _ => Err(ProtocolError::not_found("no such endpoint")),
@@ -112,7 +120,8 @@ where
 }
 
 fn json_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ProtocolError> {
-    serde_json::from_slice(body).map_err(|e| ProtocolError::bad_request(format!("bad JSON body: {e}")))
+    serde_json::from_slice(body)
+        .map_err(|e| ProtocolError::bad_request(format!("bad JSON body: {e}")))
 }
 
 fn parse_query(query: &str) -> HashMap<String, String> {
@@ -129,7 +138,9 @@ fn percent_decode(s: &str) -> String {
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
-        let hex = bytes.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok());
         match (bytes[i], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
             (b'+', _) => out.push(b' '),
             (b'%', Some(b)) => {
@@ -144,13 +155,22 @@ fn percent_decode(s: &str) -> String {
 }
 
 /// A number from the query string, within bounds.
-fn number(query: &HashMap<String, String>, name: &str, default: i64, max: i64) -> Result<i64, ProtocolError> {
+fn number(
+    query: &HashMap<String, String>,
+    name: &str,
+    default: i64,
+    max: i64,
+) -> Result<i64, ProtocolError> {
     match query.get(name) {
         None => Ok(default),
         Some(v) => {
-            let n: i64 = v.parse().map_err(|_| ProtocolError::bad_request(format!("{name} must be a number")))?;
+            let n: i64 = v
+                .parse()
+                .map_err(|_| ProtocolError::bad_request(format!("{name} must be a number")))?;
             if n < 0 {
-                return Err(ProtocolError::bad_request(format!("{name} must not be negative")));
+                return Err(ProtocolError::bad_request(format!(
+                    "{name} must not be negative"
+                )));
             }
             Ok(n.min(max))
         }
@@ -160,12 +180,24 @@ fn number(query: &HashMap<String, String>, name: &str, default: i64, max: i64) -
 async fn offline(inner: &Inner, sender: &Sender, query: &HashMap<String, String>) -> Reply {
     let after = number(query, "after", 0, i64::MAX)?;
     let limit = number(query, "limit", 100, 500)?.max(1);
-    let rows = inner.store.offline(sender.user(), after, limit as u64).await.map_err(store_error)?;
-    let messages: Vec<_> = rows.iter().map(|s| view::message_frame(&s.message, s.deleted)).collect();
+    let rows = inner
+        .store
+        .offline(sender.user(), after, limit as u64)
+        .await
+        .map_err(store_error)?;
+    let messages: Vec<_> = rows
+        .iter()
+        .map(|s| view::message_frame(&s.message, s.deleted))
+        .collect();
     Ok((200, json!({"messages": messages})))
 }
 
-async fn history(inner: &Inner, sender: &Sender, task_id: i64, query: &HashMap<String, String>) -> Reply {
+async fn history(
+    inner: &Inner,
+    sender: &Sender,
+    task_id: i64,
+    query: &HashMap<String, String>,
+) -> Reply {
     let task = inner
         .store
         .task(task_id)
@@ -175,27 +207,51 @@ async fn history(inner: &Inner, sender: &Sender, task_id: i64, query: &HashMap<S
     let allowed = match sender.role {
         Role::Admin => true,
         Role::Customer => task.customer_id == sender.user(),
-        Role::Agent => inner.store.was_assigned(task_id, sender.user()).await.map_err(store_error)?,
+        Role::Agent => inner
+            .store
+            .was_assigned(task_id, sender.user())
+            .await
+            .map_err(store_error)?,
     };
     if !allowed {
-        return Err(ProtocolError::forbidden("only the task's participants may read it"));
+        return Err(ProtocolError::forbidden(
+            "only the task's participants may read it",
+        ));
     }
-    let before = query.get("before").map(|_| number(query, "before", 0, i64::MAX)).transpose()?;
+    let before = query
+        .get("before")
+        .map(|_| number(query, "before", 0, i64::MAX))
+        .transpose()?;
     let limit = number(query, "limit", 50, 200)?.max(1);
     let rows = inner
         .store
         .history(task_id, before, limit as u64, sender.user())
         .await
         .map_err(store_error)?;
-    let messages: Vec<_> = rows.iter().map(|s| view::message_frame(&s.message, s.deleted)).collect();
-    let next_before = (rows.len() as i64 == limit).then(|| rows.first().map(|s| s.message.id)).flatten();
-    Ok((200, json!({"task_id": task_id, "messages": messages, "next_before": next_before})))
+    let messages: Vec<_> = rows
+        .iter()
+        .map(|s| view::message_frame(&s.message, s.deleted))
+        .collect();
+    let next_before = (rows.len() as i64 == limit)
+        .then(|| rows.first().map(|s| s.message.id))
+        .flatten();
+    Ok((
+        200,
+        json!({"task_id": task_id, "messages": messages, "next_before": next_before}),
+    ))
 }
 
 async fn unread(inner: &Inner, sender: &Sender) -> Reply {
-    let by_task = inner.store.unread_by_task(sender.user()).await.map_err(store_error)?;
+    let by_task = inner
+        .store
+        .unread_by_task(sender.user())
+        .await
+        .map_err(store_error)?;
     let total: i64 = by_task.values().sum();
-    let by_task: serde_json::Map<String, Value> = by_task.into_iter().map(|(t, n)| (t.to_string(), json!(n))).collect();
+    let by_task: serde_json::Map<String, Value> = by_task
+        .into_iter()
+        .map(|(t, n)| (t.to_string(), json!(n)))
+        .collect();
     Ok((200, json!({"total": total, "by_task": by_task})))
 }
 
@@ -212,7 +268,10 @@ async fn contacts(inner: &Inner, sender: &Sender, query: &HashMap<String, String
         .map_err(store_error)?;
     // Newest task first: one entry per customer, from their newest task.
     let mut seen = std::collections::HashSet::new();
-    let tasks: Vec<_> = tasks.into_iter().filter(|t| seen.insert(t.customer_id.clone())).collect();
+    let tasks: Vec<_> = tasks
+        .into_iter()
+        .filter(|t| seen.insert(t.customer_id.clone()))
+        .collect();
     let customers: Vec<String> = tasks.iter().map(|t| t.customer_id.clone()).collect();
     let task_ids: Vec<i64> = tasks.iter().map(|t| t.id).collect();
     let names: HashMap<String, String> = inner
@@ -224,15 +283,32 @@ async fn contacts(inner: &Inner, sender: &Sender, query: &HashMap<String, String
         .map(|u| (u.id, u.name))
         .collect();
     let online = tasks::online(inner, &customers).await;
-    let unread = inner.store.unread_by_task(sender.user()).await.map_err(store_error)?;
-    let last = inner.store.last_messages(&task_ids).await.map_err(store_error)?;
-    let q = query.get("q").map(|q| q.to_lowercase()).filter(|q| !q.is_empty());
+    let unread = inner
+        .store
+        .unread_by_task(sender.user())
+        .await
+        .map_err(store_error)?;
+    let last = inner
+        .store
+        .last_messages(&task_ids)
+        .await
+        .map_err(store_error)?;
+    let q = query
+        .get("q")
+        .map(|q| q.to_lowercase())
+        .filter(|q| !q.is_empty());
     let mut contacts = Vec::new();
     for task in &tasks {
-        let name = names.get(&task.customer_id).cloned().unwrap_or_else(|| task.customer_id.clone());
+        let name = names
+            .get(&task.customer_id)
+            .cloned()
+            .unwrap_or_else(|| task.customer_id.clone());
         let last_message = last.get(&task.id).map(|m| view::message_frame(m, false));
         if let Some(q) = &q {
-            let text = last_message.as_ref().and_then(|m| m.content.clone()).unwrap_or_default();
+            let text = last_message
+                .as_ref()
+                .and_then(|m| m.content.clone())
+                .unwrap_or_default();
             let hay = [task.customer_id.as_str(), name.as_str(), text.as_str()];
             if !hay.iter().any(|h| h.to_lowercase().contains(q.as_str())) {
                 continue;
@@ -253,7 +329,9 @@ async fn contacts(inner: &Inner, sender: &Sender, query: &HashMap<String, String
 
 async fn agents(inner: &Inner, sender: &Sender) -> Reply {
     if sender.role == Role::Customer {
-        return Err(ProtocolError::forbidden("the agent list is for agents and admins"));
+        return Err(ProtocolError::forbidden(
+            "the agent list is for agents and admins",
+        ));
     }
     let agents = inner.store.agents().await.map_err(store_error)?;
     let ids: Vec<String> = agents.iter().map(|a| a.id.clone()).collect();
@@ -285,17 +363,40 @@ async fn set_status(inner: &Inner, sender: &Sender, body: &[u8]) -> Reply {
     }
     let body: Body = json_body(body)?;
     if body.status != "available" && body.status != "away" {
-        return Err(ProtocolError::bad_request("status must be available or away"));
+        return Err(ProtocolError::bad_request(
+            "status must be available or away",
+        ));
     }
-    let name = if sender.session.name.is_empty() { sender.user() } else { &sender.session.name };
-    if inner.store.user(sender.user()).await.map_err(store_error)?.is_none() {
-        inner.store.upsert_user(sender.user(), "agent", name).await.map_err(store_error)?;
+    let name = if sender.session.name.is_empty() {
+        sender.user()
+    } else {
+        &sender.session.name
+    };
+    if inner
+        .store
+        .user(sender.user())
+        .await
+        .map_err(store_error)?
+        .is_none()
+    {
+        inner
+            .store
+            .upsert_user(sender.user(), "agent", name)
+            .await
+            .map_err(store_error)?;
     }
-    inner.store.set_agent_status(sender.user(), &body.status).await.map_err(store_error)?;
+    inner
+        .store
+        .set_agent_status(sender.user(), &body.status)
+        .await
+        .map_err(store_error)?;
     if body.status == "available" {
         tasks::assign_waiting(inner).await;
     }
-    Ok((200, json!({"user_id": sender.user(), "status": body.status})))
+    Ok((
+        200,
+        json!({"user_id": sender.user(), "status": body.status}),
+    ))
 }
 
 async fn login(inner: &Inner, body: &[u8]) -> Reply {
@@ -306,13 +407,21 @@ async fn login(inner: &Inner, body: &[u8]) -> Reply {
     }
     let body: Body = json_body(body)?;
     let wrong = || ProtocolError::new(ErrorCode::Unauthorized, "wrong username or password");
-    let user = inner.store.user(&body.username).await.map_err(store_error)?.ok_or_else(wrong)?;
+    let user = inner
+        .store
+        .user(&body.username)
+        .await
+        .map_err(store_error)?
+        .ok_or_else(wrong)?;
     let hash = user.password_hash.as_deref().ok_or_else(wrong)?;
     let parsed = PasswordHash::new(hash).map_err(|_| wrong())?;
     Argon2::default()
         .verify_password(body.password.as_bytes(), &parsed)
         .map_err(|_| wrong())?;
-    Ok((200, json!({"user_id": user.id, "name": user.name, "role": user.role})))
+    Ok((
+        200,
+        json!({"user_id": user.id, "name": user.name, "role": user.role}),
+    ))
 }
 
 async fn upload(inner: &Inner, sender: &Sender, request: &ApiRequest) -> Reply {
@@ -338,8 +447,15 @@ async fn upload(inner: &Inner, sender: &Sender, request: &ApiRequest) -> Reply {
         size: data.len() as i64,
         created_at: kefu_protocol::now_ms(),
     };
-    inner.store.put_file(meta, data).await.map_err(store_error)?;
-    Ok((201, json!({"key": key, "url": format!("/files/{key}"), "kind": kind, "content_type": content_type})))
+    inner
+        .store
+        .put_file(meta, data)
+        .await
+        .map_err(store_error)?;
+    Ok((
+        201,
+        json!({"key": key, "url": format!("/files/{key}"), "kind": kind, "content_type": content_type}),
+    ))
 }
 
 async fn file(inner: &Inner, key: &str) -> ApiReply {

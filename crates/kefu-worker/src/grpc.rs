@@ -3,35 +3,45 @@
 
 use crate::Worker;
 use kefu_proto::v1::worker_server;
-use kefu_proto::v1::{ApiReply, ApiRequest, ConnectionEvent, EventReply, FrameRequest, PushBatch};
+use kefu_proto::v1::{ApiReply, ApiRequest, ConnectionEvent, EventReply, FrameRequest, FramesDone};
 use std::pin::Pin;
 use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
 
 #[tonic::async_trait]
 impl worker_server::Worker for Worker {
-    type FramesStream = Pin<Box<dyn Stream<Item = Result<PushBatch, Status>> + Send>>;
+    type FramesStream = Pin<Box<dyn Stream<Item = Result<FramesDone, Status>> + Send>>;
 
-    /// Frames in submission order. Pushes go back through the gateways'
-    /// `Deliver` service, so this stream's responses stay empty; it ends
-    /// when the gateway closes its side.
-    async fn frames(&self, request: Request<Streaming<FrameRequest>>) -> Result<Response<Self::FramesStream>, Status> {
+    /// Frames in submission order; each frame's `seq` comes back once the
+    /// frame is fully handled. Pushes go through the gateways' `Deliver`.
+    async fn frames(
+        &self,
+        request: Request<Streaming<FrameRequest>>,
+    ) -> Result<Response<Self::FramesStream>, Status> {
         let mut incoming = request.into_inner();
         let worker = self.clone();
-        let (tx, rx) = tokio::sync::mpsc::channel::<Result<PushBatch, Status>>(1);
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<FramesDone, Status>>(1024);
         tokio::spawn(async move {
             while let Some(frame) = incoming.next().await {
-                match frame {
-                    Ok(frame) => worker.submit(frame).await,
+                let frame = match frame {
+                    Ok(frame) => frame,
                     Err(status) => {
                         tracing::debug!(%status, "frame stream ended");
                         break;
                     }
-                }
+                };
+                let seq = frame.seq;
+                let handled = worker.submit_tracked(frame).await;
+                let tx = tx.clone();
+                tokio::spawn(async move {
+                    let _ = handled.await;
+                    let _ = tx.send(Ok(FramesDone { seqs: vec![seq] })).await;
+                });
             }
-            drop(tx);
         });
-        Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))))
+        Ok(Response::new(Box::pin(
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+        )))
     }
 
     async fn submit(&self, request: Request<FrameRequest>) -> Result<Response<EventReply>, Status> {
@@ -39,7 +49,10 @@ impl worker_server::Worker for Worker {
         Ok(Response::new(EventReply {}))
     }
 
-    async fn connection(&self, request: Request<ConnectionEvent>) -> Result<Response<EventReply>, Status> {
+    async fn connection(
+        &self,
+        request: Request<ConnectionEvent>,
+    ) -> Result<Response<EventReply>, Status> {
         Worker::connection(self, request.into_inner()).await;
         Ok(Response::new(EventReply {}))
     }

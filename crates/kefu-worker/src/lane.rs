@@ -103,6 +103,9 @@ mod tests {
         })
         .await;
         done_rx.await.unwrap();
-        assert_eq!(*log.lock().unwrap(), vec!["send0", "send1", "send2", "read"]);
+        assert_eq!(
+            *log.lock().unwrap(),
+            vec!["send0", "send1", "send2", "read"]
+        );
     }
 }

@@ -13,11 +13,13 @@
 //! - [`outbox`]: pushes gathered per gateway, then delivered.
 //! - [`view`]: stored rows as client frames.
 //! - [`grpc`]: the `Worker` gRPC service.
+//! - [`gateways`]: pushes to gateways over gRPC, in a cluster.
 //! - [`metrics`]: counters and histograms.
 
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod gateways;
 pub mod grpc;
 pub mod lane;
 pub mod messages;
@@ -32,6 +34,7 @@ use kefu_register::Register;
 use kefu_store::{Store, Writer};
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::oneshot;
 
 /// How a worker reaches gateways.
 #[async_trait::async_trait]
@@ -97,8 +100,10 @@ impl Sender {
     }
 
     fn from_session(session: Option<Session>) -> Result<Sender, ProtocolError> {
-        let session = session.ok_or_else(|| ProtocolError::new(ErrorCode::Unauthorized, "no session"))?;
-        let role = Role::parse(&session.role).ok_or_else(|| ProtocolError::bad_request("unknown role"))?;
+        let session =
+            session.ok_or_else(|| ProtocolError::new(ErrorCode::Unauthorized, "no session"))?;
+        let role =
+            Role::parse(&session.role).ok_or_else(|| ProtocolError::bad_request("unknown role"))?;
         Ok(Sender { session, role })
     }
 
@@ -123,7 +128,9 @@ impl Worker {
     ) -> Worker {
         metrics::init();
         let writer = Writer::start(store.clone(), config.max_batch);
-        let lanes = (0..config.lanes.max(1)).map(|_| lane::Lane::start()).collect();
+        let lanes = (0..config.lanes.max(1))
+            .map(|_| lane::Lane::start())
+            .collect();
         Worker {
             inner: Arc::new(Inner {
                 config,
@@ -144,43 +151,97 @@ impl Worker {
     /// Takes one client frame. Frames of one shard are handled in the order
     /// they are submitted; the answer (an ack, an error) is pushed back.
     pub async fn submit(&self, request: FrameRequest) {
+        drop(self.submit_tracked(request).await);
+    }
+
+    /// Like [`Worker::submit`], and the receiver resolves once the frame is
+    /// fully handled (stored, acked, pushed): until then a gateway keeps it
+    /// to retry elsewhere if this worker dies.
+    pub async fn submit_tracked(&self, request: FrameRequest) -> oneshot::Receiver<()> {
+        let (done, handled) = oneshot::channel();
         metrics::FRAMES.inc();
         let sender = match Sender::from_session(request.session) {
             Ok(s) => s,
-            Err(e) => return tracing::warn!(error = %e, "frame without a valid session"),
+            Err(e) => {
+                tracing::warn!(error = %e, "frame without a valid session");
+                let _ = done.send(());
+                return handled;
+            }
         };
         let frame = match Frame::parse(&request.frame_json) {
             Ok(f) => f,
             Err((action, cmid, message)) => {
                 let reply = Frame::error(&action, cmid, ErrorCode::BadRequest, &message);
-                return self.inner.reply(&sender.session, &reply).await;
+                self.inner.reply(&sender.session, &reply).await;
+                let _ = done.send(());
+                return handled;
             }
         };
-        let command = match Command::from_frame(frame, &sender.claims(), &self.inner.config.limits) {
+        let command = match Command::from_frame(frame, &sender.claims(), &self.inner.config.limits)
+        {
             Ok(c) => c,
             Err(e) => {
                 // The gateway validated already; this only guards the boundary.
                 let reply = Frame::error("", None, e.code, &e.message);
-                return self.inner.reply(&sender.session, &reply).await;
+                self.inner.reply(&sender.session, &reply).await;
+                let _ = done.send(());
+                return handled;
             }
         };
         let lane = &self.inner.lanes[request.shard as usize % self.inner.lanes.len()];
         let inner = self.inner.clone();
         match command {
-            Command::Send(send) => lane.pipelined(messages::send(inner, sender, send)).await,
-            Command::Receive { ids } => messages::receive(&inner, &sender, ids).await,
-            Command::Heartbeat => {}
-            other => lane.ordered(messages::other(inner, sender, other)).await,
+            Command::Send(send) => {
+                lane.pipelined(async move {
+                    match messages::send(inner, sender, send).await {
+                        Some(tail) => Some(Box::pin(async move {
+                            tail.await;
+                            let _ = done.send(());
+                        }) as lane::AfterCommit),
+                        None => {
+                            let _ = done.send(());
+                            None
+                        }
+                    }
+                })
+                .await
+            }
+            Command::Receive { ids } => {
+                messages::receive(&inner, &sender, ids).await;
+                let _ = done.send(());
+            }
+            Command::Heartbeat => {
+                let _ = done.send(());
+            }
+            other => {
+                lane.ordered(async move {
+                    messages::other(inner, sender, other).await;
+                    let _ = done.send(());
+                })
+                .await
+            }
         }
+        handled
     }
 
     /// A client connected or disconnected: agents become known and online,
     /// and the waiting queue may move.
     pub async fn connection(&self, event: ConnectionEvent) {
-        let Ok(sender) = Sender::from_session(event.session) else { return };
+        let Ok(sender) = Sender::from_session(event.session) else {
+            return;
+        };
         if sender.role == Role::Agent && event.connected {
-            let name = if sender.session.name.is_empty() { sender.user() } else { &sender.session.name };
-            if let Err(e) = self.inner.store.upsert_user(sender.user(), "agent", name).await {
+            let name = if sender.session.name.is_empty() {
+                sender.user()
+            } else {
+                &sender.session.name
+            };
+            if let Err(e) = self
+                .inner
+                .store
+                .upsert_user(sender.user(), "agent", name)
+                .await
+            {
                 tracing::warn!(error = %e, "cannot record agent");
             }
             tasks::assign_waiting(&self.inner).await;
@@ -221,9 +282,13 @@ impl Inner {
 /// What a store failure looks like to a client.
 pub(crate) fn store_error(e: kefu_store::StoreError) -> ProtocolError {
     match e {
-        kefu_store::StoreError::NotFound(what) => ProtocolError::not_found(format!("{what} not found")),
+        kefu_store::StoreError::NotFound(what) => {
+            ProtocolError::not_found(format!("{what} not found"))
+        }
         kefu_store::StoreError::Conflict(m) => ProtocolError::new(ErrorCode::Conflict, m),
-        kefu_store::StoreError::WriterStopped => ProtocolError::new(ErrorCode::Unavailable, "storage is shutting down"),
+        kefu_store::StoreError::WriterStopped => {
+            ProtocolError::new(ErrorCode::Unavailable, "storage is shutting down")
+        }
         other => {
             tracing::error!(error = %other, "storage failed");
             ProtocolError::new(ErrorCode::Unavailable, "storage unavailable")

@@ -12,12 +12,16 @@ use std::time::Instant;
 
 /// A send's head: checks, finds or opens the task, queues the message. The
 /// returned tail acks and fans out once the row is committed.
-pub(crate) async fn send(inner: Arc<Inner>, sender: Sender, cmd: SendCommand) -> Option<AfterCommit> {
+pub(crate) async fn send(
+    inner: Arc<Inner>,
+    sender: Sender,
+    cmd: SendCommand,
+) -> Option<AfterCommit> {
     let action_cmid = cmd.client_msg_id.clone();
     let prepared = match prepare(&inner, &sender, cmd).await {
         Ok(p) => p,
         Err(e) => {
-            inner.reply(&sender.session, &Frame::error("send", Some(action_cmid), e.code, &e.message)).await;
+            refuse_send(&inner, &sender, action_cmid, e).await;
             return None;
         }
     };
@@ -25,25 +29,34 @@ pub(crate) async fn send(inner: Arc<Inner>, sender: Sender, cmd: SendCommand) ->
     let pending = match inner.writer.enqueue(prepared).await {
         Ok(p) => p,
         Err(e) => {
-            let e = store_error(e);
-            inner.reply(&sender.session, &Frame::error("send", Some(action_cmid), e.code, &e.message)).await;
+            refuse_send(&inner, &sender, action_cmid, store_error(e)).await;
             return None;
         }
     };
     Some(Box::pin(async move {
-        let written = pending.await.unwrap_or(Err(kefu_store::StoreError::WriterStopped));
+        let written = pending
+            .await
+            .unwrap_or(Err(kefu_store::StoreError::WriterStopped));
         metrics::STORE_SECONDS.observe(started.elapsed().as_secs_f64());
         match written {
             Ok(w) => after_commit(&inner, &sender, w).await,
-            Err(e) => {
-                let e = store_error(e);
-                inner.reply(&sender.session, &Frame::error("send", Some(action_cmid), e.code, &e.message)).await;
-            }
+            Err(e) => refuse_send(&inner, &sender, action_cmid, store_error(e)).await,
         }
     }))
 }
 
-async fn prepare(inner: &Arc<Inner>, sender: &Sender, cmd: SendCommand) -> Result<NewMessage, ProtocolError> {
+async fn refuse_send(inner: &Inner, sender: &Sender, client_msg_id: String, e: ProtocolError) {
+    let frame = Frame::error("send", Some(client_msg_id.clone()), e.code, &e.message);
+    let mut out = Outbox::default();
+    out.send_answer(&sender.session, &client_msg_id, frame.to_json().into());
+    out.send(inner).await;
+}
+
+async fn prepare(
+    inner: &Arc<Inner>,
+    sender: &Sender,
+    cmd: SendCommand,
+) -> Result<NewMessage, ProtocolError> {
     let task = match sender.role {
         Role::Customer => tasks::live_or_open(inner, sender).await?,
         Role::Agent => agent_task(inner, sender, cmd.task_id, cmd.to.as_deref()).await?,
@@ -56,7 +69,11 @@ async fn prepare(inner: &Arc<Inner>, sender: &Sender, cmd: SendCommand) -> Resul
     Ok(NewMessage {
         task_id: task.id,
         sender: sender.user().to_owned(),
-        undelivered_for: if recipient.is_empty() { Vec::new() } else { vec![recipient.clone()] },
+        undelivered_for: if recipient.is_empty() {
+            Vec::new()
+        } else {
+            vec![recipient.clone()]
+        },
         recipient,
         category: sender.role.category().to_owned(),
         style: cmd.style,
@@ -80,7 +97,11 @@ async fn agent_task(
 ) -> Result<task::Model, ProtocolError> {
     let task = match (task_id, to) {
         (Some(id), _) => inner.store.task(id).await.map_err(store_error)?,
-        (None, Some(customer)) => inner.store.live_task_of(customer).await.map_err(store_error)?,
+        (None, Some(customer)) => inner
+            .store
+            .live_task_of(customer)
+            .await
+            .map_err(store_error)?,
         (None, None) => None,
     };
     let task = task.ok_or_else(|| ProtocolError::not_found("no such open task"))?;
@@ -100,21 +121,41 @@ async fn agent_task(
 
 async fn after_commit(inner: &Arc<Inner>, sender: &Sender, written: Written) {
     let mut out = Outbox::default();
-    out.for_conn(&sender.session, view::send_ack(&written.message).to_json().into());
+    let cmid = written.message.client_msg_id.clone().unwrap_or_default();
+    out.send_answer(
+        &sender.session,
+        &cmid,
+        view::send_ack(&written.message).to_json().into(),
+    );
     if written.duplicate {
         metrics::DUPLICATES.inc();
-        return out.send(inner).await;
+        out.send(inner).await;
+        return redrive(inner, &written.message).await;
     }
     metrics::MESSAGES_STORED.inc();
     let m = written.message;
     let frame = view::message_frame(&m, false).to_json();
     let users = vec![m.recipient.clone(), m.sender.clone()];
-    out.for_users(inner, users, &sender.session.conn_id, frame.into(), m.id).await;
+    out.for_users(inner, users, &sender.session.conn_id, frame.into(), m.id)
+        .await;
     out.send(inner).await;
     if m.recipient.is_empty() {
         // Stored while the task waited: if an agent took the task meanwhile,
         // the message is theirs.
         tasks::hand_over_waiting_messages(inner, m.task_id).await;
+    }
+}
+
+/// A resend of a stored message: if its recipient has not confirmed it (the
+/// first push may have died with a worker), push it to them again.
+async fn redrive(inner: &Inner, m: &kefu_store::entity::message::Model) {
+    if m.recipient.is_empty() {
+        return;
+    }
+    match inner.store.is_undelivered(&m.recipient, m.id).await {
+        Ok(true) => push_stored(inner, m, vec![m.recipient.clone()]).await,
+        Ok(false) => {}
+        Err(e) => tracing::warn!(error = %e, "cannot check delivery"),
     }
 }
 
@@ -149,10 +190,20 @@ pub(crate) async fn system_message(
 }
 
 /// Pushes a stored message to every device of `users`.
-pub(crate) async fn push_stored(inner: &Inner, m: &kefu_store::entity::message::Model, users: Vec<String>) {
+pub(crate) async fn push_stored(
+    inner: &Inner,
+    m: &kefu_store::entity::message::Model,
+    users: Vec<String>,
+) {
     let mut out = Outbox::default();
-    out.for_users(inner, users, "", view::message_frame(m, false).to_json().into(), m.id)
-        .await;
+    out.for_users(
+        inner,
+        users,
+        "",
+        view::message_frame(m, false).to_json().into(),
+        m.id,
+    )
+    .await;
     out.send(inner).await;
 }
 
@@ -164,8 +215,12 @@ pub(crate) async fn receive(inner: &Inner, sender: &Sender, ids: Vec<i64>) {
         return;
     }
     let mut out = Outbox::default();
-    out.confirmed(inner, sender.user(), ids.into_iter().map(|i| i as u64).collect())
-        .await;
+    out.confirmed(
+        inner,
+        sender.user(),
+        ids.into_iter().map(|i| i as u64).collect(),
+    )
+    .await;
     out.send(inner).await;
 }
 
@@ -183,18 +238,35 @@ pub(crate) async fn other(inner: Arc<Inner>, sender: Sender, command: Command) {
         Command::Read { task_id, up_to, .. } => read(&inner, &sender, task_id, up_to).await,
         Command::Revoke { id, .. } => revoke(&inner, &sender, id).await,
         Command::Delete { id, .. } => delete(&inner, &sender, id).await,
-        Command::Typing { task_id, to } => typing(&inner, &sender, task_id, to).await.map(|_| false),
+        Command::Typing { task_id, to } => {
+            typing(&inner, &sender, task_id, to).await.map(|_| false)
+        }
         _ => Ok(false),
     };
     match result {
-        Ok(true) => inner.reply(&sender.session, &Frame::ack(action, cmid)).await,
+        Ok(true) => {
+            inner
+                .reply(&sender.session, &Frame::ack(action, cmid))
+                .await
+        }
         Ok(false) => {}
-        Err(e) => inner.reply(&sender.session, &Frame::error(action, cmid, e.code, &e.message)).await,
+        Err(e) => {
+            inner
+                .reply(
+                    &sender.session,
+                    &Frame::error(action, cmid, e.code, &e.message),
+                )
+                .await
+        }
     }
 }
 
 /// The task's other side, seen from `sender`, if `sender` takes part in it.
-async fn other_side(inner: &Inner, sender: &Sender, task: &task::Model) -> Result<Option<String>, ProtocolError> {
+async fn other_side(
+    inner: &Inner,
+    sender: &Sender,
+    task: &task::Model,
+) -> Result<Option<String>, ProtocolError> {
     if sender.role == Role::Customer {
         if task.customer_id != sender.user() {
             return Err(ProtocolError::forbidden("not your task"));
@@ -202,7 +274,13 @@ async fn other_side(inner: &Inner, sender: &Sender, task: &task::Model) -> Resul
         return Ok(task.agent_id.clone());
     }
     let current = task.agent_id.as_deref() == Some(sender.user());
-    if !current && !inner.store.was_assigned(task.id, sender.user()).await.map_err(store_error)? {
+    if !current
+        && !inner
+            .store
+            .was_assigned(task.id, sender.user())
+            .await
+            .map_err(store_error)?
+    {
         return Err(ProtocolError::forbidden("not your task"));
     }
     Ok(Some(task.customer_id.clone()))
@@ -217,17 +295,36 @@ async fn task(inner: &Inner, id: i64) -> Result<task::Model, ProtocolError> {
         .ok_or_else(|| ProtocolError::not_found("no such task"))
 }
 
-async fn read(inner: &Inner, sender: &Sender, task_id: i64, up_to: i64) -> Result<bool, ProtocolError> {
+async fn read(
+    inner: &Inner,
+    sender: &Sender,
+    task_id: i64,
+    up_to: i64,
+) -> Result<bool, ProtocolError> {
     let task = task(inner, task_id).await?;
     let other = other_side(inner, sender, &task).await?;
-    inner.store.mark_read(task_id, sender.user(), up_to).await.map_err(store_error)?;
+    inner
+        .store
+        .mark_read(task_id, sender.user(), up_to)
+        .await
+        .map_err(store_error)?;
     let mut frame = Frame::system("read");
     frame.task_id = Some(task_id);
     frame.quote = Some(up_to);
     frame.from = Some(sender.user().to_owned());
     let mut out = Outbox::default();
-    let users = other.into_iter().chain([sender.user().to_owned()]).collect();
-    out.for_users(inner, users, &sender.session.conn_id, frame.to_json().into(), 0).await;
+    let users = other
+        .into_iter()
+        .chain([sender.user().to_owned()])
+        .collect();
+    out.for_users(
+        inner,
+        users,
+        &sender.session.conn_id,
+        frame.to_json().into(),
+        0,
+    )
+    .await;
     out.send(inner).await;
     Ok(true)
 }
@@ -240,7 +337,9 @@ async fn revoke(inner: &Inner, sender: &Sender, id: i64) -> Result<bool, Protoco
         .map_err(store_error)?
         .ok_or_else(|| ProtocolError::not_found("no such message"))?;
     if message.sender != sender.user() {
-        return Err(ProtocolError::forbidden("only the sender may revoke a message"));
+        return Err(ProtocolError::forbidden(
+            "only the sender may revoke a message",
+        ));
     }
     let age_ms = kefu_protocol::now_ms() - message.created_at;
     if age_ms > inner.config.revoke_window.as_millis() as i64 {
@@ -253,9 +352,13 @@ async fn revoke(inner: &Inner, sender: &Sender, id: i64) -> Result<bool, Protoco
     frame.task_id = Some(task.id);
     frame.quote = Some(id);
     frame.from = Some(sender.user().to_owned());
-    let users = vec![task.customer_id.clone(), task.agent_id.clone().unwrap_or_default()];
+    let users = vec![
+        task.customer_id.clone(),
+        task.agent_id.clone().unwrap_or_default(),
+    ];
     let mut out = Outbox::default();
-    out.for_users(inner, users, "", frame.to_json().into(), 0).await;
+    out.for_users(inner, users, "", frame.to_json().into(), 0)
+        .await;
     out.send(inner).await;
     Ok(true)
 }
@@ -271,19 +374,34 @@ async fn delete(inner: &Inner, sender: &Sender, id: i64) -> Result<bool, Protoco
         let task = task(inner, message.task_id).await?;
         other_side(inner, sender, &task).await?;
     }
-    inner.store.delete_for(id, sender.user()).await.map_err(store_error)?;
+    inner
+        .store
+        .delete_for(id, sender.user())
+        .await
+        .map_err(store_error)?;
     let mut frame = Frame::system("delete");
     frame.task_id = Some(message.task_id);
     frame.quote = Some(id);
     frame.from = Some(sender.user().to_owned());
     let mut out = Outbox::default();
-    out.for_users(inner, vec![sender.user().to_owned()], &sender.session.conn_id, frame.to_json().into(), 0)
-        .await;
+    out.for_users(
+        inner,
+        vec![sender.user().to_owned()],
+        &sender.session.conn_id,
+        frame.to_json().into(),
+        0,
+    )
+    .await;
     out.send(inner).await;
     Ok(true)
 }
 
-async fn typing(inner: &Inner, sender: &Sender, task_id: Option<i64>, to: Option<String>) -> Result<(), ProtocolError> {
+async fn typing(
+    inner: &Inner,
+    sender: &Sender,
+    task_id: Option<i64>,
+    to: Option<String>,
+) -> Result<(), ProtocolError> {
     let task = match (task_id, to) {
         (Some(id), _) => task(inner, id).await?,
         (None, Some(customer)) => inner
@@ -294,13 +412,15 @@ async fn typing(inner: &Inner, sender: &Sender, task_id: Option<i64>, to: Option
             .ok_or_else(|| ProtocolError::not_found("no such task"))?,
         (None, None) => return Err(ProtocolError::bad_request("typing needs task_id")),
     };
-    let Some(other) = other_side(inner, sender, &task).await? else { return Ok(()) };
+    let Some(other) = other_side(inner, sender, &task).await? else {
+        return Ok(());
+    };
     let mut frame = Frame::system("typing");
     frame.task_id = Some(task.id);
     frame.from = Some(sender.user().to_owned());
     let mut out = Outbox::default();
-    out.for_users(inner, vec![other], "", frame.to_json().into(), 0).await;
+    out.for_users(inner, vec![other], "", frame.to_json().into(), 0)
+        .await;
     out.send(inner).await;
     Ok(())
 }
-

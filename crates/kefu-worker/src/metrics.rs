@@ -4,16 +4,27 @@ use prometheus::{register_histogram, register_int_counter, Histogram, IntCounter
 use std::sync::LazyLock;
 
 pub static FRAMES: LazyLock<IntCounter> = LazyLock::new(|| {
-    register_int_counter!("kefu_worker_frames_total", "client frames handled by this worker").expect("metric")
+    register_int_counter!(
+        "kefu_worker_frames_total",
+        "client frames handled by this worker"
+    )
+    .expect("metric")
 });
 
 pub static MESSAGES_STORED: LazyLock<IntCounter> = LazyLock::new(|| {
-    register_int_counter!("kefu_messages_stored_total", "messages committed to the database").expect("metric")
+    register_int_counter!(
+        "kefu_messages_stored_total",
+        "messages committed to the database"
+    )
+    .expect("metric")
 });
 
 pub static DUPLICATES: LazyLock<IntCounter> = LazyLock::new(|| {
-    register_int_counter!("kefu_messages_duplicate_total", "resent client_msg_ids answered with the first ack")
-        .expect("metric")
+    register_int_counter!(
+        "kefu_messages_duplicate_total",
+        "resent client_msg_ids answered with the first ack"
+    )
+    .expect("metric")
 });
 
 pub static STORE_SECONDS: LazyLock<Histogram> = LazyLock::new(|| {

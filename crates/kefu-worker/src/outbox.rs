@@ -13,11 +13,27 @@ pub struct Outbox {
 impl Outbox {
     /// A frame for one connection (an ack or an error).
     pub fn for_conn(&mut self, session: &Session, frame: Bytes) {
-        self.batches.entry(session.gateway_id.clone()).or_default().push(Push {
-            conn_ids: vec![session.conn_id.clone()],
-            frame_json: frame,
-            ..Push::default()
-        });
+        self.batches
+            .entry(session.gateway_id.clone())
+            .or_default()
+            .push(Push {
+                conn_ids: vec![session.conn_id.clone()],
+                frame_json: frame,
+                ..Push::default()
+            });
+    }
+
+    /// The answer to a send (its ack or error) for the sending connection.
+    pub fn send_answer(&mut self, session: &Session, client_msg_id: &str, frame: Bytes) {
+        self.batches
+            .entry(session.gateway_id.clone())
+            .or_default()
+            .push(Push {
+                conn_ids: vec![session.conn_id.clone()],
+                frame_json: frame,
+                answers_send: client_msg_id.to_owned(),
+                ..Push::default()
+            });
     }
 
     /// A frame for every device of `users` but `exclude_conn`; a non-zero

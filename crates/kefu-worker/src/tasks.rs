@@ -22,13 +22,29 @@ pub struct Queue {
 }
 
 /// The customer's live task, or a new one (assigned if an agent can take it).
-pub(crate) async fn live_or_open(inner: &Inner, sender: &Sender) -> Result<task::Model, ProtocolError> {
+pub(crate) async fn live_or_open(
+    inner: &Inner,
+    sender: &Sender,
+) -> Result<task::Model, ProtocolError> {
     let customer = sender.user();
-    if let Some(task) = inner.store.live_task_of(customer).await.map_err(store_error)? {
+    if let Some(task) = inner
+        .store
+        .live_task_of(customer)
+        .await
+        .map_err(store_error)?
+    {
         return Ok(task);
     }
-    let name = if sender.session.name.is_empty() { customer } else { &sender.session.name };
-    inner.store.upsert_user(customer, "customer", name).await.map_err(store_error)?;
+    let name = if sender.session.name.is_empty() {
+        customer
+    } else {
+        &sender.session.name
+    };
+    inner
+        .store
+        .upsert_user(customer, "customer", name)
+        .await
+        .map_err(store_error)?;
     let task = inner
         .store
         .create_task(customer, shard::of_user(customer), None)
@@ -36,7 +52,12 @@ pub(crate) async fn live_or_open(inner: &Inner, sender: &Sender) -> Result<task:
         .map_err(store_error)?;
     tracing::info!(task_id = task.id, customer, "task opened");
     assign_waiting(inner).await;
-    Ok(inner.store.task(task.id).await.map_err(store_error)?.unwrap_or(task))
+    Ok(inner
+        .store
+        .task(task.id)
+        .await
+        .map_err(store_error)?
+        .unwrap_or(task))
 }
 
 /// Assigns waiting tasks, oldest first, while an agent can take one; then
@@ -54,16 +75,20 @@ pub(crate) async fn assign_waiting(inner: &Inner) {
 async fn assign_loop(inner: &Inner) -> Result<(), StoreError> {
     loop {
         let waiting = inner.store.waiting_tasks().await?;
-        let Some(task) = waiting.first() else { return Ok(()) };
-        let Some(agent) = pick_agent(inner).await? else { return Ok(()) };
+        let Some(task) = waiting.first() else {
+            return Ok(());
+        };
+        let Some(agent) = pick_agent(inner).await? else {
+            return Ok(());
+        };
         match inner.store.assign_task(task.id, &agent).await {
             Ok(()) => {}
             Err(StoreError::Conflict(_)) => continue,
             Err(e) => return Err(e),
         }
-        inner.queue.told.remove(&task.id);
-        tracing::info!(task_id = task.id, agent, "task assigned");
-        on_assigned(inner, task, &agent, None).await;
+        let waited = inner.queue.told.remove(&task.id).is_some();
+        tracing::info!(task_id = task.id, agent, waited, "task assigned");
+        on_assigned(inner, task, &agent, None, waited).await;
     }
 }
 
@@ -87,7 +112,11 @@ async fn tell_positions(inner: &Inner) -> Result<(), StoreError> {
 /// The online, available agent below capacity with the fewest open tasks.
 async fn pick_agent(inner: &Inner) -> Result<Option<String>, StoreError> {
     let agents = inner.store.agents().await?;
-    let available: Vec<String> = agents.into_iter().filter(|a| a.status == AVAILABLE).map(|a| a.id).collect();
+    let available: Vec<String> = agents
+        .into_iter()
+        .filter(|a| a.status == AVAILABLE)
+        .map(|a| a.id)
+        .collect();
     if available.is_empty() {
         return Ok(None);
     }
@@ -113,22 +142,62 @@ pub(crate) async fn online(inner: &Inner, users: &[String]) -> HashSet<String> {
     }
 }
 
-/// Tells both sides of a fresh assignment, and gives the agent what the
-/// customer wrote while waiting.
-async fn on_assigned(inner: &Inner, task: &task::Model, agent: &str, from: Option<&str>) {
-    let names = inner.store.users(&[task.customer_id.clone(), agent.to_owned()]).await.unwrap_or_default();
-    let name_of = |id: &str| names.iter().find(|u| u.id == id).map_or(id.to_owned(), |u| u.name.clone());
-    let event = if from.is_some() { "transferred" } else { "assigned" };
+/// Tells the sides of an assignment what changed, and gives the agent what
+/// the customer wrote while waiting. A task taken at once needs no notice:
+/// the customer's message itself reaches the agent. A customer who waited
+/// hears who took them; a transfer is told to all three.
+async fn on_assigned(
+    inner: &Inner,
+    task: &task::Model,
+    agent: &str,
+    from: Option<&str>,
+    waited: bool,
+) {
+    if from.is_none() && !waited {
+        return hand_over_waiting_messages(inner, task.id).await;
+    }
+    let names = inner
+        .store
+        .users(&[task.customer_id.clone(), agent.to_owned()])
+        .await
+        .unwrap_or_default();
+    let name_of = |id: &str| {
+        names
+            .iter()
+            .find(|u| u.id == id)
+            .map_or(id.to_owned(), |u| u.name.clone())
+    };
+    let event = if from.is_some() {
+        "transferred"
+    } else {
+        "assigned"
+    };
     let ext = json!({"event": event, "task_id": task.id, "customer_id": task.customer_id, "agent_id": agent, "from_agent": from});
     let to_customer = match from {
         Some(_) => format!("You are now talking with {}.", name_of(agent)),
         None => format!("{} is now serving you.", name_of(agent)),
     };
-    system_message(inner, task.id, &task.customer_id, "toast", to_customer, ext.clone()).await;
-    let to_agent = format!("New conversation with {}.", name_of(&task.customer_id));
-    system_message(inner, task.id, agent, "toast", to_agent, ext.clone()).await;
+    system_message(
+        inner,
+        task.id,
+        &task.customer_id,
+        "toast",
+        to_customer,
+        ext.clone(),
+    )
+    .await;
     if let Some(old) = from {
-        let text = format!("Conversation with {} handed to {}.", name_of(&task.customer_id), name_of(agent));
+        let to_agent = format!(
+            "{} handed you the conversation with {}.",
+            name_of(old),
+            name_of(&task.customer_id)
+        );
+        system_message(inner, task.id, agent, "toast", to_agent, ext.clone()).await;
+        let text = format!(
+            "Conversation with {} handed to {}.",
+            name_of(&task.customer_id),
+            name_of(agent)
+        );
         system_message(inner, task.id, old, "toast", text, ext).await;
     }
     hand_over_waiting_messages(inner, task.id).await;
@@ -136,8 +205,12 @@ async fn on_assigned(inner: &Inner, task: &task::Model, agent: &str, from: Optio
 
 /// Gives the task's agent the messages stored while it waited.
 pub(crate) async fn hand_over_waiting_messages(inner: &Inner, task_id: i64) {
-    let Ok(Some(task)) = inner.store.task(task_id).await else { return };
-    let Some(agent) = task.agent_id.filter(|_| task.status == OPEN) else { return };
+    let Ok(Some(task)) = inner.store.task(task_id).await else {
+        return;
+    };
+    let Some(agent) = task.agent_id.filter(|_| task.status == OPEN) else {
+        return;
+    };
     match inner.store.claim_waiting_messages(task_id, &agent).await {
         Ok(claimed) => {
             for m in claimed {
@@ -149,7 +222,11 @@ pub(crate) async fn hand_over_waiting_messages(inner: &Inner, task_id: i64) {
 }
 
 /// A task the caller may manage (its current agent, or an admin).
-async fn managed_task(inner: &Inner, sender: &Sender, task_id: i64) -> Result<task::Model, ProtocolError> {
+async fn managed_task(
+    inner: &Inner,
+    sender: &Sender,
+    task_id: i64,
+) -> Result<task::Model, ProtocolError> {
     let task = inner
         .store
         .task(task_id)
@@ -158,10 +235,15 @@ async fn managed_task(inner: &Inner, sender: &Sender, task_id: i64) -> Result<ta
         .ok_or_else(|| ProtocolError::not_found("no such task"))?;
     let is_agent = sender.role == Role::Agent && task.agent_id.as_deref() == Some(sender.user());
     if !is_agent && sender.role != Role::Admin {
-        return Err(ProtocolError::forbidden("only the task's agent may do that"));
+        return Err(ProtocolError::forbidden(
+            "only the task's agent may do that",
+        ));
     }
     if task.status == ENDED {
-        return Err(ProtocolError::new(ErrorCode::Conflict, "the task has ended"));
+        return Err(ProtocolError::new(
+            ErrorCode::Conflict,
+            "the task has ended",
+        ));
     }
     Ok(task)
 }
@@ -180,22 +262,46 @@ pub(crate) async fn transfer(
     if target.is_none_or(|u| u.role != "agent") {
         return Err(ProtocolError::not_found("no such agent"));
     }
-    if !online(inner, &[to_agent.to_owned()]).await.contains(to_agent) {
-        return Err(ProtocolError::new(ErrorCode::Conflict, "that agent is offline"));
+    if !online(inner, &[to_agent.to_owned()])
+        .await
+        .contains(to_agent)
+    {
+        return Err(ProtocolError::new(
+            ErrorCode::Conflict,
+            "that agent is offline",
+        ));
     }
     let open = inner.store.open_task_counts().await.map_err(store_error)?;
     if open.get(to_agent).copied().unwrap_or(0) >= inner.config.max_tasks_per_agent {
-        return Err(ProtocolError::new(ErrorCode::Conflict, "that agent is full"));
+        return Err(ProtocolError::new(
+            ErrorCode::Conflict,
+            "that agent is full",
+        ));
     }
-    inner.store.assign_task(task_id, to_agent).await.map_err(store_error)?;
+    inner
+        .store
+        .assign_task(task_id, to_agent)
+        .await
+        .map_err(store_error)?;
     inner.queue.told.remove(&task_id);
     tracing::info!(task_id, from = ?task.agent_id, to = to_agent, "task transferred");
-    on_assigned(inner, &task, to_agent, Some(task.agent_id.as_deref().unwrap_or(""))).await;
+    on_assigned(
+        inner,
+        &task,
+        to_agent,
+        Some(task.agent_id.as_deref().unwrap_or("")),
+        false,
+    )
+    .await;
     assign_waiting(inner).await;
     Ok(json!({"task_id": task_id, "agent_id": to_agent, "status": OPEN}))
 }
 
-pub(crate) async fn end(inner: &Inner, sender: &Sender, task_id: i64) -> Result<serde_json::Value, ProtocolError> {
+pub(crate) async fn end(
+    inner: &Inner,
+    sender: &Sender,
+    task_id: i64,
+) -> Result<serde_json::Value, ProtocolError> {
     let task = managed_task(inner, sender, task_id).await?;
     inner.store.end_task(task_id).await.map_err(store_error)?;
     inner.queue.told.remove(&task_id);
@@ -221,23 +327,32 @@ pub(crate) async fn rate(
         .map_err(store_error)?
         .ok_or_else(|| ProtocolError::not_found("no such task"))?;
     if sender.role != Role::Customer || task.customer_id != sender.user() {
-        return Err(ProtocolError::forbidden("only the task's customer may rate it"));
+        return Err(ProtocolError::forbidden(
+            "only the task's customer may rate it",
+        ));
     }
     if !(1..=5).contains(&score) {
         return Err(ProtocolError::bad_request("score must be 1 to 5"));
     }
     if comment.chars().count() > 2000 {
-        return Err(ProtocolError::bad_request("comment is over 2000 characters"));
+        return Err(ProtocolError::bad_request(
+            "comment is over 2000 characters",
+        ));
     }
     if task.status != ENDED {
-        return Err(ProtocolError::new(ErrorCode::Conflict, "the task has not ended"));
+        return Err(ProtocolError::new(
+            ErrorCode::Conflict,
+            "the task has not ended",
+        ));
     }
     inner
         .store
         .rate_task(task_id, score as i32, comment)
         .await
         .map_err(|e| match e {
-            StoreError::Conflict(_) => ProtocolError::new(ErrorCode::Conflict, "the task was rated already"),
+            StoreError::Conflict(_) => {
+                ProtocolError::new(ErrorCode::Conflict, "the task was rated already")
+            }
             other => store_error(other),
         })?;
     Ok(json!({"task_id": task_id, "score": score, "comment": comment}))

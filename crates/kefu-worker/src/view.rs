@@ -12,7 +12,11 @@ pub fn message_frame(m: &message::Model, deleted: bool) -> Frame {
         kind: Some(m.kind.clone()),
         id: Some(m.id),
         task_id: Some(m.task_id),
-        content: Some(if m.is_revoke { String::new() } else { m.content.clone() }),
+        content: Some(if m.is_revoke {
+            String::new()
+        } else {
+            m.content.clone()
+        }),
         from: Some(m.sender.clone()),
         to: (!m.recipient.is_empty()).then(|| m.recipient.clone()),
         url: if m.is_revoke { None } else { m.url.clone() },

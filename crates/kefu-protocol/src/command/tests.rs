@@ -25,20 +25,37 @@ fn parse(json: &str, claims: &Claims) -> Result<Command, ProtocolError> {
 
 #[test]
 fn a_customer_text_send_takes_defaults() {
-    let cmd = parse(r#"{"category":"customer","action":"send","content":"hi","client_msg_id":"c-1"}"#, &customer()).unwrap();
-    let Command::Send(send) = cmd else { panic!("not a send") };
-    assert_eq!((send.style.as_str(), send.kind.as_str()), ("normal", "text"));
+    let cmd = parse(
+        r#"{"category":"customer","action":"send","content":"hi","client_msg_id":"c-1"}"#,
+        &customer(),
+    )
+    .unwrap();
+    let Command::Send(send) = cmd else {
+        panic!("not a send")
+    };
+    assert_eq!(
+        (send.style.as_str(), send.kind.as_str()),
+        ("normal", "text")
+    );
 }
 
 #[test]
 fn a_send_without_client_msg_id_is_a_bad_request() {
-    let err = parse(r#"{"category":"customer","action":"send","content":"hi"}"#, &customer()).unwrap_err();
+    let err = parse(
+        r#"{"category":"customer","action":"send","content":"hi"}"#,
+        &customer(),
+    )
+    .unwrap_err();
     assert_eq!(err.code, ErrorCode::BadRequest);
 }
 
 #[test]
 fn a_category_that_does_not_match_the_role_is_forbidden() {
-    let err = parse(r#"{"category":"manager","action":"send","content":"hi","to":"x","client_msg_id":"1"}"#, &customer()).unwrap_err();
+    let err = parse(
+        r#"{"category":"manager","action":"send","content":"hi","to":"x","client_msg_id":"1"}"#,
+        &customer(),
+    )
+    .unwrap_err();
     assert_eq!(err.code, ErrorCode::Forbidden);
 }
 
@@ -59,23 +76,37 @@ fn unknown_categories_and_actions_are_bad_requests() {
 #[test]
 fn over_long_fields_are_refused() {
     let long_id = "x".repeat(65);
-    let json = format!(r#"{{"category":"customer","action":"send","content":"hi","client_msg_id":"{long_id}"}}"#);
-    assert_eq!(parse(&json, &customer()).unwrap_err().code, ErrorCode::BadRequest);
+    let json = format!(
+        r#"{{"category":"customer","action":"send","content":"hi","client_msg_id":"{long_id}"}}"#
+    );
+    assert_eq!(
+        parse(&json, &customer()).unwrap_err().code,
+        ErrorCode::BadRequest
+    );
     let long_text = "x".repeat(10_001);
-    let json = format!(r#"{{"category":"customer","action":"send","content":"{long_text}","client_msg_id":"1"}}"#);
-    assert_eq!(parse(&json, &customer()).unwrap_err().code, ErrorCode::TooLarge);
+    let json = format!(
+        r#"{{"category":"customer","action":"send","content":"{long_text}","client_msg_id":"1"}}"#
+    );
+    assert_eq!(
+        parse(&json, &customer()).unwrap_err().code,
+        ErrorCode::TooLarge
+    );
 }
 
 #[test]
 fn wrong_types_fail_to_parse_but_keep_the_action() {
-    let (action, cmid, _) = Frame::parse(br#"{"action":"send","client_msg_id":"k","task_id":"seven"}"#).unwrap_err();
+    let (action, cmid, _) =
+        Frame::parse(br#"{"action":"send","client_msg_id":"k","task_id":"seven"}"#).unwrap_err();
     assert_eq!(action, "send");
     assert_eq!(cmid.as_deref(), Some("k"));
 }
 
 #[test]
 fn receive_takes_one_id_or_many() {
-    assert_eq!(parse(r#"{"category":"receive","id":5}"#, &customer()).unwrap(), Command::Receive { ids: vec![5] });
+    assert_eq!(
+        parse(r#"{"category":"receive","id":5}"#, &customer()).unwrap(),
+        Command::Receive { ids: vec![5] }
+    );
     assert_eq!(
         parse(r#"{"category":"receive","ext":{"ids":[1,2]}}"#, &customer()).unwrap(),
         Command::Receive { ids: vec![1, 2] }
@@ -85,7 +116,11 @@ fn receive_takes_one_id_or_many() {
 
 #[test]
 fn an_agent_send_needs_a_recipient() {
-    let err = parse(r#"{"category":"manager","action":"send","content":"hi","client_msg_id":"1"}"#, &agent()).unwrap_err();
+    let err = parse(
+        r#"{"category":"manager","action":"send","content":"hi","client_msg_id":"1"}"#,
+        &agent(),
+    )
+    .unwrap_err();
     assert_eq!(err.code, ErrorCode::BadRequest);
 }
 

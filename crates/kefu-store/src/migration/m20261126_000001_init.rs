@@ -21,7 +21,12 @@ impl MigrationTrait for Migration {
             Table::create()
                 .table(Users::Table)
                 .if_not_exists()
-                .col(ColumnDef::new(Users::Id).string_len(ID_LEN).not_null().primary_key())
+                .col(
+                    ColumnDef::new(Users::Id)
+                        .string_len(ID_LEN)
+                        .not_null()
+                        .primary_key(),
+                )
                 .col(ColumnDef::new(Users::Role).string_len(16).not_null())
                 .col(ColumnDef::new(Users::Name).string_len(256).not_null())
                 .col(ColumnDef::new(Users::PasswordHash).string_len(256).null())
@@ -34,8 +39,18 @@ impl MigrationTrait for Migration {
             Table::create()
                 .table(TaskSequence::Table)
                 .if_not_exists()
-                .col(ColumnDef::new(TaskSequence::Id).big_integer().not_null().auto_increment().primary_key())
-                .col(ColumnDef::new(TaskSequence::CreatedAt).big_integer().not_null())
+                .col(
+                    ColumnDef::new(TaskSequence::Id)
+                        .big_integer()
+                        .not_null()
+                        .auto_increment()
+                        .primary_key(),
+                )
+                .col(
+                    ColumnDef::new(TaskSequence::CreatedAt)
+                        .big_integer()
+                        .not_null(),
+                )
                 .to_owned(),
         )
         .await?;
@@ -43,8 +58,17 @@ impl MigrationTrait for Migration {
             Table::create()
                 .table(Tasks::Table)
                 .if_not_exists()
-                .col(ColumnDef::new(Tasks::Id).big_integer().not_null().primary_key())
-                .col(ColumnDef::new(Tasks::CustomerId).string_len(ID_LEN).not_null())
+                .col(
+                    ColumnDef::new(Tasks::Id)
+                        .big_integer()
+                        .not_null()
+                        .primary_key(),
+                )
+                .col(
+                    ColumnDef::new(Tasks::CustomerId)
+                        .string_len(ID_LEN)
+                        .not_null(),
+                )
                 .col(ColumnDef::new(Tasks::AgentId).string_len(ID_LEN).null())
                 .col(ColumnDef::new(Tasks::Status).string_len(16).not_null())
                 .col(ColumnDef::new(Tasks::CreatedAt).big_integer().not_null())
@@ -54,17 +78,50 @@ impl MigrationTrait for Migration {
                 .to_owned(),
         )
         .await?;
-        index(m, "idx_tasks_customer", Tasks::Table, &[Tasks::CustomerId, Tasks::Status], false).await?;
-        index(m, "idx_tasks_agent", Tasks::Table, &[Tasks::AgentId, Tasks::Status], false).await?;
-        index(m, "idx_tasks_status", Tasks::Table, &[Tasks::Status, Tasks::Id], false).await?;
+        index(
+            m,
+            "idx_tasks_customer",
+            Tasks::Table,
+            &[Tasks::CustomerId, Tasks::Status],
+            false,
+        )
+        .await?;
+        index(
+            m,
+            "idx_tasks_agent",
+            Tasks::Table,
+            &[Tasks::AgentId, Tasks::Status],
+            false,
+        )
+        .await?;
+        index(
+            m,
+            "idx_tasks_status",
+            Tasks::Table,
+            &[Tasks::Status, Tasks::Id],
+            false,
+        )
+        .await?;
         m.create_table(
             Table::create()
                 .table(TaskAgents::Table)
                 .if_not_exists()
                 .col(ColumnDef::new(TaskAgents::TaskId).big_integer().not_null())
-                .col(ColumnDef::new(TaskAgents::AgentId).string_len(ID_LEN).not_null())
-                .col(ColumnDef::new(TaskAgents::AssignedAt).big_integer().not_null())
-                .primary_key(Index::create().col(TaskAgents::TaskId).col(TaskAgents::AgentId))
+                .col(
+                    ColumnDef::new(TaskAgents::AgentId)
+                        .string_len(ID_LEN)
+                        .not_null(),
+                )
+                .col(
+                    ColumnDef::new(TaskAgents::AssignedAt)
+                        .big_integer()
+                        .not_null(),
+                )
+                .primary_key(
+                    Index::create()
+                        .col(TaskAgents::TaskId)
+                        .col(TaskAgents::AgentId),
+                )
                 .to_owned(),
         )
         .await?;
@@ -72,10 +129,24 @@ impl MigrationTrait for Migration {
             Table::create()
                 .table(Messages::Table)
                 .if_not_exists()
-                .col(ColumnDef::new(Messages::Id).big_integer().not_null().auto_increment().primary_key())
+                .col(
+                    ColumnDef::new(Messages::Id)
+                        .big_integer()
+                        .not_null()
+                        .auto_increment()
+                        .primary_key(),
+                )
                 .col(ColumnDef::new(Messages::TaskId).big_integer().not_null())
-                .col(ColumnDef::new(Messages::Sender).string_len(ID_LEN).not_null())
-                .col(ColumnDef::new(Messages::Recipient).string_len(ID_LEN).not_null())
+                .col(
+                    ColumnDef::new(Messages::Sender)
+                        .string_len(ID_LEN)
+                        .not_null(),
+                )
+                .col(
+                    ColumnDef::new(Messages::Recipient)
+                        .string_len(ID_LEN)
+                        .not_null(),
+                )
                 .col(ColumnDef::new(Messages::Category).string_len(16).not_null())
                 .col(ColumnDef::new(Messages::Style).string_len(16).not_null())
                 .col(ColumnDef::new(Messages::Kind).string_len(16).not_null())
@@ -91,17 +162,49 @@ impl MigrationTrait for Migration {
         )
         .await?;
         // The dedup guarantee: one row per (sender, client_msg_id), forever.
-        index(m, "uq_messages_client_msg", Messages::Table, &[Messages::Sender, Messages::ClientMsgId], true).await?;
-        index(m, "idx_messages_task", Messages::Table, &[Messages::TaskId, Messages::Id], false).await?;
-        index(m, "idx_messages_unread", Messages::Table, &[Messages::Recipient, Messages::IsRead, Messages::TaskId], false)
-            .await?;
+        index(
+            m,
+            "uq_messages_client_msg",
+            Messages::Table,
+            &[Messages::Sender, Messages::ClientMsgId],
+            true,
+        )
+        .await?;
+        index(
+            m,
+            "idx_messages_task",
+            Messages::Table,
+            &[Messages::TaskId, Messages::Id],
+            false,
+        )
+        .await?;
+        index(
+            m,
+            "idx_messages_unread",
+            Messages::Table,
+            &[Messages::Recipient, Messages::IsRead, Messages::TaskId],
+            false,
+        )
+        .await?;
         m.create_table(
             Table::create()
                 .table(MessageDeletes::Table)
                 .if_not_exists()
-                .col(ColumnDef::new(MessageDeletes::MessageId).big_integer().not_null())
-                .col(ColumnDef::new(MessageDeletes::UserId).string_len(ID_LEN).not_null())
-                .primary_key(Index::create().col(MessageDeletes::MessageId).col(MessageDeletes::UserId))
+                .col(
+                    ColumnDef::new(MessageDeletes::MessageId)
+                        .big_integer()
+                        .not_null(),
+                )
+                .col(
+                    ColumnDef::new(MessageDeletes::UserId)
+                        .string_len(ID_LEN)
+                        .not_null(),
+                )
+                .primary_key(
+                    Index::create()
+                        .col(MessageDeletes::MessageId)
+                        .col(MessageDeletes::UserId),
+                )
                 .to_owned(),
         )
         .await?;
@@ -109,9 +212,21 @@ impl MigrationTrait for Migration {
             Table::create()
                 .table(Undelivered::Table)
                 .if_not_exists()
-                .col(ColumnDef::new(Undelivered::UserId).string_len(ID_LEN).not_null())
-                .col(ColumnDef::new(Undelivered::MessageId).big_integer().not_null())
-                .primary_key(Index::create().col(Undelivered::UserId).col(Undelivered::MessageId))
+                .col(
+                    ColumnDef::new(Undelivered::UserId)
+                        .string_len(ID_LEN)
+                        .not_null(),
+                )
+                .col(
+                    ColumnDef::new(Undelivered::MessageId)
+                        .big_integer()
+                        .not_null(),
+                )
+                .primary_key(
+                    Index::create()
+                        .col(Undelivered::UserId)
+                        .col(Undelivered::MessageId),
+                )
                 .to_owned(),
         )
         .await?;
@@ -119,9 +234,18 @@ impl MigrationTrait for Migration {
             Table::create()
                 .table(Files::Table)
                 .if_not_exists()
-                .col(ColumnDef::new(Files::Key).string_len(64).not_null().primary_key())
+                .col(
+                    ColumnDef::new(Files::Key)
+                        .string_len(64)
+                        .not_null()
+                        .primary_key(),
+                )
                 .col(ColumnDef::new(Files::Owner).string_len(ID_LEN).not_null())
-                .col(ColumnDef::new(Files::ContentType).string_len(128).not_null())
+                .col(
+                    ColumnDef::new(Files::ContentType)
+                        .string_len(128)
+                        .not_null(),
+                )
                 .col(ColumnDef::new(Files::Kind).string_len(16).not_null())
                 .col(ColumnDef::new(Files::Size).big_integer().not_null())
                 .col(ColumnDef::new(Files::CreatedAt).big_integer().not_null())
@@ -136,10 +260,18 @@ impl MigrationTrait for Migration {
             Table::create()
                 .table(FileChunks::Table)
                 .if_not_exists()
-                .col(ColumnDef::new(FileChunks::FileKey).string_len(64).not_null())
+                .col(
+                    ColumnDef::new(FileChunks::FileKey)
+                        .string_len(64)
+                        .not_null(),
+                )
                 .col(ColumnDef::new(FileChunks::Seq).integer().not_null())
                 .col(ColumnDef::new_with_type(FileChunks::Data, blob).not_null())
-                .primary_key(Index::create().col(FileChunks::FileKey).col(FileChunks::Seq))
+                .primary_key(
+                    Index::create()
+                        .col(FileChunks::FileKey)
+                        .col(FileChunks::Seq),
+                )
                 .to_owned(),
         )
         .await?;
@@ -158,7 +290,8 @@ impl MigrationTrait for Migration {
             Files::Table.into_iden(),
             FileChunks::Table.into_iden(),
         ] {
-            m.drop_table(Table::drop().table(table).if_exists().to_owned()).await?;
+            m.drop_table(Table::drop().table(table).if_exists().to_owned())
+                .await?;
         }
         Ok(())
     }

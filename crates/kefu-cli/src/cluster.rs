@@ -1,0 +1,210 @@
+//! The cluster roles as separate processes: `kefu register`, `kefu worker`,
+//! `kefu gateway`. Each joins the register with a lease it renews, and
+//! leaves it on SIGTERM.
+
+use crate::options::{GatewayOptions, RegisterOptions, Tuning, WorkerOptions};
+use crate::serve::shutdown_signal;
+use anyhow::Context;
+use kefu_gateway::workers::{RingLink, MAX_MESSAGE};
+use kefu_gateway::{Gateway, GatewayConfig};
+use kefu_proto::auth;
+use kefu_register::grpc::RegisterService;
+use kefu_register::{Member, MemoryRegister, RedisRegister, Register, RemoteRegister};
+use kefu_worker::gateways::RemoteGateways;
+use kefu_worker::{Worker, WorkerConfig};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+
+/// Membership lease; renewed every third of it, so a dead member is gone
+/// within 10 s.
+pub const LEASE: Duration = Duration::from_secs(10);
+
+pub async fn register(opts: RegisterOptions) -> anyhow::Result<()> {
+    let backend: Arc<dyn Register> = match &opts.redis_url {
+        Some(url) => {
+            let redis = RedisRegister::connect(url)
+                .await
+                .context("connecting to Redis")?;
+            tokio::spawn(sweep(redis.clone()));
+            Arc::new(redis)
+        }
+        None => Arc::new(MemoryRegister::new()),
+    };
+    let listener = TcpListener::bind(&opts.listen)
+        .await
+        .with_context(|| format!("binding {}", opts.listen))?;
+    let addr = listener.local_addr()?;
+    println!("kefu register serving on {addr}");
+    warn_without_secret(&opts.cluster.cluster_secret);
+    let service = kefu_proto::v1::register_server::RegisterServer::with_interceptor(
+        RegisterService::new(backend),
+        auth::Check::new(opts.cluster.cluster_secret.as_deref()),
+    );
+    tonic::transport::Server::builder()
+        .tcp_nodelay(true)
+        .add_service(service)
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown_signal())
+        .await?;
+    Ok(())
+}
+
+async fn sweep(redis: RedisRegister) {
+    loop {
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        if let Err(e) = redis.sweep().await {
+            tracing::warn!(error = %e, "sweep failed");
+        }
+    }
+}
+
+fn warn_without_secret(secret: &Option<String>) {
+    if secret.is_none() {
+        tracing::warn!("no --cluster-secret: internal gRPC traffic is not authenticated");
+    }
+}
+
+fn remote_register(urls: &[String], secret: &Option<String>) -> anyhow::Result<Arc<dyn Register>> {
+    Ok(Arc::new(RemoteRegister::new(urls, secret.as_deref())?))
+}
+
+/// Keeps a membership lease; `on_rejoin` runs when the register did not know
+/// the member (it restarted empty, or the lease lapsed).
+async fn keep_alive<F, Fut>(register: Arc<dyn Register>, member: Member, on_rejoin: F)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let mut first = true;
+    loop {
+        match register.keep_alive(member.clone(), LEASE).await {
+            Ok(true) if !first => {
+                tracing::warn!(member = %member.id, "register did not know us; announcing again");
+                on_rejoin().await;
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "keep-alive failed"),
+        }
+        first = false;
+        tokio::time::sleep(LEASE / 3).await;
+    }
+}
+
+fn worker_config(id: String, tuning: &Tuning) -> WorkerConfig {
+    WorkerConfig {
+        id,
+        max_tasks_per_agent: tuning.max_tasks_per_agent,
+        revoke_window: tuning.revoke_window,
+        ..WorkerConfig::default()
+    }
+}
+
+pub async fn worker(opts: WorkerOptions) -> anyhow::Result<()> {
+    let store = kefu_store::Store::connect(&opts.database_url)
+        .await
+        .context("connecting to the database")?;
+    store.migrate().await.context("migrating the database")?;
+    let remote = remote_register(&opts.register, &opts.cluster.cluster_secret)?;
+    let register: Arc<dyn Register> = match &opts.redis_url {
+        Some(url) => Arc::new(
+            RedisRegister::connect(url)
+                .await
+                .context("connecting to Redis")?,
+        ),
+        None => remote.clone(),
+    };
+    let listener = TcpListener::bind(&opts.listen)
+        .await
+        .with_context(|| format!("binding {}", opts.listen))?;
+    let addr = listener.local_addr()?;
+    let advertise = opts.advertise.clone().unwrap_or_else(|| addr.to_string());
+    let id = opts
+        .id
+        .clone()
+        .unwrap_or_else(|| format!("worker-{advertise}"));
+    let gateways = RemoteGateways::new(register.clone(), opts.cluster.cluster_secret.clone());
+    let worker = Worker::start(
+        worker_config(id.clone(), &opts.tuning),
+        store,
+        register,
+        Arc::new(gateways),
+    );
+    let member = Member {
+        id: id.clone(),
+        role: "worker".into(),
+        addr: advertise,
+    };
+    warn_without_secret(&opts.cluster.cluster_secret);
+    let service = tonic::service::interceptor::InterceptedService::new(
+        kefu_proto::v1::worker_server::WorkerServer::new(worker.clone())
+            .max_decoding_message_size(MAX_MESSAGE)
+            .max_encoding_message_size(MAX_MESSAGE),
+        auth::Check::new(opts.cluster.cluster_secret.as_deref()),
+    );
+    let lease = tokio::spawn(keep_alive(remote.clone(), member.clone(), || async {}));
+    println!("kefu worker {id} serving on {addr}");
+    let drain = opts.tuning.drain_timeout;
+    tonic::transport::Server::builder()
+        .tcp_nodelay(true)
+        .add_service(service)
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
+            shutdown_signal().await;
+        })
+        .await?;
+    lease.abort();
+    let _ = remote.leave(&member.id).await;
+    worker.drain(drain).await;
+    Ok(())
+}
+
+pub async fn gateway(opts: GatewayOptions) -> anyhow::Result<()> {
+    anyhow::ensure!(!opts.secret.is_empty(), "--secret must not be empty");
+    let register = remote_register(&opts.register, &opts.cluster.cluster_secret)?;
+    let listener = TcpListener::bind(&opts.listen)
+        .await
+        .with_context(|| format!("binding {}", opts.listen))?;
+    let addr = listener.local_addr()?;
+    let advertise = opts.advertise.clone().unwrap_or_else(|| addr.to_string());
+    let id = opts
+        .id
+        .clone()
+        .unwrap_or_else(|| format!("gateway-{advertise}"));
+    let workers = RingLink::start(register.clone(), opts.cluster.cluster_secret.clone());
+    workers.refresh().await;
+    let config = GatewayConfig {
+        id: id.clone(),
+        secret: opts.secret.as_bytes().to_vec(),
+        idle_timeout: opts.tuning.idle_timeout,
+        max_frame_bytes: opts.tuning.max_frame_bytes,
+        max_upload_bytes: opts.tuning.max_upload_bytes,
+        ..GatewayConfig::default()
+    };
+    let gateway = Gateway::new(config, Arc::new(workers), register.clone());
+    let member = Member {
+        id: id.clone(),
+        role: "gateway".into(),
+        addr: advertise,
+    };
+    let announcer = gateway.clone();
+    let lease = tokio::spawn(keep_alive(register.clone(), member.clone(), move || {
+        let gateway = announcer.clone();
+        async move { gateway.announce_all().await }
+    }));
+    warn_without_secret(&opts.cluster.cluster_secret);
+    println!("kefu serving on http://{addr}");
+    kefu_gateway::http::serve_with_grpc(
+        listener,
+        gateway.clone(),
+        opts.cluster.cluster_secret.as_deref(),
+        shutdown_signal(),
+    )
+    .await?;
+    let deadline = tokio::time::Instant::now() + opts.tuning.drain_timeout;
+    while gateway.connections() > 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    lease.abort();
+    let _ = register.leave(&member.id).await;
+    Ok(())
+}

@@ -1,0 +1,301 @@
+//! The cluster's way from a gateway to the workers.
+//!
+//! Each frame goes to the owner of its shard on a consistent-hash [`Ring`]
+//! of the live workers, over one long-lived `Frames` stream per worker, so a
+//! shard's frames arrive in order. Every frame stays in its stream's
+//! in-flight table until the worker reports it handled. When a stream
+//! breaks, its worker leaves the ring at once and its in-flight frames are
+//! sent again, in order, to the shards' new owners; the database's dedup on
+//! `(sender, client_msg_id)` makes a repeated send safe, and the connection
+//! passes on only one answer per send.
+
+use crate::{LinkError, WorkerLink};
+use kefu_proto::auth;
+use kefu_proto::v1::worker_client::WorkerClient;
+use kefu_proto::v1::{ApiReply, ApiRequest, ConnectionEvent, FrameRequest, Member};
+use kefu_register::{Register, Ring};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio_stream::StreamExt;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::{Channel, Endpoint};
+
+type Client = WorkerClient<InterceptedService<Channel, auth::Attach>>;
+
+/// How often membership is read from the register.
+const REFRESH: Duration = Duration::from_millis(500);
+/// How long a frame waits for some worker to own its shard.
+const NO_WORKER_WAIT: Duration = Duration::from_secs(15);
+/// Largest gRPC message (uploads pass through the API call).
+pub const MAX_MESSAGE: usize = 64 * 1024 * 1024;
+
+struct Stream {
+    member: Member,
+    client: Client,
+    tx: mpsc::UnboundedSender<FrameRequest>,
+    in_flight: Mutex<BTreeMap<u64, FrameRequest>>,
+    next_seq: AtomicU64,
+    broken: AtomicBool,
+}
+
+#[derive(Default)]
+struct State {
+    ring: Ring,
+    streams: HashMap<String, Arc<Stream>>,
+}
+
+/// Workers by consistent hashing; see the module docs.
+#[derive(Clone)]
+pub struct RingLink {
+    register: Arc<dyn Register>,
+    secret: Option<String>,
+    state: Arc<RwLock<State>>,
+    /// Tells waiting submitters that the ring changed.
+    changed: Arc<tokio::sync::Notify>,
+}
+
+impl RingLink {
+    /// Starts following the register's worker membership.
+    pub fn start(register: Arc<dyn Register>, secret: Option<String>) -> RingLink {
+        let link = RingLink {
+            register,
+            secret,
+            state: Arc::default(),
+            changed: Arc::default(),
+        };
+        let follower = link.clone();
+        tokio::spawn(async move {
+            loop {
+                follower.refresh().await;
+                tokio::time::sleep(REFRESH).await;
+            }
+        });
+        link
+    }
+
+    /// Rebuilds the ring from the register: new workers get a stream,
+    /// departed or broken ones leave.
+    pub async fn refresh(&self) {
+        let members = match self.register.members("worker").await {
+            Ok(m) => m,
+            Err(e) => return tracing::warn!(error = %e, "cannot read workers; keeping the ring"),
+        };
+        let mut orphans = Vec::new();
+        {
+            let mut state = self.state.write().unwrap_or_else(|p| p.into_inner());
+            let live: HashMap<&str, &Member> = members.iter().map(|m| (m.id.as_str(), m)).collect();
+            let gone: Vec<String> = state
+                .streams
+                .iter()
+                .filter(|(id, s)| {
+                    s.broken.load(Ordering::Relaxed)
+                        || live
+                            .get(id.as_str())
+                            .is_none_or(|m| m.addr != s.member.addr)
+                })
+                .map(|(id, _)| id.clone())
+                .collect();
+            for id in gone {
+                if let Some(stream) = state.streams.remove(&id) {
+                    orphans.push(stream);
+                }
+            }
+            for member in &members {
+                if !state.streams.contains_key(&member.id) {
+                    match self.open(member) {
+                        Ok(stream) => {
+                            state.streams.insert(member.id.clone(), stream);
+                        }
+                        Err(e) => {
+                            tracing::warn!(worker = %member.id, error = %e, "cannot reach worker")
+                        }
+                    }
+                }
+            }
+            let ring = Ring::new(state.streams.keys());
+            state.ring = ring;
+        }
+        self.changed.notify_waiters();
+        for stream in orphans {
+            self.resubmit(&stream).await;
+        }
+    }
+
+    fn open(&self, member: &Member) -> Result<Arc<Stream>, String> {
+        let url = if member.addr.contains("://") {
+            member.addr.clone()
+        } else {
+            format!("http://{}", member.addr)
+        };
+        let channel = Endpoint::from_shared(url)
+            .map_err(|e| e.to_string())?
+            .connect_timeout(Duration::from_secs(1))
+            .tcp_nodelay(true)
+            .http2_keep_alive_interval(Duration::from_secs(5))
+            .keep_alive_timeout(Duration::from_secs(5))
+            .connect_lazy();
+        let client =
+            WorkerClient::with_interceptor(channel, auth::Attach::new(self.secret.as_deref()))
+                .max_decoding_message_size(MAX_MESSAGE)
+                .max_encoding_message_size(MAX_MESSAGE);
+        let (tx, rx) = mpsc::unbounded_channel();
+        let stream = Arc::new(Stream {
+            member: member.clone(),
+            client: client.clone(),
+            tx,
+            in_flight: Mutex::new(BTreeMap::new()),
+            next_seq: AtomicU64::new(1),
+            broken: AtomicBool::new(false),
+        });
+        tokio::spawn(run_stream(self.clone(), stream.clone(), client, rx));
+        Ok(stream)
+    }
+
+    /// The stream of the worker owning `shard`, waiting a while for one.
+    async fn owner(&self, shard: u32) -> Result<Arc<Stream>, LinkError> {
+        let deadline = tokio::time::Instant::now() + NO_WORKER_WAIT;
+        loop {
+            let changed = self.changed.notified();
+            {
+                let state = self.state.read().unwrap_or_else(|p| p.into_inner());
+                if let Some(stream) = state.ring.owner(shard).and_then(|id| state.streams.get(id)) {
+                    if !stream.broken.load(Ordering::Relaxed) {
+                        return Ok(stream.clone());
+                    }
+                }
+            }
+            if tokio::time::timeout_at(deadline, changed).await.is_err() {
+                return Err(LinkError("no live worker".into()));
+            }
+        }
+    }
+
+    /// A stream broke: its worker leaves the ring and its frames go elsewhere.
+    fn broke(&self, stream: &Arc<Stream>) {
+        if stream.broken.swap(true, Ordering::Relaxed) {
+            return;
+        }
+        tracing::warn!(worker = %stream.member.id, "worker stream broke; moving its shards");
+        let link = self.clone();
+        tokio::spawn(async move { link.refresh().await });
+    }
+
+    async fn resubmit(&self, stream: &Stream) {
+        let frames: Vec<FrameRequest> = {
+            let mut in_flight = stream.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+            std::mem::take(&mut *in_flight).into_values().collect()
+        };
+        if !frames.is_empty() {
+            tracing::warn!(worker = %stream.member.id, frames = frames.len(), "retrying in-flight frames");
+        }
+        for frame in frames {
+            if let Err(e) = self.submit(frame).await {
+                tracing::error!(error = %e, "in-flight frame lost its worker");
+            }
+        }
+    }
+
+    /// Runs a unary call on the shard's owner, failing over once.
+    async fn unary<T, F, Fut>(&self, shard: u32, call: F) -> Result<T, LinkError>
+    where
+        F: Fn(Client) -> Fut,
+        Fut: std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+    {
+        let mut last = String::new();
+        for _ in 0..3 {
+            let stream = self.owner(shard).await?;
+            match call(stream.client.clone()).await {
+                Ok(r) => return Ok(r.into_inner()),
+                Err(status)
+                    if status.code() == tonic::Code::Unavailable
+                        || status.code() == tonic::Code::Unknown =>
+                {
+                    last = status.message().to_owned();
+                    self.broke(&stream);
+                }
+                Err(status) => return Err(LinkError(status.message().to_owned())),
+            }
+        }
+        Err(LinkError(last))
+    }
+}
+
+async fn run_stream(
+    link: RingLink,
+    stream: Arc<Stream>,
+    mut client: Client,
+    rx: mpsc::UnboundedReceiver<FrameRequest>,
+) {
+    let outgoing = tokio_stream::wrappers::UnboundedReceiverStream::new(rx);
+    match client.frames(outgoing).await {
+        Ok(response) => {
+            let mut done = response.into_inner();
+            while let Some(item) = done.next().await {
+                match item {
+                    Ok(batch) => {
+                        let mut in_flight =
+                            stream.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+                        for seq in batch.seqs {
+                            in_flight.remove(&seq);
+                        }
+                    }
+                    Err(status) => {
+                        tracing::warn!(worker = %stream.member.id, %status, "worker stream failed");
+                        break;
+                    }
+                }
+            }
+        }
+        Err(status) => {
+            tracing::warn!(worker = %stream.member.id, %status, "cannot open worker stream")
+        }
+    }
+    link.broke(&stream);
+}
+
+#[async_trait::async_trait]
+impl WorkerLink for RingLink {
+    async fn submit(&self, mut request: FrameRequest) -> Result<(), LinkError> {
+        loop {
+            let stream = self.owner(request.shard).await?;
+            request.seq = stream.next_seq.fetch_add(1, Ordering::Relaxed);
+            stream
+                .in_flight
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(request.seq, request.clone());
+            if stream.tx.send(request.clone()).is_ok() && !stream.broken.load(Ordering::Relaxed) {
+                return Ok(());
+            }
+            // The stream died under us: take the frame back and go again.
+            stream
+                .in_flight
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&request.seq);
+            self.broke(&stream);
+        }
+    }
+
+    async fn connection(&self, event: ConnectionEvent) -> Result<(), LinkError> {
+        let shard = event.shard;
+        self.unary(shard, |mut c| {
+            let event = event.clone();
+            async move { c.connection(event).await }
+        })
+        .await
+        .map(|_| ())
+    }
+
+    async fn api(&self, request: ApiRequest) -> Result<ApiReply, LinkError> {
+        let shard = request.shard;
+        self.unary(shard, |mut c| {
+            let request = request.clone();
+            async move { c.api(request).await }
+        })
+        .await
+    }
+}
