@@ -2,6 +2,7 @@
 
 #![forbid(unsafe_code)]
 
+mod bench;
 mod cluster;
 mod local;
 mod options;
@@ -34,6 +35,7 @@ async fn main() -> std::process::ExitCode {
         Command::Migrate(opts) => tools::migrate(opts).await,
         Command::Token(opts) => tools::token(opts),
         Command::Agent(opts) => tools::agent(opts).await,
+        Command::Bench(opts) => bench::run(opts).await,
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

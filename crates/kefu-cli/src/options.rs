@@ -75,6 +75,8 @@ pub enum Command {
     Token(TokenOptions),
     /// Manages agent accounts.
     Agent(AgentOptions),
+    /// The load generator; gateways are its target.
+    Bench(crate::bench::BenchOptions),
 }
 
 fn duration(s: &str) -> Result<Duration, humantime::DurationError> {

@@ -1,0 +1,482 @@
+//! `kefu bench chat`: customers send, agents receive and confirm (and reply
+//! with `--replies`), against one or more gateways.
+//!
+//! Every customer first sends one opening message and waits for its ack, one
+//! customer after another, so tasks spread over the agents. Then for
+//! `--duration` each customer keeps `--window` sends unacknowledged (closed
+//! loop) or sends at its share of `--rate` (open loop). After the window the
+//! generator waits `--grace` for the last acks and deliveries, then counts:
+//! a message acked but never delivered is lost; one delivered twice to the
+//! agents is a duplicate; a send neither acked nor refused is unanswered.
+
+use super::report::{histogram, latency_row, percentiles};
+use super::{duration, spawn_relay, token};
+use clap::Args;
+use dashmap::DashMap;
+use futures::{SinkExt, StreamExt};
+use hdrhistogram::Histogram;
+use kefu_protocol::Role;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::Message;
+
+#[derive(Args, Debug, Clone)]
+pub struct ChatOptions {
+    /// Gateway WebSocket URLs, comma-separated; clients spread over them.
+    #[arg(long, value_delimiter = ',', default_value = "ws://127.0.0.1:8080/ws")]
+    pub url: Vec<String>,
+    /// The gateways' token secret.
+    #[arg(long, env = "KEFU_SECRET", hide_env_values = true)]
+    pub secret: String,
+    #[arg(long, default_value_t = 50)]
+    pub customers: usize,
+    #[arg(long, default_value_t = 50)]
+    pub agents: usize,
+    /// Unacknowledged sends each customer keeps in flight (closed loop).
+    #[arg(long, default_value_t = 16)]
+    pub window: usize,
+    /// Messages per second over all customers (open loop, instead of --window).
+    #[arg(long)]
+    pub rate: Option<f64>,
+    #[arg(long, value_parser = duration, default_value = "10s")]
+    pub duration: Duration,
+    /// Bytes of text per message.
+    #[arg(long, default_value_t = 64)]
+    pub size: usize,
+    /// Agents answer every message they receive.
+    #[arg(long)]
+    pub replies: bool,
+    /// First run the same load against `kefu bench relay`, and report ratios.
+    #[arg(long)]
+    pub relay: bool,
+    /// How long to wait for acks and deliveries after the window.
+    #[arg(long, value_parser = duration, default_value = "5s")]
+    pub grace: Duration,
+    /// Print the results as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// What one send became.
+#[derive(Clone, Copy)]
+struct Fate {
+    sent: Instant,
+    acked: bool,
+    delivered: u32,
+}
+
+#[derive(Default)]
+struct Shared {
+    fates: DashMap<String, Fate>,
+    sent: AtomicU64,
+    acked: AtomicU64,
+    delivered: AtomicU64,
+    delivered_in_window: AtomicU64,
+    duplicates: AtomicU64,
+    errors: Mutex<HashMap<String, u64>>,
+}
+
+struct Results {
+    target: String,
+    sent: u64,
+    acked: u64,
+    delivered: u64,
+    lost: u64,
+    duplicates: u64,
+    unanswered: u64,
+    errors: HashMap<String, u64>,
+    delivered_per_sec: f64,
+    ack: Histogram<u64>,
+    delivery: Histogram<u64>,
+}
+
+pub async fn run(opts: ChatOptions) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        opts.customers > 0 && opts.agents > 0,
+        "need customers and agents"
+    );
+    let baseline = if opts.relay {
+        let (mut child, url) = spawn_relay().await?;
+        let relay_opts = ChatOptions {
+            url: vec![url],
+            ..opts.clone()
+        };
+        let r = measure(&relay_opts, "relay").await;
+        let _ = child.kill().await;
+        Some(r?)
+    } else {
+        None
+    };
+    let kefu = measure(&opts, "kefu").await?;
+    print(&opts, &kefu, baseline.as_ref());
+    Ok(())
+}
+
+async fn measure(opts: &ChatOptions, label: &str) -> anyhow::Result<Results> {
+    let run = format!("{:08x}", rand::random::<u32>());
+    let shared = Arc::new(Shared::default());
+    let payload: String = "x".repeat(opts.size);
+    let agent_ids: Vec<String> = (0..opts.agents)
+        .map(|i| format!("bench-{run}-a{i}"))
+        .collect();
+    eprintln!(
+        "{label}: connecting {} agents and {} customers",
+        opts.agents, opts.customers
+    );
+    let window_end = Arc::new(Mutex::new(None::<Instant>));
+    let (finish, finished) = tokio::sync::watch::channel(false);
+    let mut agents = Vec::new();
+    for (i, id) in agent_ids.iter().enumerate() {
+        let url = &opts.url[i % opts.url.len()];
+        let ws = connect(url, &token(&opts.secret, id, Role::Agent)?).await?;
+        let task = agent(
+            ws,
+            shared.clone(),
+            opts.replies,
+            window_end.clone(),
+            finished.clone(),
+        );
+        agents.push(tokio::spawn(task));
+    }
+    let mut customers = Vec::new();
+    for i in 0..opts.customers {
+        let id = format!("bench-{run}-c{i}");
+        let url = &opts.url[(i + opts.agents) % opts.url.len()];
+        let mut ws = connect(url, &token(&opts.secret, &id, Role::Customer)?).await?;
+        let to = &agent_ids[i % agent_ids.len()];
+        open(&mut ws, to).await?;
+        customers.push((ws, to.clone()));
+    }
+    eprintln!("{label}: all connected; measuring for {:?}", opts.duration);
+    let start = Instant::now();
+    let stop = start + opts.duration;
+    *window_end.lock().unwrap_or_else(|p| p.into_inner()) = Some(stop);
+    let per_customer_rate = opts.rate.map(|r| r / opts.customers as f64);
+    let progress = tokio::spawn(progress(shared.clone(), label.to_owned()));
+    let tasks: Vec<_> = customers
+        .into_iter()
+        .enumerate()
+        .map(|(i, (ws, to))| {
+            let plan = Plan {
+                prefix: format!("m{run}-{i}-"),
+                to,
+                payload: payload.clone(),
+                window: opts.window.max(1),
+                rate: per_customer_rate,
+                stop,
+                end: stop + opts.grace,
+            };
+            tokio::spawn(customer(ws, plan, shared.clone()))
+        })
+        .collect();
+    let mut ack = histogram();
+    for t in tasks {
+        if let Ok(h) = t.await {
+            let _ = ack.add(h);
+        }
+    }
+    // Deliveries may trail the last ack a little.
+    let settle = Instant::now() + Duration::from_millis(500).min(opts.grace);
+    tokio::time::sleep_until(settle).await;
+    progress.abort();
+    let _ = finish.send(true);
+    let mut delivery = histogram();
+    for a in agents {
+        if let Ok(h) = a.await {
+            let _ = delivery.add(h);
+        }
+    }
+    Ok(results(label, opts, &shared, ack, delivery))
+}
+
+fn results(
+    label: &str,
+    opts: &ChatOptions,
+    shared: &Shared,
+    ack: Histogram<u64>,
+    delivery: Histogram<u64>,
+) -> Results {
+    let mut lost = 0;
+    let mut answered = 0;
+    for f in shared.fates.iter() {
+        if f.acked && f.delivered == 0 {
+            lost += 1;
+        }
+        if f.acked {
+            answered += 1;
+        }
+    }
+    let errors = shared
+        .errors
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
+    let refused: u64 = errors.values().sum();
+    let sent = shared.sent.load(Ordering::Relaxed);
+    Results {
+        target: label.to_owned(),
+        sent,
+        acked: shared.acked.load(Ordering::Relaxed),
+        delivered: shared.delivered.load(Ordering::Relaxed),
+        lost,
+        duplicates: shared.duplicates.load(Ordering::Relaxed),
+        unanswered: sent.saturating_sub(answered + refused),
+        errors,
+        delivered_per_sec: shared.delivered_in_window.load(Ordering::Relaxed) as f64
+            / opts.duration.as_secs_f64(),
+        ack,
+        delivery,
+    }
+}
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn connect(url: &str, token: &str) -> anyhow::Result<Ws> {
+    let (ws, _) =
+        tokio_tungstenite::connect_async_with_config(format!("{url}?token={token}"), None, true)
+            .await?;
+    let mut ws = ws;
+    // The auth ack.
+    match tokio::time::timeout(Duration::from_secs(10), ws.next()).await {
+        Ok(Some(Ok(Message::Text(t)))) if t.contains("\"auth\"") && !t.contains("\"error\"") => {
+            Ok(ws)
+        }
+        other => anyhow::bail!("authentication failed: {other:?}"),
+    }
+}
+
+fn send_frame(cmid: &str, to: &str, payload: &str) -> String {
+    format!(
+        r#"{{"category":"customer","action":"send","kind":"text","content":"{payload}","to":"{to}","client_msg_id":"{cmid}"}}"#
+    )
+}
+
+/// The opening message, acked before the load starts.
+async fn open(ws: &mut Ws, to: &str) -> anyhow::Result<()> {
+    let cmid = format!("open-{:016x}", rand::random::<u64>());
+    ws.send(Message::text(send_frame(&cmid, to, "hello")))
+        .await?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while let Ok(Some(msg)) = tokio::time::timeout_at(deadline, ws.next()).await {
+        if let Message::Text(t) = msg? {
+            let v: Value = serde_json::from_str(&t).unwrap_or(Value::Null);
+            if v["category"] == "ack" && v["client_msg_id"] == cmid.as_str() {
+                anyhow::ensure!(v["ext"]["error"].is_null(), "opening message refused: {t}");
+                return Ok(());
+            }
+        }
+    }
+    anyhow::bail!("no ack for the opening message")
+}
+
+struct Plan {
+    prefix: String,
+    to: String,
+    payload: String,
+    window: usize,
+    rate: Option<f64>,
+    stop: Instant,
+    end: Instant,
+}
+
+async fn customer(ws: Ws, plan: Plan, shared: Arc<Shared>) -> Histogram<u64> {
+    let (mut sink, mut stream) = ws.split();
+    let mut ack_latency = histogram();
+    let mut seq = 0u64;
+    let mut in_flight = 0usize;
+    let mut ticker = plan
+        .rate
+        .map(|r| tokio::time::interval(Duration::from_secs_f64(1.0 / r.max(0.001))));
+    let next_send = |seq: &mut u64| {
+        *seq += 1;
+        let cmid = format!("{}{}", plan.prefix, seq);
+        shared.fates.insert(
+            cmid.clone(),
+            Fate {
+                sent: Instant::now(),
+                acked: false,
+                delivered: 0,
+            },
+        );
+        shared.sent.fetch_add(1, Ordering::Relaxed);
+        Message::text(send_frame(&cmid, &plan.to, &plan.payload))
+    };
+    if ticker.is_none() {
+        for _ in 0..plan.window {
+            if sink.send(next_send(&mut seq)).await.is_err() {
+                return ack_latency;
+            }
+            in_flight += 1;
+        }
+    }
+    loop {
+        let sending = Instant::now() < plan.stop;
+        if !sending && in_flight == 0 {
+            break;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep_until(plan.end) => break,
+            _ = async { ticker.as_mut().expect("ticker").tick().await }, if sending && ticker.is_some() => {
+                if sink.send(next_send(&mut seq)).await.is_err() {
+                    break;
+                }
+                in_flight += 1;
+            }
+            msg = stream.next() => {
+                let Some(Ok(Message::Text(text))) = msg else {
+                    if matches!(msg, None | Some(Err(_))) { break; }
+                    continue;
+                };
+                let Ok(v) = serde_json::from_str::<Value>(&text) else { continue };
+                if v["category"] != "ack" || v["action"] != "send" {
+                    continue;
+                }
+                let Some(cmid) = v["client_msg_id"].as_str() else { continue };
+                if !cmid.starts_with(&plan.prefix) {
+                    continue;
+                }
+                in_flight = in_flight.saturating_sub(1);
+                if let Some(code) = v["ext"]["error"]["code"].as_str() {
+                    *shared.errors.lock().unwrap_or_else(|p| p.into_inner()).entry(code.to_owned()).or_default() += 1;
+                } else if let Some(mut fate) = shared.fates.get_mut(cmid) {
+                    if !fate.acked {
+                        fate.acked = true;
+                        shared.acked.fetch_add(1, Ordering::Relaxed);
+                        let _ = ack_latency.record(fate.sent.elapsed().as_micros() as u64);
+                    }
+                }
+                if ticker.is_none() && Instant::now() < plan.stop {
+                    if sink.send(next_send(&mut seq)).await.is_err() {
+                        break;
+                    }
+                    in_flight += 1;
+                }
+            }
+        }
+    }
+    let _ = sink.close().await;
+    ack_latency
+}
+
+/// An agent: records each delivery, confirms in batches, replies if asked.
+async fn agent(
+    ws: Ws,
+    shared: Arc<Shared>,
+    replies: bool,
+    window_end: Arc<Mutex<Option<Instant>>>,
+    mut finished: tokio::sync::watch::Receiver<bool>,
+) -> Histogram<u64> {
+    let (mut sink, mut stream) = ws.split();
+    let mut latency = histogram();
+    let mut receipts: Vec<i64> = Vec::new();
+    let mut flush = tokio::time::interval(Duration::from_millis(5));
+    loop {
+        tokio::select! {
+            _ = finished.changed() => break,
+            _ = flush.tick(), if !receipts.is_empty() => {
+                let frame = json!({"category": "receive", "ext": {"ids": receipts}}).to_string();
+                receipts.clear();
+                if sink.send(Message::text(frame)).await.is_err() {
+                    break;
+                }
+            }
+            msg = stream.next() => {
+                let Some(Ok(Message::Text(text))) = msg else {
+                    if matches!(msg, None | Some(Err(_))) { break; }
+                    continue;
+                };
+                let Ok(v) = serde_json::from_str::<Value>(&text) else { continue };
+                if v["action"] != "send" || v["category"] != "customer" {
+                    continue;
+                }
+                if let Some(id) = v["id"].as_i64() {
+                    receipts.push(id);
+                }
+                let Some(cmid) = v["client_msg_id"].as_str() else { continue };
+                if let Some(mut fate) = shared.fates.get_mut(cmid) {
+                    fate.delivered += 1;
+                    if fate.delivered == 1 {
+                        shared.delivered.fetch_add(1, Ordering::Relaxed);
+                        let end = *window_end.lock().unwrap_or_else(|p| p.into_inner());
+                        if end.is_some_and(|e| Instant::now() <= e) {
+                            shared.delivered_in_window.fetch_add(1, Ordering::Relaxed);
+                        }
+                        let _ = latency.record(fate.sent.elapsed().as_micros() as u64);
+                    } else {
+                        shared.duplicates.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                if replies {
+                    if let Some(from) = v["from"].as_str() {
+                        let reply = json!({"category": "manager", "action": "send", "to": from, "content": "ok",
+                            "client_msg_id": format!("r-{cmid}")});
+                        if sink.send(Message::text(reply.to_string())).await.is_err() {
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let _ = sink.close().await;
+    latency
+}
+
+async fn progress(shared: Arc<Shared>, label: String) {
+    let started = Instant::now();
+    let mut last = (0, 0);
+    loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let sent = shared.sent.load(Ordering::Relaxed);
+        let delivered = shared.delivered.load(Ordering::Relaxed);
+        eprintln!(
+            "{label}: {:>4.0}s  sent {:>9}/s  delivered {:>9}/s",
+            started.elapsed().as_secs_f64(),
+            sent - last.0,
+            delivered - last.1
+        );
+        last = (sent, delivered);
+    }
+}
+
+fn to_json(r: &Results) -> Value {
+    json!({
+        "target": r.target, "sent": r.sent, "acked": r.acked, "delivered": r.delivered,
+        "lost": r.lost, "duplicates": r.duplicates, "unanswered": r.unanswered, "errors": r.errors,
+        "delivered_per_sec": r.delivered_per_sec,
+        "ack_latency": percentiles(&r.ack), "delivery_latency": percentiles(&r.delivery),
+    })
+}
+
+fn print(opts: &ChatOptions, kefu: &Results, relay: Option<&Results>) {
+    if opts.json {
+        let mut out = json!({"kefu": to_json(kefu)});
+        if let Some(r) = relay {
+            out["relay"] = to_json(r);
+            out["ratio_of_relay"] = json!(kefu.delivered_per_sec / r.delivered_per_sec.max(1e-9));
+        }
+        println!("{out}");
+        return;
+    }
+    for r in relay.into_iter().chain([kefu]) {
+        println!("== {} ==", r.target);
+        println!(
+            "sent {}  acked {}  delivered {}  lost {}  duplicates {}  unanswered {}  errors {:?}",
+            r.sent, r.acked, r.delivered, r.lost, r.duplicates, r.unanswered, r.errors
+        );
+        println!("delivered {:.0} msgs/s", r.delivered_per_sec);
+        println!("{}", latency_row("ack latency", &r.ack));
+        println!("{}", latency_row("delivery latency", &r.delivery));
+    }
+    if let Some(r) = relay {
+        println!(
+            "kefu / relay delivered throughput: {:.3}",
+            kefu.delivered_per_sec / r.delivered_per_sec.max(1e-9)
+        );
+    }
+}
