@@ -15,7 +15,6 @@ use kefu_worker::{Worker, WorkerConfig};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 
 /// Membership lease; renewed every third of it, so a dead member is gone
 /// within 10 s.
@@ -36,18 +35,61 @@ pub async fn register(opts: RegisterOptions) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {}", opts.listen))?;
     let addr = listener.local_addr()?;
-    println!("kefu register serving on {addr}");
     warn_without_secret(&opts.cluster.cluster_secret);
     let service = kefu_proto::v1::register_server::RegisterServer::with_interceptor(
         RegisterService::new(backend),
         auth::Check::new(opts.cluster.cluster_secret.as_deref()),
     );
-    tonic::transport::Server::builder()
-        .tcp_nodelay(true)
-        .add_service(service)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown_signal())
-        .await?;
+    let app = with_ops_routes(tonic::service::Routes::new(service).into_axum_router());
+    println!("kefu register serving on {addr}");
+    let server = tokio::spawn(serve_until(listener, app, shutdown_signal()));
+    let _ = server.await;
     Ok(())
+}
+
+/// gRPC plus `/healthz` and `/metrics` on one port.
+fn with_ops_routes(grpc: axum::Router) -> axum::Router {
+    use axum::routing::get;
+    grpc.route("/healthz", get(|| async { "ok" })).route(
+        "/metrics",
+        get(|| async {
+            prometheus::TextEncoder::new()
+                .encode_to_string(&prometheus::gather())
+                .unwrap_or_default()
+        }),
+    )
+}
+
+/// Serves until `stop` resolves, then gives open connections (long-lived
+/// gRPC streams among them) two seconds before returning.
+async fn serve_until(
+    listener: TcpListener,
+    app: axum::Router,
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
+) {
+    let (stopped_tx, stopped_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+        stop.await;
+        let _ = stopped_tx.send(());
+    });
+    let mut server = std::pin::pin!(std::future::IntoFuture::into_future(server));
+    tokio::select! {
+        result = &mut server => {
+            if let Err(e) = result {
+                tracing::error!(error = %e, "server failed");
+            }
+        }
+        _ = async {
+            let _ = stopped_rx.await;
+            tokio::time::sleep(Duration::from_secs(2)).await;
+        } => {}
+    }
+}
+
+/// A member id unique to this start, so a restarted process never inherits
+/// the locations its previous life left in the register.
+fn unique_id(role: &str, advertise: &str) -> String {
+    format!("{role}-{advertise}-{}", kefu_protocol::now_ms())
 }
 
 async fn sweep(redis: RedisRegister) {
@@ -122,7 +164,7 @@ pub async fn worker(opts: WorkerOptions) -> anyhow::Result<()> {
     let id = opts
         .id
         .clone()
-        .unwrap_or_else(|| format!("worker-{advertise}"));
+        .unwrap_or_else(|| unique_id("worker", &advertise));
     let gateways = RemoteGateways::new(register.clone(), opts.cluster.cluster_secret.clone());
     let worker = Worker::start(
         worker_config(id.clone(), &opts.tuning),
@@ -143,18 +185,22 @@ pub async fn worker(opts: WorkerOptions) -> anyhow::Result<()> {
         auth::Check::new(opts.cluster.cluster_secret.as_deref()),
     );
     let lease = tokio::spawn(keep_alive(remote.clone(), member.clone(), || async {}));
+    let app = with_ops_routes(tonic::service::Routes::new(service).into_axum_router());
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(serve_until(listener, app, async move {
+        let _ = stop_rx.await;
+    }));
     println!("kefu worker {id} serving on {addr}");
-    let drain = opts.tuning.drain_timeout;
-    tonic::transport::Server::builder()
-        .tcp_nodelay(true)
-        .add_service(service)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
-            shutdown_signal().await;
-        })
-        .await?;
+    shutdown_signal().await;
+    // Leave first, so gateways move this worker's shards; then finish what
+    // was taken; then close the streams.
+    tracing::info!("draining");
     lease.abort();
     let _ = remote.leave(&member.id).await;
-    worker.drain(drain).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    worker.drain(opts.tuning.drain_timeout).await;
+    let _ = stop_tx.send(());
+    let _ = server.await;
     Ok(())
 }
 
@@ -169,7 +215,7 @@ pub async fn gateway(opts: GatewayOptions) -> anyhow::Result<()> {
     let id = opts
         .id
         .clone()
-        .unwrap_or_else(|| format!("gateway-{advertise}"));
+        .unwrap_or_else(|| unique_id("gateway", &advertise));
     let workers = RingLink::start(register.clone(), opts.cluster.cluster_secret.clone());
     workers.refresh().await;
     let config = GatewayConfig {

@@ -19,7 +19,11 @@ pub async fn run(opts: ServeOptions) -> anyhow::Result<()> {
         Some(url) => url.clone(),
         None => crate::tools::sqlite_url(&opts.data_dir)?,
     };
-    let store = kefu_store::Store::connect(&url)
+    let durability = match opts.tuning.sqlite_sync.as_str() {
+        "normal" => kefu_store::Durability::ProcessCrash,
+        _ => kefu_store::Durability::PowerLoss,
+    };
+    let store = kefu_store::Store::connect_with(&url, durability)
         .await
         .context("connecting to the database")?;
     store.migrate().await.context("migrating the database")?;

@@ -55,6 +55,8 @@ pub struct RingLink {
     state: Arc<RwLock<State>>,
     /// Tells waiting submitters that the ring changed.
     changed: Arc<tokio::sync::Notify>,
+    /// One refresh at a time, so a worker never gets two streams.
+    refreshing: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl RingLink {
@@ -65,6 +67,7 @@ impl RingLink {
             secret,
             state: Arc::default(),
             changed: Arc::default(),
+            refreshing: Arc::default(),
         };
         let follower = link.clone();
         tokio::spawn(async move {
@@ -77,14 +80,17 @@ impl RingLink {
     }
 
     /// Rebuilds the ring from the register: new workers get a stream,
-    /// departed or broken ones leave.
+    /// departed or broken ones leave. A worker joins the ring only once a
+    /// connection to it succeeds, so a worker that died keeps no shards
+    /// while its lease runs out.
     pub async fn refresh(&self) {
+        let _one_at_a_time = self.refreshing.lock().await;
         let members = match self.register.members("worker").await {
             Ok(m) => m,
             Err(e) => return tracing::warn!(error = %e, "cannot read workers; keeping the ring"),
         };
         let mut orphans = Vec::new();
-        {
+        let wanted: Vec<Member> = {
             let mut state = self.state.write().unwrap_or_else(|p| p.into_inner());
             let live: HashMap<&str, &Member> = members.iter().map(|m| (m.id.as_str(), m)).collect();
             let gone: Vec<String> = state
@@ -103,28 +109,43 @@ impl RingLink {
                     orphans.push(stream);
                 }
             }
-            for member in &members {
-                if !state.streams.contains_key(&member.id) {
-                    match self.open(member) {
-                        Ok(stream) => {
-                            state.streams.insert(member.id.clone(), stream);
-                        }
-                        Err(e) => {
-                            tracing::warn!(worker = %member.id, error = %e, "cannot reach worker")
-                        }
-                    }
-                }
+            let ring = Ring::new(state.streams.keys());
+            state.ring = ring;
+            members
+                .iter()
+                .filter(|m| !state.streams.contains_key(&m.id))
+                .cloned()
+                .collect()
+        };
+        let mut opened = Vec::new();
+        for member in &wanted {
+            match self.open(member).await {
+                Ok(stream) => opened.push(stream),
+                Err(e) => tracing::debug!(worker = %member.id, error = %e, "worker not reachable"),
+            }
+        }
+        if !opened.is_empty() {
+            let mut state = self.state.write().unwrap_or_else(|p| p.into_inner());
+            for stream in opened {
+                state.streams.insert(stream.member.id.clone(), stream);
             }
             let ring = Ring::new(state.streams.keys());
             state.ring = ring;
         }
         self.changed.notify_waiters();
-        for stream in orphans {
-            self.resubmit(&stream).await;
+        if !orphans.is_empty() {
+            // Not under the refresh lock: resubmitting may wait for a worker
+            // to join, which takes a refresh.
+            let link = self.clone();
+            tokio::spawn(async move {
+                for stream in orphans {
+                    link.resubmit(&stream).await;
+                }
+            });
         }
     }
 
-    fn open(&self, member: &Member) -> Result<Arc<Stream>, String> {
+    async fn open(&self, member: &Member) -> Result<Arc<Stream>, String> {
         let url = if member.addr.contains("://") {
             member.addr.clone()
         } else {
@@ -136,7 +157,9 @@ impl RingLink {
             .tcp_nodelay(true)
             .http2_keep_alive_interval(Duration::from_secs(5))
             .keep_alive_timeout(Duration::from_secs(5))
-            .connect_lazy();
+            .connect()
+            .await
+            .map_err(|e| e.to_string())?;
         let client =
             WorkerClient::with_interceptor(channel, auth::Attach::new(self.secret.as_deref()))
                 .max_decoding_message_size(MAX_MESSAGE)

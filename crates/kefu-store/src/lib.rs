@@ -47,6 +47,16 @@ pub enum StoreError {
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
+/// What a committed SQLite transaction survives. MySQL and PostgreSQL follow
+/// their servers' own settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// A crash of the machine (synchronous=FULL).
+    PowerLoss,
+    /// A crash of the process, kill -9 included (synchronous=NORMAL).
+    ProcessCrash,
+}
+
 /// A connection pool to one Kefu database.
 #[derive(Clone, Debug)]
 pub struct Store {
@@ -55,8 +65,14 @@ pub struct Store {
 
 impl Store {
     /// Connects to `url`, creating the database (or the SQLite file) if it is
-    /// missing. Does not migrate: see [`Store::migrate`].
+    /// missing, syncing every SQLite commit to disk. Does not migrate: see
+    /// [`Store::migrate`].
     pub async fn connect(url: &str) -> Result<Store> {
+        Self::connect_with(url, Durability::PowerLoss).await
+    }
+
+    /// Like [`Store::connect`], choosing what an SQLite commit survives.
+    pub async fn connect_with(url: &str, durability: Durability) -> Result<Store> {
         create_database_if_missing(url).await?;
         let mut options = ConnectOptions::new(url.to_owned());
         options
@@ -64,11 +80,16 @@ impl Store {
             .connect_timeout(Duration::from_secs(10))
             .acquire_timeout(Duration::from_secs(30));
         if url.starts_with("sqlite:") {
-            // WAL: readers never wait for the writer. synchronous=FULL: a
-            // committed (so acknowledged) message survives power loss too.
-            options.max_connections(4).map_sqlx_sqlite_opts(|o| {
+            // WAL: readers never wait for the writer. FULL syncs the WAL on
+            // every commit; NORMAL leaves that to checkpoints, which a killed
+            // process survives but a power loss may not.
+            let sync = match durability {
+                Durability::PowerLoss => sea_orm::sqlx::sqlite::SqliteSynchronous::Full,
+                Durability::ProcessCrash => sea_orm::sqlx::sqlite::SqliteSynchronous::Normal,
+            };
+            options.max_connections(4).map_sqlx_sqlite_opts(move |o| {
                 o.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
-                    .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Full)
+                    .synchronous(sync)
                     .busy_timeout(Duration::from_secs(30))
                     .create_if_missing(true)
             });

@@ -88,6 +88,19 @@ impl Store {
         Ok(())
     }
 
+    /// The message a sender already sent with this client_msg_id, if any.
+    pub async fn sent_before(
+        &self,
+        sender: &str,
+        client_msg_id: &str,
+    ) -> Result<Option<message::Model>> {
+        Ok(message::Entity::find()
+            .filter(message::Column::Sender.eq(sender))
+            .filter(message::Column::ClientMsgId.eq(client_msg_id))
+            .one(&self.db)
+            .await?)
+    }
+
     /// Whether no device of `user` has confirmed message `id` yet.
     pub async fn is_undelivered(&self, user: &str, id: i64) -> Result<bool> {
         Ok(undelivered::Entity::find_by_id((user.to_owned(), id))

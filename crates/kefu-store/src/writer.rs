@@ -11,7 +11,8 @@
 use crate::entity::{message, undelivered};
 use crate::{Result, Store, StoreError};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, TransactionTrait,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait,
+    QueryFilter, Statement, TransactionTrait,
 };
 use std::collections::HashMap;
 use tokio::sync::{mpsc, oneshot};
@@ -43,9 +44,13 @@ pub struct Written {
     pub duplicate: bool,
 }
 
-struct Job {
-    message: NewMessage,
-    reply: oneshot::Sender<Result<Written>>,
+enum Job {
+    Message {
+        message: NewMessage,
+        reply: oneshot::Sender<Result<Written>>,
+    },
+    /// A device of `user` received these messages.
+    Confirm { user: String, ids: Vec<i64> },
 }
 
 /// Handle to the group-commit task.
@@ -71,10 +76,23 @@ impl Writer {
     pub async fn enqueue(&self, message: NewMessage) -> Result<Pending> {
         let (reply, rx) = oneshot::channel();
         self.tx
-            .send(Job { message, reply })
+            .send(Job::Message { message, reply })
             .await
             .map_err(|_| StoreError::WriterStopped)?;
         Ok(rx)
+    }
+
+    /// Queues a delivery receipt: the messages leave `user`'s undelivered
+    /// set in the next transaction. Receipts are frequent and need no
+    /// answer, so they ride along with the messages' commits.
+    pub async fn confirm(&self, user: &str, ids: Vec<i64>) -> Result<()> {
+        self.tx
+            .send(Job::Confirm {
+                user: user.to_owned(),
+                ids,
+            })
+            .await
+            .map_err(|_| StoreError::WriterStopped)
     }
 
     /// Queues a message and waits for its commit.
@@ -88,24 +106,63 @@ impl Writer {
 
 async fn run(store: Store, mut rx: mpsc::Receiver<Job>, max_batch: usize) {
     let mut jobs = Vec::with_capacity(max_batch);
+    let consecutive_ids = ids_are_consecutive(&store).await;
     while rx.recv_many(&mut jobs, max_batch).await > 0 {
-        let batch: Vec<&NewMessage> = jobs.iter().map(|j| &j.message).collect();
-        match write_batch(&store, &batch).await {
+        let mut messages = Vec::new();
+        let mut replies = Vec::new();
+        let mut receipts = Vec::new();
+        for job in jobs.drain(..) {
+            match job {
+                Job::Message { message, reply } => {
+                    messages.push(message);
+                    replies.push(reply);
+                }
+                Job::Confirm { user, ids } => receipts.push((user, ids)),
+            }
+        }
+        let batch: Vec<&NewMessage> = messages.iter().collect();
+        match write_batch(&store, &batch, &receipts, consecutive_ids).await {
             Ok(written) => {
-                for (job, w) in jobs.drain(..).zip(written) {
-                    let _ = job.reply.send(Ok(w));
+                for (reply, w) in replies.into_iter().zip(written) {
+                    let _ = reply.send(Ok(w));
                 }
             }
             Err(e) => {
-                tracing::warn!(error = %e, size = jobs.len(), "batch write failed, retrying one by one");
-                for job in jobs.drain(..) {
-                    let result = write_batch(&store, &[&job.message])
+                tracing::warn!(error = %e, size = batch.len(), "batch write failed, retrying one by one");
+                for (message, reply) in batch.iter().zip(replies) {
+                    let result = write_batch(&store, &[message], &[], consecutive_ids)
                         .await
                         .map(|mut w| w.remove(0));
-                    let _ = job.reply.send(result);
+                    let _ = reply.send(result);
+                }
+                if let Err(e) = write_batch(&store, &[], &receipts, consecutive_ids).await {
+                    tracing::warn!(error = %e, "receipts lost; the messages stay offline");
                 }
             }
         }
+    }
+}
+
+/// Whether one multi-row INSERT gets consecutive ids. SQLite and PostgreSQL
+/// return them; MySQL reports the first, and InnoDB hands out consecutive ids
+/// to a multi-row insert unless `innodb_autoinc_lock_mode` is 2.
+async fn ids_are_consecutive(store: &Store) -> bool {
+    if store.backend() != DbBackend::MySql {
+        return true;
+    }
+    let row = store
+        .db
+        .query_one(Statement::from_string(
+            DbBackend::MySql,
+            "SELECT @@innodb_autoinc_lock_mode AS mode",
+        ))
+        .await;
+    match row {
+        Ok(Some(row)) => row
+            .try_get::<i64>("", "mode")
+            .map(|m| m < 2)
+            .unwrap_or(false),
+        _ => false,
     }
 }
 
@@ -117,41 +174,70 @@ fn key(m: &NewMessage) -> Option<Key> {
         .map(|c| (m.sender.clone(), c.clone()))
 }
 
-/// Writes a batch in one transaction, returning one result per message in order.
-async fn write_batch(store: &Store, batch: &[&NewMessage]) -> Result<Vec<Written>> {
+/// Writes a batch and its receipts in one transaction, returning one result
+/// per message in order.
+async fn write_batch(
+    store: &Store,
+    batch: &[&NewMessage],
+    receipts: &[(String, Vec<i64>)],
+    consecutive_ids: bool,
+) -> Result<Vec<Written>> {
     let mut known = existing(store, batch).await?;
-    let txn = store.db.begin().await?;
-    let mut written = Vec::with_capacity(batch.len());
-    let mut marks = Vec::new();
-    for m in batch {
-        let k = key(m);
-        if let Some(first) = k.as_ref().and_then(|k| known.get(k)) {
-            written.push(Written {
-                message: first.clone(),
-                duplicate: true,
-            });
-            continue;
+    // Which messages are new, first occurrence only.
+    let mut fresh: Vec<usize> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for (i, m) in batch.iter().enumerate() {
+        match key(m) {
+            Some(k) if known.contains_key(&k) || !seen.insert(k.clone()) => {}
+            _ => fresh.push(i),
         }
-        let id = insert(&txn, m).await?;
-        let model = model(id, m);
+    }
+    let txn = store.db.begin().await?;
+    let rows: Vec<&NewMessage> = fresh.iter().map(|&i| batch[i]).collect();
+    let ids = insert(&txn, &rows, consecutive_ids).await?;
+    let mut marks = Vec::new();
+    let mut models: HashMap<usize, message::Model> = HashMap::new();
+    for (&i, id) in fresh.iter().zip(ids) {
+        let m = batch[i];
         marks.extend(m.undelivered_for.iter().map(|u| undelivered::ActiveModel {
             user_id: Set(u.clone()),
             message_id: Set(id),
         }));
-        if let Some(k) = k {
+        let model = model(id, m);
+        if let Some(k) = key(m) {
             known.insert(k, model.clone());
         }
-        written.push(Written {
-            message: model,
-            duplicate: false,
-        });
+        models.insert(i, model);
     }
     if !marks.is_empty() {
         undelivered::Entity::insert_many(marks)
             .exec_without_returning(&txn)
             .await?;
     }
+    for (user, ids) in receipts {
+        undelivered::Entity::delete_many()
+            .filter(undelivered::Column::UserId.eq(user.as_str()))
+            .filter(undelivered::Column::MessageId.is_in(ids.iter().copied()))
+            .exec(&txn)
+            .await?;
+    }
     txn.commit().await?;
+    let written = batch
+        .iter()
+        .enumerate()
+        .map(|(i, m)| match models.remove(&i) {
+            Some(message) => Written {
+                message,
+                duplicate: false,
+            },
+            None => Written {
+                message: key(m)
+                    .and_then(|k| known.get(&k).cloned())
+                    .unwrap_or_else(|| model(0, m)),
+                duplicate: true,
+            },
+        })
+        .collect();
     Ok(written)
 }
 
@@ -174,8 +260,8 @@ async fn existing(store: &Store, batch: &[&NewMessage]) -> Result<HashMap<Key, m
         .collect())
 }
 
-async fn insert(txn: &impl ConnectionTrait, m: &NewMessage) -> Result<i64> {
-    let row = message::ActiveModel {
+fn active(m: &NewMessage) -> message::ActiveModel {
+    message::ActiveModel {
         id: Default::default(),
         task_id: Set(m.task_id),
         sender: Set(m.sender.clone()),
@@ -191,8 +277,45 @@ async fn insert(txn: &impl ConnectionTrait, m: &NewMessage) -> Result<i64> {
         created_at: Set(m.created_at),
         is_read: Set(false),
         is_revoke: Set(false),
-    };
-    Ok(message::Entity::insert(row).exec(txn).await?.last_insert_id)
+    }
+}
+
+/// Rows per INSERT statement, well under every backend's parameter limit.
+const ROWS_PER_INSERT: usize = 100;
+
+/// Inserts rows in order and returns their ids, which increase in that order.
+async fn insert(
+    txn: &DatabaseTransaction,
+    rows: &[&NewMessage],
+    consecutive_ids: bool,
+) -> Result<Vec<i64>> {
+    let mut ids = Vec::with_capacity(rows.len());
+    for chunk in rows.chunks(ROWS_PER_INSERT) {
+        let many = message::Entity::insert_many(chunk.iter().map(|m| active(m)));
+        match txn.get_database_backend() {
+            DbBackend::Sqlite | DbBackend::Postgres => {
+                let mut keys: Vec<i64> = many.exec_with_returning_keys(txn).await?;
+                // RETURNING's row order is not promised; the ids' order is.
+                keys.sort_unstable();
+                ids.extend(keys);
+            }
+            DbBackend::MySql if consecutive_ids => {
+                let first = many.exec(txn).await?.last_insert_id;
+                ids.extend(first..first + chunk.len() as i64);
+            }
+            DbBackend::MySql => {
+                for m in chunk {
+                    ids.push(
+                        message::Entity::insert(active(m))
+                            .exec(txn)
+                            .await?
+                            .last_insert_id,
+                    );
+                }
+            }
+        }
+    }
+    Ok(ids)
 }
 
 fn model(id: i64, m: &NewMessage) -> message::Model {

@@ -85,6 +85,7 @@ pub(crate) struct Inner {
     pub(crate) gateways: Arc<dyn GatewayLink>,
     pub(crate) lanes: Vec<lane::Lane>,
     pub(crate) queue: tasks::Queue,
+    pub(crate) tasks: tasks::TaskCache,
 }
 
 /// A frame's sender as the worker sees it.
@@ -140,6 +141,7 @@ impl Worker {
                 gateways,
                 lanes,
                 queue: tasks::Queue::default(),
+                tasks: tasks::TaskCache::default(),
             }),
         }
     }

@@ -19,7 +19,16 @@ pub(crate) async fn send(
 ) -> Option<AfterCommit> {
     let action_cmid = cmd.client_msg_id.clone();
     let prepared = match prepare(&inner, &sender, cmd).await {
-        Ok(p) => p,
+        Ok(Prepared::New(message)) => message,
+        Ok(Prepared::Resent(first)) => {
+            return Some(Box::pin(async move {
+                let written = Written {
+                    message: first,
+                    duplicate: true,
+                };
+                after_commit(&inner, &sender, written).await
+            }));
+        }
         Err(e) => {
             refuse_send(&inner, &sender, action_cmid, e).await;
             return None;
@@ -52,21 +61,46 @@ async fn refuse_send(inner: &Inner, sender: &Sender, client_msg_id: String, e: P
     out.send(inner).await;
 }
 
+/// What a send turns out to be before it is stored.
+enum Prepared {
+    New(NewMessage),
+    /// A resend of a message stored earlier, whose task may have ended or
+    /// moved since: it gets the first ack, whatever became of the task.
+    Resent(kefu_store::entity::message::Model),
+}
+
 async fn prepare(
     inner: &Arc<Inner>,
     sender: &Sender,
     cmd: SendCommand,
-) -> Result<NewMessage, ProtocolError> {
+) -> Result<Prepared, ProtocolError> {
     let task = match sender.role {
-        Role::Customer => tasks::live_or_open(inner, sender).await?,
-        Role::Agent => agent_task(inner, sender, cmd.task_id, cmd.to.as_deref()).await?,
-        Role::Admin => return Err(ProtocolError::forbidden("admins do not send messages")),
+        Role::Customer => match tasks::live_of(inner, sender.user()).await? {
+            Some(task) => Ok(task),
+            // Only a send that would open a task can be the resend of one
+            // stored in an earlier task; the writer's dedup covers the rest.
+            None => match sent_before(inner, sender, &cmd.client_msg_id).await? {
+                Some(first) => return Ok(Prepared::Resent(first)),
+                None => tasks::live_or_open(inner, sender).await,
+            },
+        },
+        Role::Agent => agent_task(inner, sender, cmd.task_id, cmd.to.as_deref()).await,
+        Role::Admin => Err(ProtocolError::forbidden("admins do not send messages")),
+    };
+    let task = match task {
+        Ok(task) => task,
+        Err(e) => {
+            return match sent_before(inner, sender, &cmd.client_msg_id).await? {
+                Some(first) => Ok(Prepared::Resent(first)),
+                None => Err(e),
+            }
+        }
     };
     let recipient = match sender.role {
         Role::Customer => task.agent_id.clone().unwrap_or_default(),
         _ => task.customer_id.clone(),
     };
-    Ok(NewMessage {
+    Ok(Prepared::New(NewMessage {
         task_id: task.id,
         sender: sender.user().to_owned(),
         undelivered_for: if recipient.is_empty() {
@@ -84,7 +118,19 @@ async fn prepare(
         ext: cmd.ext.map(|e| e.to_string()),
         client_msg_id: Some(cmd.client_msg_id),
         created_at: kefu_protocol::now_ms(),
-    })
+    }))
+}
+
+async fn sent_before(
+    inner: &Inner,
+    sender: &Sender,
+    client_msg_id: &str,
+) -> Result<Option<kefu_store::entity::message::Model>, ProtocolError> {
+    inner
+        .store
+        .sent_before(sender.user(), client_msg_id)
+        .await
+        .map_err(store_error)
 }
 
 /// The open task an agent writes into: named by id or by its customer; the
@@ -96,12 +142,8 @@ async fn agent_task(
     to: Option<&str>,
 ) -> Result<task::Model, ProtocolError> {
     let task = match (task_id, to) {
-        (Some(id), _) => inner.store.task(id).await.map_err(store_error)?,
-        (None, Some(customer)) => inner
-            .store
-            .live_task_of(customer)
-            .await
-            .map_err(store_error)?,
+        (Some(id), _) => tasks::by_id(inner, id).await?,
+        (None, Some(customer)) => tasks::live_of(inner, customer).await?,
         (None, None) => None,
     };
     let task = task.ok_or_else(|| ProtocolError::not_found("no such open task"))?;
@@ -210,7 +252,7 @@ pub(crate) async fn push_stored(
 /// A device confirmed pushes: they are delivered, retransmission stops on
 /// every device of the user.
 pub(crate) async fn receive(inner: &Inner, sender: &Sender, ids: Vec<i64>) {
-    if let Err(e) = inner.store.confirm(sender.user(), &ids).await {
+    if let Err(e) = inner.writer.confirm(sender.user(), ids.clone()).await {
         tracing::warn!(error = %e, "cannot record receipt");
         return;
     }

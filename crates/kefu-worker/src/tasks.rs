@@ -11,6 +11,7 @@ use kefu_store::users::AVAILABLE;
 use kefu_store::StoreError;
 use serde_json::json;
 use std::collections::HashSet;
+use std::time::Instant;
 use tokio::sync::Mutex;
 
 /// The waiting queue's in-memory side: one assignment at a time, and the
@@ -21,18 +22,89 @@ pub struct Queue {
     told: DashMap<i64, usize>,
 }
 
+/// How long a cached open task is trusted. The worker that owns a task's
+/// shard makes every change to an open task (transfer and end run in its
+/// lane) and forgets the entry when it does; the bound covers a shard that
+/// moved away and back while another worker changed the task.
+const CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Open tasks by customer and by id, so a send needs no query to find its task.
+#[derive(Default)]
+pub struct TaskCache {
+    by_customer: DashMap<String, (task::Model, Instant)>,
+    by_id: DashMap<i64, (task::Model, Instant)>,
+}
+
+impl TaskCache {
+    fn fresh(entry: Option<(task::Model, Instant)>) -> Option<task::Model> {
+        entry
+            .filter(|(_, at)| at.elapsed() < CACHE_TTL)
+            .map(|(t, _)| t)
+    }
+
+    pub(crate) fn of_customer(&self, customer: &str) -> Option<task::Model> {
+        Self::fresh(self.by_customer.get(customer).map(|e| e.clone()))
+    }
+
+    pub(crate) fn of_id(&self, id: i64) -> Option<task::Model> {
+        Self::fresh(self.by_id.get(&id).map(|e| e.clone()))
+    }
+
+    /// Remembers a task if it is open; forgets it otherwise.
+    pub(crate) fn put(&self, task: &task::Model) {
+        if task.status != OPEN {
+            return self.forget(task);
+        }
+        let now = Instant::now();
+        self.by_customer
+            .insert(task.customer_id.clone(), (task.clone(), now));
+        self.by_id.insert(task.id, (task.clone(), now));
+    }
+
+    pub(crate) fn forget(&self, task: &task::Model) {
+        self.by_customer.remove(&task.customer_id);
+        self.by_id.remove(&task.id);
+    }
+}
+
+/// A task by id, from the cache when fresh.
+pub(crate) async fn by_id(inner: &Inner, id: i64) -> Result<Option<task::Model>, ProtocolError> {
+    if let Some(task) = inner.tasks.of_id(id) {
+        return Ok(Some(task));
+    }
+    let task = inner.store.task(id).await.map_err(store_error)?;
+    if let Some(t) = &task {
+        inner.tasks.put(t);
+    }
+    Ok(task)
+}
+
+/// A customer's live task, from the cache when fresh.
+pub(crate) async fn live_of(
+    inner: &Inner,
+    customer: &str,
+) -> Result<Option<task::Model>, ProtocolError> {
+    if let Some(task) = inner.tasks.of_customer(customer) {
+        return Ok(Some(task));
+    }
+    let task = inner
+        .store
+        .live_task_of(customer)
+        .await
+        .map_err(store_error)?;
+    if let Some(t) = &task {
+        inner.tasks.put(t);
+    }
+    Ok(task)
+}
+
 /// The customer's live task, or a new one (assigned if an agent can take it).
 pub(crate) async fn live_or_open(
     inner: &Inner,
     sender: &Sender,
 ) -> Result<task::Model, ProtocolError> {
     let customer = sender.user();
-    if let Some(task) = inner
-        .store
-        .live_task_of(customer)
-        .await
-        .map_err(store_error)?
-    {
+    if let Some(task) = live_of(inner, customer).await? {
         return Ok(task);
     }
     let name = if sender.session.name.is_empty() {
@@ -88,7 +160,17 @@ async fn assign_loop(inner: &Inner) -> Result<(), StoreError> {
         }
         let waited = inner.queue.told.remove(&task.id).is_some();
         tracing::info!(task_id = task.id, agent, waited, "task assigned");
-        on_assigned(inner, task, &agent, None, waited).await;
+        on_assigned(
+            inner,
+            task,
+            &agent,
+            if waited {
+                Transfer::Waited
+            } else {
+                Transfer::AtOnce
+            },
+        )
+        .await;
     }
 }
 
@@ -142,18 +224,23 @@ pub(crate) async fn online(inner: &Inner, users: &[String]) -> HashSet<String> {
     }
 }
 
+/// How a task came to its agent.
+#[derive(Clone, Copy)]
+enum Transfer<'a> {
+    /// Taken from the queue the moment it opened.
+    AtOnce,
+    /// Taken from the queue after the customer waited.
+    Waited,
+    /// Handed over by its agent (or an admin; None when it had no agent).
+    From(Option<&'a str>),
+}
+
 /// Tells the sides of an assignment what changed, and gives the agent what
 /// the customer wrote while waiting. A task taken at once needs no notice:
 /// the customer's message itself reaches the agent. A customer who waited
-/// hears who took them; a transfer is told to all three.
-async fn on_assigned(
-    inner: &Inner,
-    task: &task::Model,
-    agent: &str,
-    from: Option<&str>,
-    waited: bool,
-) {
-    if from.is_none() && !waited {
+/// hears who took them; a transfer is told to every side.
+async fn on_assigned(inner: &Inner, task: &task::Model, agent: &str, how: Transfer<'_>) {
+    if let Transfer::AtOnce = how {
         return hand_over_waiting_messages(inner, task.id).await;
     }
     let names = inner
@@ -167,38 +254,40 @@ async fn on_assigned(
             .find(|u| u.id == id)
             .map_or(id.to_owned(), |u| u.name.clone())
     };
-    let event = if from.is_some() {
-        "transferred"
-    } else {
-        "assigned"
+    let customer = name_of(&task.customer_id);
+    let (event, from) = match how {
+        Transfer::From(from) => ("transferred", from),
+        _ => ("assigned", None),
     };
-    let ext = json!({"event": event, "task_id": task.id, "customer_id": task.customer_id, "agent_id": agent, "from_agent": from});
-    let to_customer = match from {
-        Some(_) => format!("You are now talking with {}.", name_of(agent)),
-        None => format!("{} is now serving you.", name_of(agent)),
+    let ext = json!({"event": event, "task_id": task.id, "customer_id": task.customer_id,
+        "agent_id": agent, "from_agent": from});
+    let to_customer = match how {
+        Transfer::From(_) => format!("You are now talking with {}.", name_of(agent)),
+        _ => format!("{} is now serving you.", name_of(agent)),
     };
+    let customer_id = &task.customer_id;
     system_message(
         inner,
         task.id,
-        &task.customer_id,
+        customer_id,
         "toast",
         to_customer,
         ext.clone(),
     )
     .await;
-    if let Some(old) = from {
-        let to_agent = format!(
-            "{} handed you the conversation with {}.",
-            name_of(old),
-            name_of(&task.customer_id)
-        );
-        system_message(inner, task.id, agent, "toast", to_agent, ext.clone()).await;
-        let text = format!(
-            "Conversation with {} handed to {}.",
-            name_of(&task.customer_id),
-            name_of(agent)
-        );
-        system_message(inner, task.id, old, "toast", text, ext).await;
+    if let Transfer::From(from) = how {
+        let text = match from {
+            Some(old) => format!(
+                "{} handed you the conversation with {customer}.",
+                name_of(old)
+            ),
+            None => format!("You were given the conversation with {customer}."),
+        };
+        system_message(inner, task.id, agent, "toast", text, ext.clone()).await;
+        if let Some(old) = from {
+            let text = format!("Conversation with {customer} handed to {}.", name_of(agent));
+            system_message(inner, task.id, old, "toast", text, ext).await;
+        }
     }
     hand_over_waiting_messages(inner, task.id).await;
 }
@@ -283,14 +372,14 @@ pub(crate) async fn transfer(
         .assign_task(task_id, to_agent)
         .await
         .map_err(store_error)?;
+    inner.tasks.forget(&task);
     inner.queue.told.remove(&task_id);
     tracing::info!(task_id, from = ?task.agent_id, to = to_agent, "task transferred");
     on_assigned(
         inner,
         &task,
         to_agent,
-        Some(task.agent_id.as_deref().unwrap_or("")),
-        false,
+        Transfer::From(task.agent_id.as_deref()),
     )
     .await;
     assign_waiting(inner).await;
@@ -304,6 +393,7 @@ pub(crate) async fn end(
 ) -> Result<serde_json::Value, ProtocolError> {
     let task = managed_task(inner, sender, task_id).await?;
     inner.store.end_task(task_id).await.map_err(store_error)?;
+    inner.tasks.forget(&task);
     inner.queue.told.remove(&task_id);
     tracing::info!(task_id, "task ended");
     let ext = json!({"event": "assess", "task_id": task_id, "scores": [1, 2, 3, 4, 5]});
