@@ -23,7 +23,7 @@ pub const LEASE: Duration = Duration::from_secs(10);
 pub async fn register(opts: RegisterOptions) -> anyhow::Result<()> {
     let backend: Arc<dyn Register> = match &opts.redis_url {
         Some(url) => {
-            let redis = RedisRegister::connect(url)
+            let redis = RedisRegister::with_prefix(url, &opts.redis_prefix)
                 .await
                 .context("connecting to Redis")?;
             tokio::spawn(sweep(redis.clone()));
@@ -150,7 +150,7 @@ pub async fn worker(opts: WorkerOptions) -> anyhow::Result<()> {
     let remote = remote_register(&opts.register, &opts.cluster.cluster_secret)?;
     let register: Arc<dyn Register> = match &opts.redis_url {
         Some(url) => Arc::new(
-            RedisRegister::connect(url)
+            RedisRegister::with_prefix(url, &opts.redis_prefix)
                 .await
                 .context("connecting to Redis")?,
         ),

@@ -146,6 +146,9 @@ pub struct RegisterOptions {
     /// Share state with other register replicas through this Redis.
     #[arg(long, env = "KEFU_REDIS_URL")]
     pub redis_url: Option<String>,
+    /// Prefix of every Redis key, so clusters can share one Redis.
+    #[arg(long, env = "KEFU_REDIS_PREFIX", default_value = "kefu:")]
+    pub redis_prefix: String,
     #[command(flatten)]
     pub cluster: ClusterOptions,
 }
@@ -169,6 +172,9 @@ pub struct WorkerOptions {
     /// Read client locations straight from the register's Redis.
     #[arg(long, env = "KEFU_REDIS_URL")]
     pub redis_url: Option<String>,
+    /// The register's Redis key prefix.
+    #[arg(long, env = "KEFU_REDIS_PREFIX", default_value = "kefu:")]
+    pub redis_prefix: String,
     #[command(flatten)]
     pub cluster: ClusterOptions,
     #[command(flatten)]

@@ -2,15 +2,19 @@
 //!
 //! Each lane runs one job at a time, in submission order. A send's job only
 //! checks and queues its message for group commit, then hands back the rest
-//! (ack and fan-out, after the commit) to run in order while the lane takes
-//! the next job: consecutive sends of a conversation share one transaction.
-//! Any other job first waits for the lane's queued sends to finish, so a
-//! read or revoke never overtakes the send it refers to.
+//! (ack and fan-out, after the commit), which the lane's tail task runs in
+//! order while the lane takes the next job: consecutive sends of a
+//! conversation share one transaction. Any other job first waits for the
+//! lane's queued tails to finish, so a read or revoke never overtakes the
+//! send it refers to.
+//!
+//! Tails run in a task of their own, not beside the heads in one select: a
+//! tail that holds a database connection must keep making progress while a
+//! head waits for a connection, or the pool deadlocks.
 
 use futures::future::BoxFuture;
-use futures::stream::{FuturesOrdered, StreamExt};
 use std::future::Future;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 /// What a send job leaves to do after its commit.
 pub type AfterCommit = BoxFuture<'static, ()>;
@@ -52,26 +56,33 @@ impl Lane {
 }
 
 async fn run(mut rx: mpsc::Receiver<Job>) {
-    let mut tails: FuturesOrdered<AfterCommit> = FuturesOrdered::new();
-    loop {
-        tokio::select! {
-            biased;
-            Some(()) = tails.next(), if !tails.is_empty() => {}
-            job = rx.recv() => match job {
-                Some(Job::Pipelined(head)) => {
-                    if let Some(tail) = head.await {
-                        tails.push_back(tail);
-                    }
+    let (tails, tail_rx) = mpsc::unbounded_channel::<AfterCommit>();
+    let tail_task = tokio::spawn(run_tails(tail_rx));
+    while let Some(job) = rx.recv().await {
+        match job {
+            Job::Pipelined(head) => {
+                if let Some(tail) = head.await {
+                    let _ = tails.send(tail);
                 }
-                Some(Job::Ordered(job)) => {
-                    while tails.next().await.is_some() {}
-                    job.await;
-                }
-                None => break,
-            },
+            }
+            Job::Ordered(job) => {
+                let (done, tails_done) = oneshot::channel();
+                let _ = tails.send(Box::pin(async move {
+                    let _ = done.send(());
+                }));
+                let _ = tails_done.await;
+                job.await;
+            }
         }
     }
-    while tails.next().await.is_some() {}
+    drop(tails);
+    let _ = tail_task.await;
+}
+
+async fn run_tails(mut rx: mpsc::UnboundedReceiver<AfterCommit>) {
+    while let Some(tail) = rx.recv().await {
+        tail.await;
+    }
 }
 
 #[cfg(test)]
@@ -79,6 +90,36 @@ mod tests {
     use super::*;
     use std::sync::{Arc, Mutex};
     use std::time::Duration;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_head_waiting_for_what_a_tail_holds_does_not_deadlock() {
+        // One permit, as a one-connection pool: the tail takes it across an
+        // await, the next head needs it.
+        let pool = Arc::new(tokio::sync::Semaphore::new(1));
+        let lane = Lane::start();
+        let p = pool.clone();
+        lane.pipelined(async move {
+            let tail: AfterCommit = Box::pin(async move {
+                let _conn = p.acquire().await.unwrap();
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            });
+            Some(tail)
+        })
+        .await;
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let p = pool.clone();
+        lane.pipelined(async move {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+            let _conn = p.acquire().await.unwrap();
+            let _ = tx.send(());
+            None
+        })
+        .await;
+        tokio::time::timeout(Duration::from_secs(5), rx)
+            .await
+            .expect("no deadlock")
+            .unwrap();
+    }
 
     #[tokio::test(start_paused = true)]
     async fn an_ordered_job_waits_for_earlier_send_tails() {

@@ -1,0 +1,94 @@
+//! Black-box acceptance tests of the client contract (shared/CONTRACT.md).
+//!
+//! Each test starts its own `kefu serve` on port 0 with a fresh data dir and
+//! talks to it only as a client would: WebSocket frames and HTTP calls.
+//!
+//! The flows that touch storage run on every backend: SQLite always, MySQL
+//! when `KEFU_TEST_MYSQL_URL` is set, PostgreSQL when `KEFU_TEST_POSTGRES_URL`
+//! is set (each server gets a database of its own under that server URL).
+//! Their tests are named `<group>::<backend>::<behaviour>`, e.g.
+//! `messaging::postgres::resent_client_msg_id_returns_the_first_ack`.
+//!
+//! Run: `cargo test --test contract -- --test-threads 2`.
+//!
+//! # Layout
+//! - `support/`: the harness (server process, WebSocket client, helpers).
+//! - `contract/auth.rs`: authentication, heartbeats, pings.
+//! - `contract/messaging.rs`: send, ack, fan-out to devices, dedup, ids.
+//! - `contract/delivery.rs`: retransmission and offline messages.
+//! - `contract/queue.rs`: waiting customers, queue positions, away agents.
+//! - `contract/tasks.rs`: transfer, end, rating.
+//! - `contract/receipts.rs`: read, unread, revoke, delete, typing.
+//! - `contract/history.rs`: history pages and who may read them.
+//! - `contract/http_api.rs`: visitor, login, 401s, contacts, agents, health.
+//! - `contract/files.rs`: uploads.
+//! - `contract/bad_input.rs`: refused frames and the close codes.
+//! - `contract/durability.rs`: SIGTERM drain, kill -9, restarts.
+
+mod support;
+
+/// Defines each `async fn name(backend: Backend)` and a test per backend:
+/// `sqlite::name`, `mysql::name`, `postgres::name`. MySQL and PostgreSQL tests
+/// print "skipped: ..." and pass when their URL variable is unset.
+macro_rules! on_every_backend {
+    ($($(#[$meta:meta])* async fn $name:ident($backend:ident: Backend) $body:block)*) => {
+        $(
+            $(#[$meta])*
+            async fn $name($backend: crate::support::Backend) $body
+        )*
+
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name(crate::support::Backend::Sqlite).await;
+                }
+            )*
+        }
+
+        mod mysql {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    if let Some(backend) = crate::support::Backend::mysql() {
+                        super::$name(backend).await;
+                    }
+                }
+            )*
+        }
+
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    if let Some(backend) = crate::support::Backend::postgres() {
+                        super::$name(backend).await;
+                    }
+                }
+            )*
+        }
+    };
+}
+
+#[path = "contract/auth.rs"]
+mod auth;
+#[path = "contract/bad_input.rs"]
+mod bad_input;
+#[path = "contract/delivery.rs"]
+mod delivery;
+#[path = "contract/durability.rs"]
+mod durability;
+#[path = "contract/files.rs"]
+mod files;
+#[path = "contract/history.rs"]
+mod history;
+#[path = "contract/http_api.rs"]
+mod http_api;
+#[path = "contract/messaging.rs"]
+mod messaging;
+#[path = "contract/queue.rs"]
+mod queue;
+#[path = "contract/receipts.rs"]
+mod receipts;
+#[path = "contract/tasks.rs"]
+mod tasks;

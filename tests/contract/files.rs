@@ -1,0 +1,182 @@
+//! `POST /api/upload` and the URLs it hands out.
+
+use crate::support::*;
+
+#[tokio::test]
+async fn an_uploaded_png_is_a_picture_served_without_a_token() {
+    let server = Server::start().await;
+    let customer = server.token("c1", "customer");
+
+    let (status, body) = server
+        .upload(Some(&customer), "dot.png", "image/png", PNG_1X1.to_vec())
+        .await;
+
+    assert!(status == 200 || status == 201, "{status} {body}");
+    assert_eq!(body["kind"], "picture", "{body}");
+    let url = body["url"].as_str().expect("an upload has a url");
+    let served = server.fetch(url).await;
+    assert_eq!(served.status().as_u16(), 200);
+    let header = |name: &str| {
+        served
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    assert!(
+        header("content-type").starts_with("image/png"),
+        "content-type: {}",
+        header("content-type")
+    );
+    assert_eq!(header("x-content-type-options"), "nosniff");
+    let bytes = served.bytes().await.expect("the file's bytes");
+    assert_eq!(bytes.as_ref(), PNG_1X1);
+}
+
+#[tokio::test]
+async fn upload_urls_are_unguessable() {
+    let server = Server::start().await;
+    let customer = server.token("c1", "customer");
+
+    let (_, first) = server
+        .upload(Some(&customer), "a.png", "image/png", PNG_1X1.to_vec())
+        .await;
+    let (_, second) = server
+        .upload(Some(&customer), "a.png", "image/png", PNG_1X1.to_vec())
+        .await;
+
+    let first = first["url"].as_str().expect("url").to_owned();
+    let second = second["url"].as_str().expect("url").to_owned();
+    assert_ne!(first, second);
+    let name = first.rsplit('/').next().unwrap_or_default();
+    assert!(
+        name.len() >= 16,
+        "a file name with enough randomness: {first}"
+    );
+}
+
+#[tokio::test]
+async fn a_plain_file_is_served_back_with_nosniff() {
+    let server = Server::start().await;
+    let agent = server.token("a1", "agent");
+    let text = b"order 1234: two blue shoes\n".to_vec();
+
+    let (status, body) = server
+        .upload(Some(&agent), "order.txt", "text/plain", text.clone())
+        .await;
+
+    assert!(status == 200 || status == 201, "{status} {body}");
+    let kind = body["kind"].as_str().unwrap_or_default();
+    assert!(
+        kind == "file" || kind == "unknown",
+        "a text file is not a picture: {body}"
+    );
+    let served = server.fetch(body["url"].as_str().expect("url")).await;
+    assert_eq!(served.status().as_u16(), 200);
+    assert_eq!(served.headers()["x-content-type-options"], "nosniff");
+    assert_eq!(
+        served.bytes().await.expect("bytes").as_ref(),
+        text.as_slice()
+    );
+}
+
+#[tokio::test]
+async fn an_upload_over_the_limit_is_413() {
+    let server = Server::builder().max_upload_bytes(1000).start().await;
+    let customer = server.token("c1", "customer");
+
+    let (status, body) = server
+        .upload(
+            Some(&customer),
+            "big.bin",
+            "application/octet-stream",
+            vec![7u8; 5000],
+        )
+        .await;
+
+    assert_http_error(status, &body, 413, "too_large");
+}
+
+#[tokio::test]
+async fn an_unknown_upload_url_is_404() {
+    let server = Server::start().await;
+    let customer = server.token("c1", "customer");
+    let (_, body) = server
+        .upload(Some(&customer), "a.png", "image/png", PNG_1X1.to_vec())
+        .await;
+    let url = body["url"].as_str().expect("url");
+    let cut = url.len() - 4;
+    let wrong = format!("{}{}", &url[..cut], "zzzz");
+
+    let response = server.fetch(&wrong).await;
+
+    assert_eq!(response.status().as_u16(), 404);
+}
+
+/// A mono 8 kHz 8-bit PCM WAV of eight samples.
+fn tiny_wav() -> Vec<u8> {
+    let samples = [128u8; 8];
+    let mut wav = Vec::new();
+    wav.extend_from_slice(b"RIFF");
+    wav.extend_from_slice(&(36 + samples.len() as u32).to_le_bytes());
+    wav.extend_from_slice(b"WAVEfmt ");
+    wav.extend_from_slice(&16u32.to_le_bytes());
+    wav.extend_from_slice(&1u16.to_le_bytes()); // PCM
+    wav.extend_from_slice(&1u16.to_le_bytes()); // mono
+    wav.extend_from_slice(&8000u32.to_le_bytes());
+    wav.extend_from_slice(&8000u32.to_le_bytes());
+    wav.extend_from_slice(&1u16.to_le_bytes());
+    wav.extend_from_slice(&8u16.to_le_bytes());
+    wav.extend_from_slice(b"data");
+    wav.extend_from_slice(&(samples.len() as u32).to_le_bytes());
+    wav.extend_from_slice(&samples);
+    wav
+}
+
+#[tokio::test]
+async fn an_uploaded_wav_is_audio() {
+    let server = Server::start().await;
+    let customer = server.token("c1", "customer");
+
+    let (status, body) = server
+        .upload(Some(&customer), "hello.wav", "audio/wav", tiny_wav())
+        .await;
+
+    assert!(status == 200 || status == 201, "{status} {body}");
+    assert_eq!(body["kind"], "audio", "{body}");
+}
+
+#[tokio::test]
+async fn an_upload_over_20_mib_is_413_by_default() {
+    let server = Server::start().await;
+    let customer = server.token("c1", "customer");
+
+    let (status, body) = server
+        .upload(
+            Some(&customer),
+            "big.bin",
+            "application/octet-stream",
+            vec![1u8; 21 << 20],
+        )
+        .await;
+
+    assert_http_error(status, &body, 413, "too_large");
+}
+
+#[tokio::test]
+async fn an_upload_just_under_the_limit_is_accepted() {
+    let server = Server::builder().max_upload_bytes(4096).start().await;
+    let customer = server.token("c1", "customer");
+
+    let (status, body) = server
+        .upload(
+            Some(&customer),
+            "small.bin",
+            "application/octet-stream",
+            vec![1u8; 4000],
+        )
+        .await;
+
+    assert!(status == 200 || status == 201, "{status} {body}");
+}

@@ -1,0 +1,141 @@
+//! Who gets a new customer: online, available agents below capacity; everyone
+//! else waits in a queue that tells them their place.
+
+use crate::support::*;
+
+const SHORT: Duration = Duration::from_millis(1500);
+
+async fn end_task(server: &Server, agent: &Client, task: i64) {
+    let (status, body) = server
+        .post(&format!("/api/tasks/{task}/end"), &agent.token, json!({}))
+        .await;
+    assert_eq!(status, 200, "end task {task}: {body}");
+}
+
+on_every_backend! {
+    async fn with_no_agent_online_the_customer_waits_first_in_line(backend: Backend) {
+        let server = Server::start_on(backend).await;
+        let mut customer = server.customer("c1").await;
+
+        let sent = customer.say("c-1", "hello?").await;
+
+        let toast = customer.recv_until(queue_toast(1), WAIT).await;
+        assert_eq!(int(&toast, "task_id"), sent.task_id, "{toast}");
+        let history = server.history(&customer.token, sent.task_id, "").await;
+        let stored = message_with_id(&history, int(&toast, "id"));
+        assert_eq!(stored["category"], "system", "the toast is kept in the history: {stored}");
+        let says = toast["content"].as_str().is_some_and(|c| !c.is_empty());
+        assert!(says, "a toast says something: {toast}");
+    }
+
+    async fn a_waiting_task_goes_to_the_first_agent_who_comes_online(backend: Backend) {
+        let server = Server::start_on(backend).await;
+        let mut customer = server.customer("c1").await;
+        let sent = customer.say("c-1", "hello?").await;
+        customer.recv_until(queue_toast(1), WAIT).await;
+
+        let mut agent = server.agent("a1").await;
+
+        let push = agent.recv_until(push_of(sent.id), WAIT).await;
+        assert_eq!(push["content"], "hello?");
+        let reply = agent.say_to("c1", "a-1", "sorry for the wait").await;
+        assert_eq!(reply.task_id, sent.task_id);
+        customer.recv_until(push_of(reply.id), WAIT).await;
+    }
+
+    async fn queue_positions_move_up_when_the_head_is_taken(backend: Backend) {
+        let server = Server::builder().on(backend).max_tasks_per_agent(1).start().await;
+        let chat = Chat::open(&server).await;
+        let mut second = server.customer("c2").await;
+        let mut third = server.customer("c3").await;
+
+        let second_sent = second.say("c2-1", "me next").await;
+        second.recv_until(queue_toast(1), WAIT).await;
+        third.say("c3-1", "me after").await;
+        third.recv_until(queue_toast(2), WAIT).await;
+
+        let mut agent = chat.agent;
+        end_task(&server, &agent, chat.task_id).await;
+
+        agent.recv_until(push_of(second_sent.id), WAIT).await;
+        third.recv_until(queue_toast(1), WAIT).await;
+    }
+
+    async fn a_disconnected_agent_is_given_no_new_customers(backend: Backend) {
+        let server = Server::start_on(backend).await;
+        server.agent("a1").await.disconnect().await;
+        let mut customer = server.customer("c1").await;
+
+        let sent = customer.say("c-1", "hello?").await;
+
+        let toast = customer.recv_until(queue_toast(1), WAIT).await;
+        assert_eq!(int(&toast, "task_id"), sent.task_id);
+    }
+
+    async fn a_new_customer_goes_to_the_agent_with_fewest_open_tasks(backend: Backend) {
+        let server = Server::start_on(backend).await;
+        let busy = Chat::between(&server, "c1", "a1").await;
+        let mut idle = server.agent("a2").await;
+        let mut busy_agent = busy.agent;
+
+        let mut customer = server.customer("c2").await;
+        let sent = customer.say("c2-1", "hello").await;
+
+        idle.recv_until(push_of(sent.id), WAIT).await;
+        busy_agent.expect_none(push_of(sent.id), SHORT).await;
+    }
+
+    async fn an_away_agent_keeps_open_tasks_but_gets_no_new_customers(backend: Backend) {
+        let server = Server::start_on(backend).await;
+        let mut chat = Chat::between(&server, "c1", "a1").await;
+        let mut other = server.agent("a2").await;
+
+        let (status, body) = server
+            .put("/api/agents/me/status", &chat.agent.token, json!({"status": "away"}))
+            .await;
+        assert_eq!(status, 200, "{body}");
+
+        let mut c2 = server.customer("c2").await;
+        let mut c3 = server.customer("c3").await;
+        let to_c2 = c2.say("c2-1", "hi").await;
+        let to_c3 = c3.say("c3-1", "hi").await;
+        other.recv_until(push_of(to_c2.id), WAIT).await;
+        other.recv_until(push_of(to_c3.id), WAIT).await;
+        chat.agent.expect_none(is_chat_message, SHORT).await;
+        let reply = chat.agent.say_to("c1", "a-1", "still with you").await;
+        assert_eq!(reply.task_id, chat.task_id);
+    }
+
+    async fn an_agent_back_from_away_is_given_customers_again(backend: Backend) {
+        let server = Server::start_on(backend).await;
+        let mut agent = server.agent("a1").await;
+        let away = json!({"status": "away"});
+        let (status, _) = server.put("/api/agents/me/status", &agent.token, away).await;
+        assert_eq!(status, 200);
+        let mut customer = server.customer("c1").await;
+        let sent = customer.say("c-1", "hello?").await;
+        customer.recv_until(queue_toast(1), WAIT).await;
+
+        let available = json!({"status": "available"});
+        let (status, body) = server.put("/api/agents/me/status", &agent.token, available).await;
+
+        assert_eq!(status, 200, "{body}");
+        agent.recv_until(push_of(sent.id), WAIT).await;
+    }
+}
+
+#[tokio::test]
+async fn an_unknown_agent_status_is_a_bad_request() {
+    let server = Server::start().await;
+    let agent = server.agent("a1").await;
+
+    let (status, body) = server
+        .put(
+            "/api/agents/me/status",
+            &agent.token,
+            json!({"status": "sleeping"}),
+        )
+        .await;
+
+    assert_http_error(status, &body, 400, "bad_request");
+}

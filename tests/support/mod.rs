@@ -1,0 +1,64 @@
+//! The black-box harness: a real `kefu serve` process, WebSocket clients and
+//! HTTP calls, nothing else. Tests only see what a browser or an operator's
+//! backend would see.
+//!
+//! # Layout
+//! - [`backend`]: [`Backend`] (SQLite, MySQL, PostgreSQL), a database of its
+//!   own per server, temporary data dirs.
+//! - [`server`]: [`Server`], a `kefu serve` child process on port 0 with its own
+//!   data dir, its tokens, `kefu agent add`, kill -9 / SIGTERM / restart.
+//! - [`http`]: the server's HTTP API: requests with a bearer token, uploads,
+//!   history and offline pages.
+//! - [`client`]: [`Client`], one authenticated WebSocket connection with
+//!   bounded waits, a backlog of frames seen but not yet asked for, and
+//!   optional automatic `receive` confirmations.
+//! - [`frames`]: reading frames and HTTP bodies: field getters, predicates for
+//!   `recv_until`, the success/error ack checks.
+//! - [`chat`]: [`Chat`], the common opening: an agent online and a customer
+//!   whose first message opened a task.
+
+#![allow(dead_code)]
+
+pub mod backend;
+pub mod chat;
+pub mod client;
+pub mod frames;
+pub mod http;
+pub mod server;
+
+pub use backend::Backend;
+pub use chat::Chat;
+pub use client::{Client, WAIT};
+pub use frames::*;
+pub use server::{forged, Server};
+
+pub use serde_json::{json, Value};
+pub use std::time::Duration;
+
+/// Milliseconds since the Unix epoch, comparable with the server's `created_at`
+/// (both run on this machine).
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// Polls `check` until it returns `Some` or `timeout` passes; for state that
+/// settles after a frame that has no ack (a `receive`, a disconnect).
+pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            panic!("{what}: not so within {timeout:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
