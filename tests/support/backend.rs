@@ -127,3 +127,26 @@ mod tests {
         assert_eq!(with_database("mysql://root@h:1", "x"), "mysql://root@h:1/x");
     }
 }
+
+/// Drops a server database a test created; failures only print, since this
+/// runs while a test is being torn down.
+pub fn drop_database(url: &str) {
+    let url = url.to_owned();
+    // A runtime of its own, on a thread of its own: this may run inside a
+    // test's runtime, which cannot be blocked on.
+    let dropped = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build();
+        match runtime {
+            Ok(rt) => rt
+                .block_on(kefu_store::drop_database(&url))
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        }
+    })
+    .join();
+    if let Ok(Err(e)) = dropped {
+        eprintln!("could not drop a test database: {e}");
+    }
+}

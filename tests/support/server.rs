@@ -379,6 +379,9 @@ impl Drop for Server {
             let _ = child.kill();
             let _ = child.wait();
         }
+        if let (Some(url), false) = (&self.database_url, std::thread::panicking()) {
+            super::backend::drop_database(url);
+        }
         if std::thread::panicking() {
             eprintln!(
                 "---- kefu serve stderr (last lines of {}) ----\n{}",

@@ -46,7 +46,7 @@ pub struct Written {
 
 enum Job {
     Message {
-        message: NewMessage,
+        message: Box<NewMessage>,
         reply: oneshot::Sender<Result<Written>>,
     },
     /// A device of `user` received these messages.
@@ -76,7 +76,10 @@ impl Writer {
     pub async fn enqueue(&self, message: NewMessage) -> Result<Pending> {
         let (reply, rx) = oneshot::channel();
         self.tx
-            .send(Job::Message { message, reply })
+            .send(Job::Message {
+                message: Box::new(message),
+                reply,
+            })
             .await
             .map_err(|_| StoreError::WriterStopped)?;
         Ok(rx)
@@ -114,7 +117,7 @@ async fn run(store: Store, mut rx: mpsc::Receiver<Job>, max_batch: usize) {
         for job in jobs.drain(..) {
             match job {
                 Job::Message { message, reply } => {
-                    messages.push(message);
+                    messages.push(*message);
                     replies.push(reply);
                 }
                 Job::Confirm { user, ids } => receipts.push((user, ids)),
