@@ -107,27 +107,6 @@ impl Drop for TempDir {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::with_database;
-
-    #[test]
-    fn a_database_name_is_replaced_and_the_query_kept() {
-        assert_eq!(
-            with_database("mysql://root@127.0.0.1:3306/test", "x"),
-            "mysql://root@127.0.0.1:3306/x"
-        );
-        assert_eq!(
-            with_database(
-                "postgres://postgres@127.0.0.1:5432/test?sslmode=disable",
-                "x"
-            ),
-            "postgres://postgres@127.0.0.1:5432/x?sslmode=disable"
-        );
-        assert_eq!(with_database("mysql://root@h:1", "x"), "mysql://root@h:1/x");
-    }
-}
-
 /// Drops a server database a test created; failures only print, since this
 /// runs while a test is being torn down.
 pub fn drop_database(url: &str) {
@@ -148,5 +127,26 @@ pub fn drop_database(url: &str) {
     .join();
     if let Ok(Err(e)) = dropped {
         eprintln!("could not drop a test database: {e}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::with_database;
+
+    #[test]
+    fn a_database_name_is_replaced_and_the_query_kept() {
+        assert_eq!(
+            with_database("mysql://root@127.0.0.1:3306/test", "x"),
+            "mysql://root@127.0.0.1:3306/x"
+        );
+        assert_eq!(
+            with_database(
+                "postgres://postgres@127.0.0.1:5432/test?sslmode=disable",
+                "x"
+            ),
+            "postgres://postgres@127.0.0.1:5432/x?sslmode=disable"
+        );
+        assert_eq!(with_database("mysql://root@h:1", "x"), "mysql://root@h:1/x");
     }
 }
