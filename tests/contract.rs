@@ -28,7 +28,9 @@
 mod support;
 
 /// Defines each `async fn name(backend: Backend)` and a test per backend:
-/// `sqlite::name`, `mysql::name`, `postgres::name`. MySQL and PostgreSQL tests
+/// `sqlite::name`, `mysql::name`, `postgres::name`, and against a cluster
+/// (two registers on Redis, two workers, two gateways, each user's devices
+/// spread over the gateways): `cluster_mysql::name`, `cluster_postgres::name`. MySQL and PostgreSQL tests
 /// print "skipped: ..." and pass when their URL variable is unset.
 macro_rules! on_every_backend {
     ($($(#[$meta:meta])* async fn $name:ident($backend:ident: Backend) $body:block)*) => {
@@ -62,6 +64,28 @@ macro_rules! on_every_backend {
                 #[tokio::test]
                 async fn $name() {
                     if let Some(backend) = crate::support::Backend::postgres() {
+                        super::$name(backend).await;
+                    }
+                }
+            )*
+        }
+
+        mod cluster_mysql {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    if let Some(backend) = crate::support::Backend::cluster_mysql() {
+                        super::$name(backend).await;
+                    }
+                }
+            )*
+        }
+
+        mod cluster_postgres {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    if let Some(backend) = crate::support::Backend::cluster_postgres() {
                         super::$name(backend).await;
                     }
                 }

@@ -15,6 +15,9 @@ pub enum Backend {
     Mysql(String),
     /// A PostgreSQL server; the URL is a base whose database name is replaced.
     Postgres(String),
+    /// A cluster (two registers on Redis, two workers, two gateways) on a
+    /// server database: `database` is a base URL as above.
+    Cluster { database: String, redis: String },
 }
 
 impl Backend {
@@ -28,12 +31,28 @@ impl Backend {
         from_env("KEFU_TEST_POSTGRES_URL").map(Backend::Postgres)
     }
 
+    /// A cluster on MySQL and Redis, or `None` (and a "skipped" line).
+    pub fn cluster_mysql() -> Option<Backend> {
+        let database = from_env("KEFU_TEST_MYSQL_URL")?;
+        let redis = from_env("KEFU_TEST_REDIS_URL")?;
+        Some(Backend::Cluster { database, redis })
+    }
+
+    /// A cluster on PostgreSQL and Redis, or `None` (and a "skipped" line).
+    pub fn cluster_postgres() -> Option<Backend> {
+        let database = from_env("KEFU_TEST_POSTGRES_URL")?;
+        let redis = from_env("KEFU_TEST_REDIS_URL")?;
+        Some(Backend::Cluster { database, redis })
+    }
+
     /// A URL naming a database of its own for one server, or `None` for SQLite
     /// (the server's default, inside the data dir).
     pub(super) fn fresh_database_url(&self) -> Option<String> {
         match self {
             Backend::Sqlite => None,
-            Backend::Mysql(base) | Backend::Postgres(base) => {
+            Backend::Mysql(base)
+            | Backend::Postgres(base)
+            | Backend::Cluster { database: base, .. } => {
                 Some(with_database(base, &format!("kefu_t_{}", unique_hex())))
             }
         }

@@ -22,6 +22,7 @@
 pub mod backend;
 pub mod chat;
 pub mod client;
+pub mod cluster;
 pub mod frames;
 pub mod http;
 pub mod server;

@@ -89,10 +89,20 @@ impl ServerBuilder {
             .timeout(Duration::from_secs(15))
             .build()
             .expect("build an HTTP client");
+        let redis = match &self.backend {
+            Backend::Cluster { redis, .. } => Some(redis.clone()),
+            _ => None,
+        };
         let mut server = Server {
             dir: TempDir::new(),
-            secret: self.with_secret.then(|| format!("secret-{}", unique_hex())),
+            // A cluster's gateways always take --secret.
+            secret: (self.with_secret || redis.is_some())
+                .then(|| format!("secret-{}", unique_hex())),
             database_url: self.backend.fresh_database_url(),
+            redis,
+            redis_prefix: format!("kefu-test-{}:", unique_hex()),
+            procs: Vec::new(),
+            next_gateway: std::sync::atomic::AtomicUsize::new(0),
             args: self.args,
             env: self.env,
             child: None,
@@ -110,6 +120,11 @@ pub struct Server {
     dir: TempDir,
     secret: Option<String>,
     database_url: Option<String>,
+    /// Set for a cluster: its processes, and the Redis its registers share.
+    redis: Option<String>,
+    redis_prefix: String,
+    procs: Vec<super::cluster::Proc>,
+    next_gateway: std::sync::atomic::AtomicUsize,
     args: Vec<String>,
     env: Vec<(String, String)>,
     child: Option<Child>,
@@ -139,11 +154,49 @@ impl Server {
     }
 
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("http://{}", self.next_addr())
     }
 
     pub fn ws_url(&self) -> String {
-        format!("ws://{}/ws", self.addr)
+        format!("ws://{}/ws", self.next_addr())
+    }
+
+    /// The server's address; for a cluster, its gateways in turn, so one
+    /// user's devices land on different gateways.
+    fn next_addr(&self) -> String {
+        let gateways: Vec<&str> = self
+            .procs
+            .iter()
+            .filter(|p| p.name.starts_with("gateway") && p.child.is_some())
+            .map(|p| p.addr.as_str())
+            .collect();
+        if gateways.is_empty() {
+            return self.addr.clone();
+        }
+        let n = self
+            .next_gateway
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        gateways[n % gateways.len()].to_owned()
+    }
+
+    /// Whether this is a cluster rather than one `kefu serve`.
+    pub fn is_cluster(&self) -> bool {
+        self.redis.is_some()
+    }
+
+    /// A cluster's processes (registers, workers, gateways).
+    pub fn procs(&mut self) -> &mut Vec<super::cluster::Proc> {
+        &mut self.procs
+    }
+
+    fn cluster_spec(&self) -> Option<super::cluster::ClusterSpec> {
+        Some(super::cluster::ClusterSpec {
+            database_url: self.database_url.clone()?,
+            redis_url: self.redis.clone()?,
+            redis_prefix: self.redis_prefix.clone(),
+            secret: self.secret.clone()?,
+            args: self.args.clone(),
+        })
     }
 
     pub fn data_dir(&self) -> &Path {
@@ -158,6 +211,11 @@ impl Server {
 
     fn spawn(&mut self) {
         self.generation += 1;
+        if let Some(spec) = self.cluster_spec() {
+            self.procs = super::cluster::start(&spec, self.dir.path(), self.generation);
+            self.addr = self.next_addr();
+            return;
+        }
         let log = std::fs::File::create(self.log_path()).expect("create the server log");
         let mut cmd = Command::new(KEFU);
         cmd.arg("serve")
@@ -212,6 +270,24 @@ impl Server {
     /// Any panics of the current process, then the last lines it wrote to
     /// stderr.
     pub fn log_tail(&self) -> String {
+        if self.is_cluster() {
+            let mut out = String::new();
+            for entry in std::fs::read_dir(self.dir.path())
+                .into_iter()
+                .flatten()
+                .flatten()
+            {
+                let path = entry.path();
+                if path.extension().is_some_and(|e| e == "log") {
+                    let text = std::fs::read_to_string(&path).unwrap_or_default();
+                    let lines: Vec<&str> = text.lines().collect();
+                    out.push_str(&format!("== {} ==\n", path.display()));
+                    out.push_str(&lines[lines.len().saturating_sub(15)..].join("\n"));
+                    out.push('\n');
+                }
+            }
+            return out;
+        }
         let text = std::fs::read_to_string(self.log_path()).unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();
         let mut tail: Vec<&str> = Vec::new();
@@ -225,11 +301,17 @@ impl Server {
     }
 
     pub fn pid(&self) -> u32 {
+        if let Some(gateway) = self.procs.iter().find(|p| p.name.starts_with("gateway")) {
+            return gateway.pid().expect("the gateway is running");
+        }
         self.child.as_ref().expect("the server is running").id()
     }
 
     /// `kill -9`: no chance to drain anything.
     pub fn kill9(&mut self) {
+        for p in &mut self.procs {
+            p.kill9();
+        }
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
@@ -238,6 +320,13 @@ impl Server {
 
     /// Sends SIGTERM and returns at once; see [`Server::wait_exit`].
     pub fn sigterm(&self) {
+        if self.is_cluster() {
+            // Gateways first, as a rolling stop would.
+            for p in self.procs.iter().rev() {
+                p.sigterm();
+            }
+            return;
+        }
         let status = Command::new("kill")
             .args(["-TERM", &self.pid().to_string()])
             .status()
@@ -248,6 +337,32 @@ impl Server {
     /// Waits for the process to exit by itself; `None` if it did not within
     /// `timeout` (it is then killed).
     pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        if self.is_cluster() {
+            let deadline = Instant::now() + timeout;
+            let mut worst = None;
+            for p in &mut self.procs {
+                let Some(mut child) = p.child.take() else {
+                    continue;
+                };
+                let status = loop {
+                    if let Ok(Some(status)) = child.try_wait() {
+                        break Some(status);
+                    }
+                    if Instant::now() >= deadline {
+                        let _ = child.kill();
+                        let _ = child.wait();
+                        break None;
+                    }
+                    std::thread::sleep(Duration::from_millis(50));
+                };
+                match status {
+                    None => return None,
+                    Some(s) if !s.success() || worst.is_none() => worst = Some(s),
+                    Some(_) => {}
+                }
+            }
+            return worst;
+        }
         let mut child = self.child.take()?;
         let deadline = Instant::now() + timeout;
         loop {
@@ -375,6 +490,9 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
+        for p in &mut self.procs {
+            p.kill9();
+        }
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();

@@ -1,0 +1,192 @@
+//! A Kefu cluster as real processes on loopback: two registers sharing one
+//! Redis (under a key prefix of the test's own), two workers on one server
+//! database, two gateways. [`super::Server`] runs one of these in place of
+//! `kefu serve` for [`super::Backend::Cluster`], and hands each new client
+//! connection to the next gateway, so a user's devices sit on different
+//! gateways.
+
+use super::server::KEFU;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+const STARTUP: Duration = Duration::from_secs(30);
+
+/// One process of the cluster.
+pub struct Proc {
+    pub name: String,
+    pub child: Option<Child>,
+    pub addr: String,
+}
+
+impl Proc {
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    pub fn sigterm(&self) {
+        if let Some(pid) = self.pid() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status();
+        }
+    }
+}
+
+/// Where and how a cluster runs.
+pub struct ClusterSpec {
+    pub database_url: String,
+    pub redis_url: String,
+    pub redis_prefix: String,
+    pub secret: String,
+    /// Options for workers and gateways (limits, timeouts).
+    pub args: Vec<String>,
+}
+
+/// Starts `kefu ARGS` and waits for the line starting with `ready`, whose
+/// last word is the address it serves on.
+pub fn spawn(name: &str, args: &[String], ready: &str, log: &Path) -> Proc {
+    let log_file = std::fs::File::create(log).expect("create a process log");
+    let mut child = Command::new(KEFU)
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .env("RUST_BACKTRACE", "0")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(log_file)
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn kefu {name}: {e}"));
+    let stdout = child.stdout.take().expect("piped stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let ready = ready.to_owned();
+    std::thread::spawn(move || {
+        let mut tx = Some(tx);
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if line.starts_with(&ready) {
+                if let Some(tx) = tx.take() {
+                    let addr = line.rsplit(' ').next().unwrap_or_default();
+                    let _ = tx.send(addr.trim_start_matches("http://").to_owned());
+                }
+            }
+        }
+    });
+    match rx.recv_timeout(STARTUP) {
+        Ok(addr) => Proc {
+            name: name.to_owned(),
+            child: Some(child),
+            addr,
+        },
+        Err(_) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            let log = std::fs::read_to_string(log).unwrap_or_default();
+            panic!("kefu {name} did not start within {STARTUP:?}; its log:\n{log}");
+        }
+    }
+}
+
+fn strings(items: &[&str]) -> Vec<String> {
+    items.iter().map(|s| (*s).to_owned()).collect()
+}
+
+pub fn register(spec: &ClusterSpec, host: &str, dir: &Path, generation: u32) -> Proc {
+    let mut args = strings(&["register", "--listen", &format!("{host}:0")]);
+    args.extend(strings(&[
+        "--redis-url",
+        &spec.redis_url,
+        "--redis-prefix",
+        &spec.redis_prefix,
+    ]));
+    let log = dir.join(format!("register-{host}-{generation}.log"));
+    spawn(
+        &format!("register {host}"),
+        &args,
+        "kefu register serving on",
+        &log,
+    )
+}
+
+pub fn worker(
+    spec: &ClusterSpec,
+    registers: &str,
+    host: &str,
+    dir: &Path,
+    generation: u32,
+) -> Proc {
+    let mut args = strings(&[
+        "worker",
+        "--register",
+        registers,
+        "--listen",
+        &format!("{host}:0"),
+    ]);
+    args.extend(strings(&["--database-url", &spec.database_url]));
+    args.extend(strings(&[
+        "--redis-url",
+        &spec.redis_url,
+        "--redis-prefix",
+        &spec.redis_prefix,
+    ]));
+    args.extend(spec.args.iter().cloned());
+    let log = dir.join(format!("worker-{host}-{generation}.log"));
+    spawn(&format!("worker {host}"), &args, "kefu worker", &log)
+}
+
+pub fn gateway(
+    spec: &ClusterSpec,
+    registers: &str,
+    host: &str,
+    dir: &Path,
+    generation: u32,
+) -> Proc {
+    let mut args = strings(&[
+        "gateway",
+        "--register",
+        registers,
+        "--listen",
+        &format!("{host}:0"),
+    ]);
+    args.extend(strings(&["--secret", &spec.secret]));
+    args.extend(spec.args.iter().cloned());
+    let log = dir.join(format!("gateway-{host}-{generation}.log"));
+    spawn(&format!("gateway {host}"), &args, "kefu serving on", &log)
+}
+
+/// The whole cluster: registers first (the others need their addresses),
+/// then workers, then gateways once some worker has joined.
+pub fn start(spec: &ClusterSpec, dir: &Path, generation: u32) -> Vec<Proc> {
+    let registers = vec![
+        register(spec, "127.0.0.2", dir, generation),
+        register(spec, "127.0.0.3", dir, generation),
+    ];
+    let urls = registers
+        .iter()
+        .map(|r| format!("http://{}", r.addr))
+        .collect::<Vec<_>>()
+        .join(",");
+    let mut procs = registers;
+    procs.push(worker(spec, &urls, "127.0.0.4", dir, generation));
+    procs.push(worker(spec, &urls, "127.0.0.5", dir, generation));
+    procs.push(gateway(spec, &urls, "127.0.0.6", dir, generation));
+    procs.push(gateway(spec, &urls, "127.0.0.7", dir, generation));
+    procs
+}
+
+/// The register URLs of a running cluster, for starting more members.
+pub fn register_urls(procs: &[Proc]) -> String {
+    procs
+        .iter()
+        .filter(|p| p.name.starts_with("register"))
+        .map(|p| format!("http://{}", p.addr))
+        .collect::<Vec<_>>()
+        .join(",")
+}
