@@ -24,6 +24,8 @@
 //! - `contract/files.rs`: uploads.
 //! - `contract/bad_input.rs`: refused frames and the close codes.
 //! - `contract/durability.rs`: SIGTERM drain, kill -9, restarts.
+//! - `contract/cluster.rs`: a worker, a register replica, a gateway killed;
+//!   Redis restarted empty.
 
 mod support;
 
@@ -98,6 +100,8 @@ macro_rules! on_every_backend {
 mod auth;
 #[path = "contract/bad_input.rs"]
 mod bad_input;
+#[path = "contract/cluster.rs"]
+mod cluster;
 #[path = "contract/delivery.rs"]
 mod delivery;
 #[path = "contract/durability.rs"]

@@ -190,3 +190,67 @@ pub fn register_urls(procs: &[Proc]) -> String {
         .collect::<Vec<_>>()
         .join(",")
 }
+
+/// A Redis of a test's own, to restart empty under a running cluster.
+pub struct Redis {
+    child: Option<Child>,
+    host: String,
+    port: u16,
+}
+
+impl Redis {
+    pub fn start(host: &str) -> Redis {
+        let port = std::net::TcpListener::bind((host, 0))
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free port");
+        let mut redis = Redis {
+            child: None,
+            host: host.to_owned(),
+            port,
+        };
+        redis.spawn();
+        redis
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://{}:{}", self.host, self.port)
+    }
+
+    fn spawn(&mut self) {
+        let child = Command::new("redis-server")
+            .args(["--bind", &self.host, "--port", &self.port.to_string()])
+            .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn redis-server");
+        self.child = Some(child);
+        let deadline = std::time::Instant::now() + STARTUP;
+        while std::net::TcpStream::connect((self.host.as_str(), self.port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "redis-server did not start"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// SIGKILL, then a fresh, empty Redis on the same port.
+    pub fn restart_empty(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        self.spawn();
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}

@@ -115,9 +115,8 @@ impl RedisRegister {
     }
 }
 
-#[async_trait::async_trait]
-impl Register for RedisRegister {
-    async fn keep_alive(&self, member: Member, ttl: Duration) -> Result<bool> {
+impl RedisRegister {
+    async fn keep_alive_once(&self, member: Member, ttl: Duration) -> Result<bool> {
         let mut conn = self.conn.clone();
         let key = self.key(&format!("members:{}", member.role));
         let previous: Option<f64> = conn.zscore(&key, &member.id).await.map_err(unavailable)?;
@@ -132,7 +131,7 @@ impl Register for RedisRegister {
         Ok(previous.is_none_or(|p| (p as i64) < now))
     }
 
-    async fn leave(&self, member_id: &str) -> Result<()> {
+    async fn leave_once(&self, member_id: &str) -> Result<()> {
         let mut conn = self.conn.clone();
         let _: () = redis::pipe()
             .zrem(self.key("members:gateway"), member_id)
@@ -144,7 +143,7 @@ impl Register for RedisRegister {
         Ok(())
     }
 
-    async fn members(&self, role: &str) -> Result<Vec<Member>> {
+    async fn members_once(&self, role: &str) -> Result<Vec<Member>> {
         let mut ids: Vec<String> = self.live_ids(role).await?.into_iter().collect();
         if ids.is_empty() {
             return Ok(Vec::new());
@@ -166,7 +165,7 @@ impl Register for RedisRegister {
             .collect())
     }
 
-    async fn announce(&self, locations: Vec<Location>) -> Result<()> {
+    async fn announce_once(&self, locations: Vec<Location>) -> Result<()> {
         if locations.is_empty() {
             return Ok(());
         }
@@ -182,7 +181,7 @@ impl Register for RedisRegister {
         pipe.query_async::<()>(&mut conn).await.map_err(unavailable)
     }
 
-    async fn withdraw(&self, locations: Vec<Location>) -> Result<()> {
+    async fn withdraw_once(&self, locations: Vec<Location>) -> Result<()> {
         if locations.is_empty() {
             return Ok(());
         }
@@ -196,7 +195,7 @@ impl Register for RedisRegister {
         pipe.query_async::<()>(&mut conn).await.map_err(unavailable)
     }
 
-    async fn locate(&self, user_ids: &[String]) -> Result<Vec<Location>> {
+    async fn locate_once(&self, user_ids: &[String]) -> Result<Vec<Location>> {
         if user_ids.is_empty() {
             return Ok(Vec::new());
         }
@@ -237,6 +236,49 @@ impl Register for RedisRegister {
             }
         }
         Ok(found)
+    }
+}
+
+/// Runs an idempotent call, once more if it fails: the first call after
+/// Redis restarts fails on the dead connection while the connection manager
+/// reconnects.
+async fn twice<T, F, Fut>(call: F) -> Result<T>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<T>>,
+{
+    match call().await {
+        Ok(v) => Ok(v),
+        Err(_) => call().await,
+    }
+}
+
+#[async_trait::async_trait]
+impl Register for RedisRegister {
+    /// Not retried: a repeated renewal could hide that the first one
+    /// rejoined; the next renewal comes soon anyway.
+    async fn keep_alive(&self, member: Member, ttl: Duration) -> Result<bool> {
+        self.keep_alive_once(member, ttl).await
+    }
+
+    async fn leave(&self, member_id: &str) -> Result<()> {
+        twice(|| self.leave_once(member_id)).await
+    }
+
+    async fn members(&self, role: &str) -> Result<Vec<Member>> {
+        twice(|| self.members_once(role)).await
+    }
+
+    async fn announce(&self, locations: Vec<Location>) -> Result<()> {
+        twice(|| self.announce_once(locations.clone())).await
+    }
+
+    async fn withdraw(&self, locations: Vec<Location>) -> Result<()> {
+        twice(|| self.withdraw_once(locations.clone())).await
+    }
+
+    async fn locate(&self, user_ids: &[String]) -> Result<Vec<Location>> {
+        twice(|| self.locate_once(user_ids)).await
     }
 }
 

@@ -1,0 +1,207 @@
+//! Failures of a cluster's processes: a worker, a register replica and a
+//! gateway killed with SIGKILL, Redis restarted empty. Cluster-only; they
+//! need `KEFU_TEST_MYSQL_URL` and `KEFU_TEST_REDIS_URL`.
+
+use crate::support::cluster::Redis;
+use crate::support::*;
+use std::collections::{BTreeMap, HashSet};
+
+fn cluster() -> Option<Backend> {
+    Backend::cluster_mysql()
+}
+
+fn process<'a>(server: &'a mut Server, name: &str) -> &'a mut crate::support::cluster::Proc {
+    server
+        .procs()
+        .iter_mut()
+        .find(|p| p.name == name)
+        .unwrap_or_else(|| panic!("no process {name}"))
+}
+
+/// Sends `count` messages per customer without waiting, and returns every
+/// answer: client_msg_id → the ack or error frame.
+async fn answers(customer: &mut Client, prefix: &str, count: usize) -> BTreeMap<String, Value> {
+    let mut answered = BTreeMap::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(45);
+    while answered.len() < count {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let Some(frame) = customer.try_recv_until(ack_of("send"), left).await else {
+            break;
+        };
+        let cmid = frame["client_msg_id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        if cmid.starts_with(prefix) {
+            assert!(
+                answered.insert(cmid.clone(), frame).is_none(),
+                "{cmid} answered twice"
+            );
+        }
+    }
+    answered
+}
+
+#[tokio::test]
+async fn a_worker_killed_under_load_loses_and_duplicates_nothing_and_every_send_is_answered() {
+    let Some(backend) = cluster() else { return };
+    let mut server = Server::builder().on(backend).start().await;
+    let mut agent = server.agent("a1").await;
+    let mut customers = Vec::new();
+    for i in 0..4 {
+        let chat = Chat::with_agent(&server, &format!("c{i}"), agent).await;
+        agent = chat.agent;
+        customers.push(chat.customer);
+    }
+    const COUNT: usize = 150;
+    for (i, customer) in customers.iter_mut().enumerate() {
+        for n in 0..COUNT {
+            let frame = json!({"category": "customer", "action": "send",
+                "content": format!("c{i} load {n}"), "client_msg_id": format!("load-{n}")});
+            assert!(customer.try_send_raw(&frame.to_string()).await);
+        }
+    }
+    // Kill a worker while the sends are in flight.
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    process(&mut server, "worker 127.0.0.4").kill9();
+
+    let mut acked: Vec<(String, Acked)> = Vec::new();
+    for (i, customer) in customers.iter_mut().enumerate() {
+        let got = answers(customer, "load-", COUNT).await;
+        assert_eq!(
+            got.len(),
+            COUNT,
+            "c{i}: every send is answered, ack or error"
+        );
+        for (cmid, frame) in got {
+            if frame["ext"].get("error").is_none() {
+                acked.push((format!("c{i} {cmid}"), Acked::from(&frame)));
+            }
+        }
+    }
+    println!(
+        "{} of {} sends acked, the rest refused",
+        acked.len(),
+        4 * COUNT
+    );
+    assert!(!acked.is_empty(), "the surviving worker acked messages");
+
+    // Every acked message is stored once, in its customer's task.
+    let admin = server.admin_token();
+    let mut tasks: HashSet<i64> = acked.iter().map(|(_, a)| a.task_id).collect();
+    let mut stored: Vec<Value> = Vec::new();
+    for task in tasks.drain() {
+        stored.extend(server.full_history(&admin, task).await);
+    }
+    for (what, ack) in &acked {
+        let copies = stored.iter().filter(|m| m["id"] == ack.id).count();
+        assert_eq!(copies, 1, "{what} (id {}) is stored exactly once", ack.id);
+    }
+    // One row per (sender, client_msg_id): nothing stored twice.
+    let mut sent: Vec<(String, String)> = stored
+        .iter()
+        .filter(|m| m["client_msg_id"].is_string())
+        .map(|m| (m["from"].to_string(), m["client_msg_id"].to_string()))
+        .collect();
+    let total = sent.len();
+    sent.sort();
+    sent.dedup();
+    assert_eq!(sent.len(), total, "no message is stored twice");
+
+    // And every acked message reaches the agent.
+    let mut missing: HashSet<i64> = acked.iter().map(|(_, a)| a.id).collect();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while !missing.is_empty() {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let Some(push) = agent.try_recv_until(is_chat_message, left).await else {
+            break;
+        };
+        if let Some(id) = push["id"].as_i64() {
+            missing.remove(&id);
+        }
+    }
+    if !missing.is_empty() {
+        // Pushes lost with the worker wait in /api/offline.
+        let token = server.token("a1", "agent");
+        for m in server.offline(&token).await {
+            if let Some(id) = m["id"].as_i64() {
+                missing.remove(&id);
+            }
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "acked messages never delivered: {missing:?}"
+    );
+}
+
+#[tokio::test]
+async fn the_cluster_carries_on_without_a_register_replica_and_a_gateway() {
+    let Some(backend) = cluster() else { return };
+    let mut server = Server::builder().on(backend).start().await;
+    process(&mut server, "register 127.0.0.2").kill9();
+    process(&mut server, "gateway 127.0.0.6").kill9();
+
+    // New connections go to the surviving gateway; it finds the workers and
+    // the workers find it through the surviving register.
+    let mut chat = Chat::open(&server).await;
+    let reply = chat.agent.say_to("c1", "a-1", "still here").await;
+    chat.customer.recv_until(push_of(reply.id), WAIT).await;
+    let (status, agents) = server.get("/api/agents", &server.admin_token()).await;
+    assert_eq!(status, 200);
+    assert_eq!(agents["agents"][0]["online"], true, "{agents}");
+}
+
+#[tokio::test]
+async fn locations_come_back_after_redis_restarts_empty() {
+    let (Ok(database), Ok(_)) = (
+        std::env::var("KEFU_TEST_MYSQL_URL"),
+        std::env::var("KEFU_TEST_REDIS_URL"),
+    ) else {
+        println!("skipped: KEFU_TEST_MYSQL_URL or KEFU_TEST_REDIS_URL not set");
+        return;
+    };
+    let mut redis = Redis::start("127.0.0.8");
+    let backend = Backend::Cluster {
+        database,
+        redis: redis.url(),
+    };
+    let server = Server::builder().on(backend).start().await;
+    let mut chat = Chat::open(&server).await;
+
+    redis.restart_empty();
+
+    // The gateways' next keep-alive finds the register forgot them, and they
+    // announce their connections again: pushes reach the agent live.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let mut n = 0;
+    loop {
+        n += 1;
+        let sent = chat
+            .customer
+            .say(&format!("after-{n}"), "are you there?")
+            .await;
+        if chat
+            .agent
+            .try_recv_until(push_of(sent.id), Duration::from_secs(1))
+            .await
+            .is_some()
+        {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "pushes never reached the agent again"
+        );
+    }
+    let admin = server.admin_token();
+    eventually(
+        "the agent shows online again",
+        Duration::from_secs(10),
+        || async {
+            let (_, agents) = server.get("/api/agents", &admin).await;
+            (agents["agents"][0]["online"] == true).then_some(())
+        },
+    )
+    .await;
+}
