@@ -24,6 +24,7 @@
 //! - `contract/files.rs`: uploads.
 //! - `contract/bad_input.rs`: refused frames and the close codes.
 //! - `contract/durability.rs`: SIGTERM drain, kill -9, restarts.
+//! - `contract/tools.rs`: `kefu bench` (a smoke run: no loss) and `--config`.
 //! - `contract/cluster.rs`: a worker, a register replica, a gateway killed;
 //!   Redis restarted empty.
 
@@ -120,3 +121,5 @@ mod queue;
 mod receipts;
 #[path = "contract/tasks.rs"]
 mod tasks;
+#[path = "contract/tools.rs"]
+mod tools;

@@ -199,6 +199,11 @@ impl Server {
         })
     }
 
+    /// The token secret, when the test chose it.
+    pub fn secret(&self) -> Option<&str> {
+        self.secret.as_deref()
+    }
+
     pub fn data_dir(&self) -> &Path {
         self.dir.path()
     }

@@ -1,0 +1,107 @@
+//! The operator's tools against a real server: `kefu bench` and `--config`.
+
+use crate::support::server::KEFU;
+use crate::support::*;
+use std::process::Command;
+
+fn run(args: &[&str]) -> std::process::Output {
+    Command::new(KEFU)
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run kefu")
+}
+
+#[tokio::test]
+async fn a_short_bench_run_reports_zero_loss_for_kefu_and_the_relay() {
+    let server = Server::start().await;
+    let secret = server.secret().expect("a chosen secret").to_owned();
+    let url = server.ws_url();
+    let output = tokio::task::spawn_blocking(move || {
+        run(&[
+            "bench",
+            "chat",
+            "--url",
+            &url,
+            "--secret",
+            &secret,
+            "--customers",
+            "3",
+            "--agents",
+            "3",
+            "--window",
+            "4",
+            "--duration",
+            "1s",
+            "--grace",
+            "3s",
+            "--relay",
+            "--json",
+        ])
+    })
+    .await
+    .expect("bench ran");
+    assert!(
+        output.status.success(),
+        "bench failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: Value = serde_json::from_slice(&output.stdout).expect("--json prints JSON");
+    for target in ["kefu", "relay"] {
+        let r = &report[target];
+        assert!(
+            r["sent"].as_u64().unwrap_or(0) > 0,
+            "{target} sent nothing: {r}"
+        );
+        assert_eq!(r["acked"], r["sent"], "{target}: every send acked: {r}");
+        assert_eq!(
+            r["delivered"], r["acked"],
+            "{target}: every ack delivered: {r}"
+        );
+        for zero in ["lost", "duplicates", "unanswered"] {
+            assert_eq!(r[zero], 0, "{target} {zero}: {r}");
+        }
+    }
+    assert!(report["ratio_of_relay"].as_f64().unwrap_or(0.0) > 0.0);
+}
+
+#[tokio::test]
+async fn a_config_file_sets_options_and_flags_win_over_it() {
+    let server = Server::start().await;
+    let secret = server.secret().expect("a chosen secret").to_owned();
+    let config = server.data_dir().join("kefu.toml");
+    std::fs::write(&config, format!("secret = \"{secret}\"\nttl = \"2h\"\n"))
+        .expect("write config");
+    let config = config.display().to_string();
+
+    let from_file = run(&[
+        "token", "--config", &config, "--user", "a1", "--role", "agent",
+    ]);
+    assert!(
+        from_file.status.success(),
+        "{}",
+        String::from_utf8_lossy(&from_file.stderr)
+    );
+    let token = String::from_utf8(from_file.stdout)
+        .expect("ASCII")
+        .trim()
+        .to_owned();
+    let (status, _) = server.get("/api/unread", &token).await;
+    assert_eq!(
+        status, 200,
+        "a token signed with the file's secret is accepted"
+    );
+
+    let flag = run(&[
+        "token", "--config", &config, "--secret", "another", "--user", "a1", "--role", "agent",
+    ]);
+    let token = String::from_utf8(flag.stdout)
+        .expect("ASCII")
+        .trim()
+        .to_owned();
+    let (status, _) = server.get("/api/unread", &token).await;
+    assert_eq!(
+        status, 401,
+        "--secret on the command line wins over the file"
+    );
+}
