@@ -1,5 +1,9 @@
 //! The cluster's way from a worker to the gateways: the `Deliver` call on
 //! the gateway named by the register, found by id.
+//!
+//! Each gateway has one queue and one sender task: a push is queued and the
+//! caller moves on; the sender folds whatever has queued up meanwhile into
+//! one `Deliver` call. One queue per gateway keeps pushes in order.
 
 use crate::GatewayLink;
 use dashmap::DashMap;
@@ -9,27 +13,42 @@ use kefu_proto::v1::PushBatch;
 use kefu_register::Register;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::mpsc;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
 
 type Client = GatewayClient<InterceptedService<Channel, auth::Attach>>;
 
 pub struct RemoteGateways {
+    inner: Arc<Inner>,
+    /// gateway id → its push queue.
+    queues: DashMap<String, mpsc::UnboundedSender<PushBatch>>,
+}
+
+struct Inner {
     register: Arc<dyn Register>,
     secret: Option<String>,
     /// gateway id → (address, client).
     clients: DashMap<String, (String, Client)>,
 }
 
+/// Pushes folded into one call at most.
+const MAX_FOLD: usize = 1024;
+
 impl RemoteGateways {
     pub fn new(register: Arc<dyn Register>, secret: Option<String>) -> RemoteGateways {
         RemoteGateways {
-            register,
-            secret,
-            clients: DashMap::new(),
+            inner: Arc::new(Inner {
+                register,
+                secret,
+                clients: DashMap::new(),
+            }),
+            queues: DashMap::new(),
         }
     }
+}
 
+impl Inner {
     async fn client(&self, gateway_id: &str) -> Option<Client> {
         if let Some(entry) = self.clients.get(gateway_id) {
             return Some(entry.1.clone());
@@ -61,16 +80,43 @@ impl RemoteGateways {
     }
 }
 
-#[async_trait::async_trait]
-impl GatewayLink for RemoteGateways {
-    async fn deliver(&self, gateway_id: &str, batch: PushBatch) {
-        let Some(mut client) = self.client(gateway_id).await else {
-            return tracing::warn!(gateway_id, "push for an unknown gateway dropped");
+async fn send_loop(
+    inner: Arc<Inner>,
+    gateway_id: String,
+    mut rx: mpsc::UnboundedReceiver<PushBatch>,
+) {
+    while let Some(first) = rx.recv().await {
+        let mut batch = first;
+        while batch.pushes.len() < MAX_FOLD {
+            match rx.try_recv() {
+                Ok(more) => batch.pushes.extend(more.pushes),
+                Err(_) => break,
+            }
+        }
+        let Some(mut client) = inner.client(&gateway_id).await else {
+            tracing::warn!(gateway_id, "push for an unknown gateway dropped");
+            continue;
         };
         if let Err(status) = client.deliver(batch).await {
             // Forget the client: the gateway may come back at another address.
-            self.clients.remove(gateway_id);
+            inner.clients.remove(&gateway_id);
             tracing::warn!(gateway_id, %status, "push failed");
         }
+    }
+}
+
+#[async_trait::async_trait]
+impl GatewayLink for RemoteGateways {
+    async fn deliver(&self, gateway_id: &str, batch: PushBatch) {
+        let queue = self
+            .queues
+            .entry(gateway_id.to_owned())
+            .or_insert_with(|| {
+                let (tx, rx) = mpsc::unbounded_channel();
+                tokio::spawn(send_loop(self.inner.clone(), gateway_id.to_owned(), rx));
+                tx
+            })
+            .clone();
+        let _ = queue.send(batch);
     }
 }
