@@ -12,12 +12,14 @@
 //! - [`writer`]: group commit of new messages, with dedup on
 //!   `(sender, client_msg_id)`.
 //! - [`users`], [`tasks`], [`messages`], [`files`]: queries, one file per concern.
+//! - [`metrics`]: batch sizes and commit times.
 
 #![forbid(unsafe_code)]
 
 pub mod entity;
 pub mod files;
 pub mod messages;
+pub mod metrics;
 pub mod migration;
 pub mod tasks;
 pub mod users;

@@ -11,8 +11,8 @@
 use crate::entity::{message, undelivered};
 use crate::{Result, Store, StoreError};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait,
-    QueryFilter, Statement, TransactionTrait,
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, DbBackend,
+    EntityTrait, QueryFilter, Statement, TransactionTrait,
 };
 use std::collections::HashMap;
 use tokio::sync::{mpsc, oneshot};
@@ -124,7 +124,11 @@ async fn run(store: Store, mut rx: mpsc::Receiver<Job>, max_batch: usize) {
             }
         }
         let batch: Vec<&NewMessage> = messages.iter().collect();
-        match write_batch(&store, &batch, &receipts, consecutive_ids).await {
+        let started = std::time::Instant::now();
+        let result = write_batch(&store, &batch, &receipts, consecutive_ids).await;
+        crate::metrics::BATCH_MESSAGES.observe(batch.len() as f64);
+        crate::metrics::BATCH_SECONDS.observe(started.elapsed().as_secs_f64());
+        match result {
             Ok(written) => {
                 for (reply, w) in replies.into_iter().zip(written) {
                     let _ = reply.send(Ok(w));
@@ -250,13 +254,20 @@ async fn existing(store: &Store, batch: &[&NewMessage]) -> Result<HashMap<Key, m
     if keys.is_empty() {
         return Ok(HashMap::new());
     }
-    let senders: Vec<&str> = keys.iter().map(|k| k.0.as_str()).collect();
-    let ids: Vec<&str> = keys.iter().map(|k| k.1.as_str()).collect();
-    let rows = message::Entity::find()
-        .filter(message::Column::Sender.is_in(senders))
-        .filter(message::Column::ClientMsgId.is_in(ids))
-        .all(&store.db)
-        .await?;
+    // Exact pairs, so each is one probe of the unique index (an IN list per
+    // column would probe every sender with every id).
+    let mut rows = Vec::new();
+    for chunk in keys.chunks(ROWS_PER_INSERT) {
+        let mut pairs = Condition::any();
+        for (sender, cmid) in chunk {
+            pairs = pairs.add(
+                message::Column::Sender
+                    .eq(sender.as_str())
+                    .and(message::Column::ClientMsgId.eq(cmid.as_str())),
+            );
+        }
+        rows.extend(message::Entity::find().filter(pairs).all(&store.db).await?);
+    }
     Ok(rows
         .into_iter()
         .filter_map(|r| r.client_msg_id.clone().map(|c| ((r.sender.clone(), c), r)))

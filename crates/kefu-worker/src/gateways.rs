@@ -1,9 +1,12 @@
 //! The cluster's way from a worker to the gateways: the `Deliver` call on
 //! the gateway named by the register, found by id.
 //!
-//! Each gateway has one queue and one sender task: a push is queued and the
-//! caller moves on; the sender folds whatever has queued up meanwhile into
-//! one `Deliver` call. One queue per gateway keeps pushes in order.
+//! Each gateway has one queue and one sender task: the sender folds whatever
+//! has queued up meanwhile into one `Deliver` call, so lanes pushing at once
+//! share a round trip. A caller's push counts as delivered only once its
+//! call returned: a frame is reported handled to its gateway only after its
+//! ack left this worker, or the gateway would not retry it should this
+//! worker die. One queue per gateway keeps pushes in order.
 
 use crate::GatewayLink;
 use dashmap::DashMap;
@@ -13,7 +16,7 @@ use kefu_proto::v1::PushBatch;
 use kefu_register::Register;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
 
@@ -22,7 +25,7 @@ type Client = GatewayClient<InterceptedService<Channel, auth::Attach>>;
 pub struct RemoteGateways {
     inner: Arc<Inner>,
     /// gateway id → its push queue.
-    queues: DashMap<String, mpsc::UnboundedSender<PushBatch>>,
+    queues: DashMap<String, mpsc::UnboundedSender<Queued>>,
 }
 
 struct Inner {
@@ -31,6 +34,9 @@ struct Inner {
     /// gateway id → (address, client).
     clients: DashMap<String, (String, Client)>,
 }
+
+/// A push waiting for its gateway's sender, and who to tell once it is sent.
+type Queued = (PushBatch, oneshot::Sender<()>);
 
 /// Pushes folded into one call at most.
 const MAX_FOLD: usize = 1024;
@@ -80,27 +86,31 @@ impl Inner {
     }
 }
 
-async fn send_loop(
-    inner: Arc<Inner>,
-    gateway_id: String,
-    mut rx: mpsc::UnboundedReceiver<PushBatch>,
-) {
-    while let Some(first) = rx.recv().await {
+async fn send_loop(inner: Arc<Inner>, gateway_id: String, mut rx: mpsc::UnboundedReceiver<Queued>) {
+    while let Some((first, sent)) = rx.recv().await {
         let mut batch = first;
+        let mut waiting = vec![sent];
         while batch.pushes.len() < MAX_FOLD {
             match rx.try_recv() {
-                Ok(more) => batch.pushes.extend(more.pushes),
+                Ok((more, sent)) => {
+                    batch.pushes.extend(more.pushes);
+                    waiting.push(sent);
+                }
                 Err(_) => break,
             }
         }
-        let Some(mut client) = inner.client(&gateway_id).await else {
-            tracing::warn!(gateway_id, "push for an unknown gateway dropped");
-            continue;
-        };
-        if let Err(status) = client.deliver(batch).await {
-            // Forget the client: the gateway may come back at another address.
-            inner.clients.remove(&gateway_id);
-            tracing::warn!(gateway_id, %status, "push failed");
+        match inner.client(&gateway_id).await {
+            Some(mut client) => {
+                if let Err(status) = client.deliver(batch).await {
+                    // Forget the client: the gateway may come back elsewhere.
+                    inner.clients.remove(&gateway_id);
+                    tracing::warn!(gateway_id, %status, "push failed");
+                }
+            }
+            None => tracing::warn!(gateway_id, "push for an unknown gateway dropped"),
+        }
+        for sent in waiting {
+            let _ = sent.send(());
         }
     }
 }
@@ -117,6 +127,9 @@ impl GatewayLink for RemoteGateways {
                 tx
             })
             .clone();
-        let _ = queue.send(batch);
+        let (sent, done) = oneshot::channel();
+        if queue.send((batch, sent)).is_ok() {
+            let _ = done.await;
+        }
     }
 }

@@ -65,7 +65,7 @@ impl Default for WorkerConfig {
             max_tasks_per_agent: 10,
             revoke_window: Duration::from_secs(120),
             lanes: 32,
-            max_batch: 256,
+            max_batch: 1024,
             limits: Limits::default(),
         }
     }
