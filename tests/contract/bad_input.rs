@@ -415,3 +415,60 @@ async fn a_refused_frame_does_not_lose_or_repeat_an_acknowledged_message() {
         1
     );
 }
+
+#[tokio::test]
+async fn frames_refused_by_the_worker_count_toward_1008_too() {
+    let server = Server::start().await;
+    let chat = Chat::open(&server).await;
+    let mut outsider = server.agent("a2").await;
+
+    // Well-formed, so the gateway passes them; the worker refuses each.
+    for n in 0..12 {
+        let frame = json!({"category": "manager", "action": "send", "task_id": chat.task_id,
+            "content": "let me butt in", "client_msg_id": format!("x-{n}")});
+        if !outsider.try_send_raw(&frame.to_string()).await {
+            break;
+        }
+    }
+
+    assert_eq!(outsider.expect_close(WAIT).await, 1008);
+}
+
+#[tokio::test]
+async fn a_connection_sending_too_fast_is_rate_limited_and_nothing_refused_is_stored() {
+    let server = Server::builder()
+        .arg("--max-frames-per-second", "2")
+        .start()
+        .await;
+    let mut customer = server.customer("c1").await;
+
+    // Two a second, four at once: a burst of eight gets four refusals.
+    for n in 0..8 {
+        let frame = json!({"category": "customer", "action": "send",
+            "content": format!("fast {n}"), "client_msg_id": format!("f-{n}")});
+        assert!(customer.try_send_raw(&frame.to_string()).await);
+    }
+    let mut limited = Vec::new();
+    let mut acked = Vec::new();
+    for _ in 0..8 {
+        let ack = customer.recv_until(ack_of("send"), WAIT).await;
+        match error_code(&ack) {
+            Some("rate_limited") => limited.push(ack["client_msg_id"].to_string()),
+            Some(other) => panic!("unexpected error {other}: {ack}"),
+            None => acked.push(Acked::from(&ack)),
+        }
+    }
+    assert!(!limited.is_empty(), "some sends were rate limited");
+    assert!(acked.len() >= 4, "the burst allowance was acked: {acked:?}");
+
+    let history = server
+        .full_history(&server.admin_token(), acked[0].task_id)
+        .await;
+    let stored: Vec<String> = history
+        .iter()
+        .map(|m| m["client_msg_id"].to_string())
+        .collect();
+    for cmid in &limited {
+        assert!(!stored.contains(cmid), "refused {cmid} was stored");
+    }
+}

@@ -351,3 +351,13 @@ async fn options_can_come_from_kefu_environment_variables() {
 
     assert_eq!(code, 1001);
 }
+
+#[tokio::test]
+async fn a_wrong_method_gets_405_with_a_json_error_body() {
+    let server = Server::start().await;
+    let (status, body) = server
+        .request(reqwest::Method::POST, "/healthz", None, None)
+        .await;
+    assert_eq!(status, 405);
+    assert!(body["error"]["code"].is_string(), "{body}");
+}

@@ -111,24 +111,30 @@ fn remote_register(urls: &[String], secret: &Option<String>) -> anyhow::Result<A
     Ok(Arc::new(RemoteRegister::new(urls, secret.as_deref())?))
 }
 
-/// Keeps a membership lease; `on_rejoin` runs when the register did not know
-/// the member (it restarted empty, or the lease lapsed).
-async fn keep_alive<F, Fut>(register: Arc<dyn Register>, member: Member, on_rejoin: F)
+/// How many renewals pass between two announcements of every connection
+/// (about 30 s), which mend any announce that failed on connect.
+const ANNOUNCE_EVERY: u32 = 9;
+
+/// Keeps a membership lease. `announce` runs when the register did not know
+/// the member (it restarted empty, or the lease lapsed), and every
+/// [`ANNOUNCE_EVERY`] renewals.
+async fn keep_alive<F, Fut>(register: Arc<dyn Register>, member: Member, announce: F)
 where
     F: Fn() -> Fut,
     Fut: std::future::Future<Output = ()>,
 {
-    let mut first = true;
+    let mut renewals = 0u32;
     loop {
         match register.keep_alive(member.clone(), LEASE).await {
-            Ok(true) if !first => {
+            Ok(true) if renewals > 0 => {
                 tracing::warn!(member = %member.id, "register did not know us; announcing again");
-                on_rejoin().await;
+                announce().await;
             }
+            Ok(_) if renewals > 0 && renewals.is_multiple_of(ANNOUNCE_EVERY) => announce().await,
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "keep-alive failed"),
         }
-        first = false;
+        renewals += 1;
         tokio::time::sleep(LEASE / 3).await;
     }
 }
@@ -224,6 +230,8 @@ pub async fn gateway(opts: GatewayOptions) -> anyhow::Result<()> {
         idle_timeout: opts.tuning.idle_timeout,
         max_frame_bytes: opts.tuning.max_frame_bytes,
         max_upload_bytes: opts.tuning.max_upload_bytes,
+        max_frames_per_sec: opts.tuning.max_frames_per_second,
+        frame_burst: 2.0 * opts.tuning.max_frames_per_second,
         ..GatewayConfig::default()
     };
     let gateway = Gateway::new(config, Arc::new(workers), register.clone());

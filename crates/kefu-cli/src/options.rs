@@ -116,6 +116,10 @@ pub struct Tuning {
     /// Largest WebSocket text frame, in bytes.
     #[arg(long, env = "KEFU_MAX_FRAME_BYTES", default_value_t = 64 * 1024)]
     pub max_frame_bytes: usize,
+    /// Frames one connection may send per second on average (twice that at
+    /// once); more are refused with `rate_limited`. 0: no limit.
+    #[arg(long, env = "KEFU_MAX_FRAMES_PER_SECOND", default_value_t = 500.0)]
+    pub max_frames_per_second: f64,
     /// Largest upload, in bytes.
     #[arg(long, env = "KEFU_MAX_UPLOAD_BYTES", default_value_t = 20 * 1024 * 1024)]
     pub max_upload_bytes: usize,
@@ -246,12 +250,12 @@ pub enum AgentCommand {
 
 #[derive(Args, Debug)]
 pub struct AgentAddOptions {
-    #[arg(long, env = "KEFU_AGENT_ID")]
+    #[arg(long, env = "KEFU_ID")]
     pub id: String,
-    #[arg(long, env = "KEFU_AGENT_NAME")]
+    #[arg(long, env = "KEFU_NAME")]
     pub name: String,
     /// Read the password from the first line of standard input.
-    #[arg(long, required = true)]
+    #[arg(long, env = "KEFU_PASSWORD_STDIN", required = true)]
     pub password_stdin: bool,
     /// The data dir of a `kefu serve` (its embedded database); --database-url
     /// wins when both are given.

@@ -46,6 +46,8 @@ pub async fn run(opts: ServeOptions) -> anyhow::Result<()> {
         idle_timeout: opts.tuning.idle_timeout,
         max_frame_bytes: opts.tuning.max_frame_bytes,
         max_upload_bytes: opts.tuning.max_upload_bytes,
+        max_frames_per_sec: opts.tuning.max_frames_per_second,
+        frame_burst: 2.0 * opts.tuning.max_frames_per_second,
         ..GatewayConfig::default()
     };
     let gateway = Gateway::new(

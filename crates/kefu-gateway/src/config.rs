@@ -18,6 +18,11 @@ pub struct GatewayConfig {
     /// Refused frames tolerated per `refused_window` before closing with 1008.
     pub max_refused: usize,
     pub refused_window: Duration,
+    /// Frames a connection may send per second, on average (receipts and
+    /// heartbeats not counted); more are refused with `rate_limited`. 0: no limit.
+    pub max_frames_per_sec: f64,
+    /// How many frames a connection may send at once above that rate.
+    pub frame_burst: f64,
     /// Frames queued for one connection before it is closed as too slow.
     pub send_queue: usize,
     /// Lifetime of tokens minted by /api/visitor and /api/login.
@@ -36,6 +41,8 @@ impl Default for GatewayConfig {
             max_upload_bytes: 20 * 1024 * 1024,
             max_refused: 10,
             refused_window: Duration::from_secs(10),
+            max_frames_per_sec: 500.0,
+            frame_burst: 1000.0,
             send_queue: 1024,
             token_ttl: Duration::from_secs(7 * 24 * 3600),
             limits: kefu_protocol::Limits::default(),

@@ -62,6 +62,7 @@ pub(crate) async fn run(
             retransmits: Retransmits::default(),
             refused: VecDeque::new(),
             unanswered: HashMap::new(),
+            bucket: Bucket::full(&inner.config),
         }
         .relay(stream, rx)
         .await;
@@ -207,6 +208,43 @@ struct Connection {
     refused: VecDeque<Instant>,
     /// Sends forwarded and not yet answered, by client_msg_id.
     unanswered: HashMap<String, u32>,
+    bucket: Bucket,
+}
+
+/// A token bucket: how many frames a connection may send right now.
+struct Bucket {
+    tokens: f64,
+    at: Instant,
+    rate: f64,
+    burst: f64,
+}
+
+impl Bucket {
+    fn full(config: &crate::GatewayConfig) -> Bucket {
+        Bucket {
+            tokens: config.frame_burst,
+            at: Instant::now(),
+            rate: config.max_frames_per_sec,
+            burst: config.frame_burst,
+        }
+    }
+
+    /// Takes a token if there is one.
+    fn take(&mut self) -> bool {
+        if self.rate <= 0.0 {
+            return true;
+        }
+        let now = Instant::now();
+        let refill = now.duration_since(self.at).as_secs_f64() * self.rate;
+        self.tokens = (self.tokens + refill).min(self.burst);
+        self.at = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
 }
 
 /// Why the relay loop ends.
@@ -268,6 +306,8 @@ impl Connection {
                 Out::Frame(frame, id) => {
                     if id != 0 {
                         self.retransmits.pushed(id, frame.clone());
+                    } else if is_error_ack(&frame) {
+                        self.count_refusal()?;
                     }
                     metrics::FRAMES_OUT.inc();
                     self.sink
@@ -288,11 +328,15 @@ impl Connection {
                             continue;
                         }
                     }
+                    let refused = is_error_ack(&frame);
                     metrics::FRAMES_OUT.inc();
                     self.sink
                         .feed(Message::Text(frame))
                         .await
                         .map_err(|_| End::Gone)?;
+                    if refused {
+                        self.count_refusal()?;
+                    }
                 }
                 Out::Confirmed(ids) => self.retransmits.confirmed(&ids),
                 Out::Close(code, reason) => {
@@ -347,6 +391,17 @@ impl Connection {
             Ok(c) => c,
             Err(e) => return self.refuse(&action, cmid, e.code, &e.message).await,
         };
+        let limited = !matches!(command, Command::Heartbeat | Command::Receive { .. });
+        if limited && !self.bucket.take() {
+            return self
+                .refuse(
+                    &action,
+                    cmid,
+                    ErrorCode::RateLimited,
+                    "too many frames; slow down",
+                )
+                .await;
+        }
         match &command {
             Command::Heartbeat => {
                 let beat = Frame {
@@ -395,6 +450,12 @@ impl Connection {
         metrics::FRAMES_REFUSED.inc();
         self.write(Frame::error(action, cmid, code, message).to_json().into())
             .await?;
+        self.count_refusal()
+    }
+
+    /// Counts a refusal, the gateway's or a worker's: more than the limit
+    /// within the window closes the connection with 1008.
+    fn count_refusal(&mut self) -> Result<(), End> {
         let now = Instant::now();
         let window = self.inner.config.refused_window;
         while self
@@ -410,6 +471,12 @@ impl Connection {
         }
         Ok(())
     }
+}
+
+/// Whether a frame for the client is an error ack (a worker refused a frame).
+fn is_error_ack(frame: &Utf8Bytes) -> bool {
+    let text = frame.as_str();
+    text.starts_with(r#"{"category":"ack""#) && text.contains(r#""error":{"#)
 }
 
 fn is_capacity(e: &axum::Error) -> bool {

@@ -66,6 +66,12 @@ pub fn router(gateway: Gateway) -> Router {
     routes(gateway).fallback(not_found)
 }
 
+async fn method_not_allowed() -> Response {
+    let mut response = error(ErrorCode::BadRequest, "method not allowed here");
+    *response.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
+    response
+}
+
 async fn not_found() -> Response {
     error(ErrorCode::NotFound, "no such endpoint")
 }
@@ -87,6 +93,7 @@ fn routes(gateway: Gateway) -> Router {
         )
         .route("/api/{*rest}", any(api))
         .route("/files/{key}", get(file))
+        .method_not_allowed_fallback(method_not_allowed)
         .with_state(gateway.inner)
 }
 

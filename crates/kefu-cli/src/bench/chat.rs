@@ -27,37 +27,42 @@ use tokio_tungstenite::tungstenite::Message;
 #[derive(Args, Debug, Clone)]
 pub struct ChatOptions {
     /// Gateway WebSocket URLs, comma-separated; clients spread over them.
-    #[arg(long, value_delimiter = ',', default_value = "ws://127.0.0.1:8080/ws")]
+    #[arg(
+        long,
+        env = "KEFU_URL",
+        value_delimiter = ',',
+        default_value = "ws://127.0.0.1:8080/ws"
+    )]
     pub url: Vec<String>,
     /// The gateways' token secret.
     #[arg(long, env = "KEFU_SECRET", hide_env_values = true)]
     pub secret: String,
-    #[arg(long, default_value_t = 50)]
+    #[arg(long, env = "KEFU_CUSTOMERS", default_value_t = 50)]
     pub customers: usize,
-    #[arg(long, default_value_t = 50)]
+    #[arg(long, env = "KEFU_AGENTS", default_value_t = 50)]
     pub agents: usize,
     /// Unacknowledged sends each customer keeps in flight (closed loop).
-    #[arg(long, default_value_t = 16)]
+    #[arg(long, env = "KEFU_WINDOW", default_value_t = 16)]
     pub window: usize,
     /// Messages per second over all customers (open loop, instead of --window).
-    #[arg(long)]
+    #[arg(long, env = "KEFU_RATE")]
     pub rate: Option<f64>,
-    #[arg(long, value_parser = duration, default_value = "10s")]
+    #[arg(long, env = "KEFU_DURATION", value_parser = duration, default_value = "10s")]
     pub duration: Duration,
     /// Bytes of text per message.
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, env = "KEFU_SIZE", default_value_t = 64)]
     pub size: usize,
     /// Agents answer every message they receive.
-    #[arg(long)]
+    #[arg(long, env = "KEFU_REPLIES")]
     pub replies: bool,
     /// First run the same load against `kefu bench relay`, and report ratios.
-    #[arg(long)]
+    #[arg(long, env = "KEFU_RELAY")]
     pub relay: bool,
     /// How long to wait for acks and deliveries after the window.
-    #[arg(long, value_parser = duration, default_value = "5s")]
+    #[arg(long, env = "KEFU_GRACE", value_parser = duration, default_value = "5s")]
     pub grace: Duration,
     /// Print the results as JSON.
-    #[arg(long)]
+    #[arg(long, env = "KEFU_JSON")]
     pub json: bool,
 }
 

@@ -22,31 +22,31 @@ use tokio_tungstenite::tungstenite::Message;
 #[derive(Args, Debug, Clone)]
 pub struct ConnectionsOptions {
     /// The gateway's WebSocket URL.
-    #[arg(long, default_value = "ws://127.0.0.1:8080/ws")]
+    #[arg(long, env = "KEFU_URL", default_value = "ws://127.0.0.1:8080/ws")]
     pub url: String,
     #[arg(long, env = "KEFU_SECRET", hide_env_values = true)]
     pub secret: String,
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, env = "KEFU_COUNT", default_value_t = 1000)]
     pub count: usize,
     /// New connections per second, at most.
-    #[arg(long, default_value_t = 10_000.0)]
+    #[arg(long, env = "KEFU_RATE", default_value_t = 10_000.0)]
     pub rate: f64,
     /// Handshakes in progress at once, at most.
-    #[arg(long, default_value_t = 128)]
+    #[arg(long, env = "KEFU_CONCURRENCY", default_value_t = 128)]
     pub concurrency: usize,
     /// How long to hold the connections open once all are up.
-    #[arg(long, value_parser = duration, default_value = "3s")]
+    #[arg(long, env = "KEFU_HOLD", value_parser = duration, default_value = "3s")]
     pub hold: Duration,
     /// The server's process id, to read its resident memory.
-    #[arg(long)]
+    #[arg(long, env = "KEFU_PID")]
     pub pid: Option<u32>,
     /// Spread over source addresses 127.0.0.2 … 127.0.0.(1+N).
-    #[arg(long, default_value_t = 16)]
+    #[arg(long, env = "KEFU_SOURCES", default_value_t = 16)]
     pub sources: u8,
     /// First measure `kefu bench relay` the same way.
-    #[arg(long)]
+    #[arg(long, env = "KEFU_RELAY")]
     pub relay: bool,
-    #[arg(long)]
+    #[arg(long, env = "KEFU_JSON")]
     pub json: bool,
 }
 

@@ -19,7 +19,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 #[derive(Args, Debug)]
 pub struct RelayOptions {
-    #[arg(long, default_value = "127.0.0.1:9000")]
+    #[arg(long, env = "KEFU_LISTEN", default_value = "127.0.0.1:9000")]
     pub listen: String,
 }
 
