@@ -54,12 +54,15 @@ impl LocalGateways {
 
 #[async_trait::async_trait]
 impl GatewayLink for LocalGateways {
-    async fn deliver(&self, gateway_id: &str, batch: PushBatch) {
+    /// Delivers at once: in-process, the push has left when this returns.
+    async fn deliver(&self, gateway_id: &str, batch: PushBatch) -> kefu_worker::Pushed {
         let Some(gateway) = self.0.get(gateway_id).map(|g| g.clone()) else {
-            return tracing::warn!(gateway_id, "push for an unknown gateway dropped");
+            tracing::warn!(gateway_id, "push for an unknown gateway dropped");
+            return kefu_worker::pushed();
         };
         if let Err(status) = GatewayService::deliver(&gateway, Request::new(batch)).await {
             tracing::warn!(%status, gateway_id, "push failed");
         }
+        kefu_worker::pushed()
     }
 }

@@ -117,7 +117,7 @@ async fn send_loop(inner: Arc<Inner>, gateway_id: String, mut rx: mpsc::Unbounde
 
 #[async_trait::async_trait]
 impl GatewayLink for RemoteGateways {
-    async fn deliver(&self, gateway_id: &str, batch: PushBatch) {
+    async fn deliver(&self, gateway_id: &str, batch: PushBatch) -> crate::Pushed {
         let queue = self
             .queues
             .entry(gateway_id.to_owned())
@@ -128,8 +128,11 @@ impl GatewayLink for RemoteGateways {
             })
             .clone();
         let (sent, done) = oneshot::channel();
-        if queue.send((batch, sent)).is_ok() {
-            let _ = done.await;
+        if queue.send((batch, sent)).is_err() {
+            return crate::pushed();
         }
+        crate::Pushed::new(async move {
+            let _ = done.await;
+        })
     }
 }

@@ -34,7 +34,9 @@ impl worker_server::Worker for Worker {
                 let handled = worker.submit_tracked(frame).await;
                 let tx = tx.clone();
                 tokio::spawn(async move {
-                    let _ = handled.await;
+                    if let Ok(sent) = handled.await {
+                        sent.wait().await;
+                    }
                     let _ = tx.send(Ok(FramesDone { seqs: vec![seq] })).await;
                 });
             }

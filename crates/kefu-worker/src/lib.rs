@@ -36,12 +36,32 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::oneshot;
 
+/// Pushes handed to a gateway link: [`Pushed::wait`] resolves once they have
+/// left this worker.
+pub struct Pushed(futures::future::BoxFuture<'static, ()>);
+
+impl Pushed {
+    pub fn new(sent: impl std::future::Future<Output = ()> + Send + 'static) -> Pushed {
+        Pushed(Box::pin(sent))
+    }
+
+    pub async fn wait(self) {
+        self.0.await
+    }
+}
+
+/// A [`Pushed`] for pushes already gone, or for none.
+pub fn pushed() -> Pushed {
+    Pushed::new(std::future::ready(()))
+}
+
 /// How a worker reaches gateways.
 #[async_trait::async_trait]
 pub trait GatewayLink: Send + Sync + 'static {
-    /// Delivers pushes to one gateway; a gateway that is gone drops them (the
+    /// Hands pushes to one gateway; the returned future resolves once they
+    /// have left this worker. A gateway that is gone drops them (the
     /// undelivered marks in the database keep what matters).
-    async fn deliver(&self, gateway_id: &str, batch: PushBatch);
+    async fn deliver(&self, gateway_id: &str, batch: PushBatch) -> Pushed;
 }
 
 #[derive(Debug, Clone)]
@@ -156,17 +176,18 @@ impl Worker {
         drop(self.submit_tracked(request).await);
     }
 
-    /// Like [`Worker::submit`], and the receiver resolves once the frame is
-    /// fully handled (stored, acked, pushed): until then a gateway keeps it
-    /// to retry elsewhere if this worker dies.
-    pub async fn submit_tracked(&self, request: FrameRequest) -> oneshot::Receiver<()> {
+    /// Like [`Worker::submit`]; the receiver yields, once the frame is
+    /// handled (stored, answered), a future that resolves when its pushes
+    /// have left this worker. Until then a gateway keeps the frame, to retry
+    /// it elsewhere if this worker dies. Lanes do not wait for the pushes.
+    pub async fn submit_tracked(&self, request: FrameRequest) -> oneshot::Receiver<Pushed> {
         let (done, handled) = oneshot::channel();
         metrics::FRAMES.inc();
         let sender = match Sender::from_session(request.session) {
             Ok(s) => s,
             Err(e) => {
                 tracing::warn!(error = %e, "frame without a valid session");
-                let _ = done.send(());
+                let _ = done.send(pushed());
                 return handled;
             }
         };
@@ -175,7 +196,7 @@ impl Worker {
             Err((action, cmid, message)) => {
                 let reply = Frame::error(&action, cmid, ErrorCode::BadRequest, &message);
                 self.inner.reply(&sender.session, &reply).await;
-                let _ = done.send(());
+                let _ = done.send(pushed());
                 return handled;
             }
         };
@@ -186,7 +207,7 @@ impl Worker {
                 // The gateway validated already; this only guards the boundary.
                 let reply = Frame::error("", None, e.code, &e.message);
                 self.inner.reply(&sender.session, &reply).await;
-                let _ = done.send(());
+                let _ = done.send(pushed());
                 return handled;
             }
         };
@@ -197,11 +218,11 @@ impl Worker {
                 lane.pipelined(async move {
                     match messages::send(inner, sender, send).await {
                         Some(tail) => Some(Box::pin(async move {
-                            tail.await;
-                            let _ = done.send(());
+                            let sent = tail.await;
+                            let _ = done.send(sent);
                         }) as lane::AfterCommit),
                         None => {
-                            let _ = done.send(());
+                            let _ = done.send(pushed());
                             None
                         }
                     }
@@ -210,15 +231,15 @@ impl Worker {
             }
             Command::Receive { ids } => {
                 messages::receive(&inner, &sender, ids).await;
-                let _ = done.send(());
+                let _ = done.send(pushed());
             }
             Command::Heartbeat => {
-                let _ = done.send(());
+                let _ = done.send(pushed());
             }
             other => {
                 lane.ordered(async move {
                     messages::other(inner, sender, other).await;
-                    let _ = done.send(());
+                    let _ = done.send(pushed());
                 })
                 .await
             }

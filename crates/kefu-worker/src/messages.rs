@@ -1,8 +1,7 @@
 //! Messages: send, receive confirmations, read receipts, revoke, delete, typing.
 
-use crate::lane::AfterCommit;
 use crate::outbox::Outbox;
-use crate::{metrics, store_error, tasks, view, Inner, Sender};
+use crate::{metrics, pushed, store_error, tasks, view, Inner, Pushed, Sender};
 use kefu_protocol::{Command, Frame, ProtocolError, Role, SendCommand};
 use kefu_store::entity::task;
 use kefu_store::writer::Written;
@@ -12,11 +11,11 @@ use std::time::Instant;
 
 /// A send's head: checks, finds or opens the task, queues the message. The
 /// returned tail acks and fans out once the row is committed.
-pub(crate) async fn send(
-    inner: Arc<Inner>,
-    sender: Sender,
-    cmd: SendCommand,
-) -> Option<AfterCommit> {
+/// What a send leaves for after its commit: the ack and fan-out, yielding
+/// the future of its pushes leaving this worker.
+pub(crate) type SendTail = futures::future::BoxFuture<'static, Pushed>;
+
+pub(crate) async fn send(inner: Arc<Inner>, sender: Sender, cmd: SendCommand) -> Option<SendTail> {
     let action_cmid = cmd.client_msg_id.clone();
     let prepared = match prepare(&inner, &sender, cmd).await {
         Ok(Prepared::New(message)) => message,
@@ -49,7 +48,10 @@ pub(crate) async fn send(
         metrics::STORE_SECONDS.observe(started.elapsed().as_secs_f64());
         match written {
             Ok(w) => after_commit(&inner, &sender, w).await,
-            Err(e) => refuse_send(&inner, &sender, action_cmid, store_error(e)).await,
+            Err(e) => {
+                refuse_send(&inner, &sender, action_cmid, store_error(e)).await;
+                pushed()
+            }
         }
     }))
 }
@@ -161,7 +163,9 @@ async fn agent_task(
     Ok(task)
 }
 
-async fn after_commit(inner: &Arc<Inner>, sender: &Sender, written: Written) {
+/// Acks and fans out a committed send; the result resolves once the pushes
+/// have left this worker.
+async fn after_commit(inner: &Arc<Inner>, sender: &Sender, written: Written) -> Pushed {
     let mut out = Outbox::default();
     let cmid = written.message.client_msg_id.clone().unwrap_or_default();
     out.send_answer(
@@ -172,7 +176,8 @@ async fn after_commit(inner: &Arc<Inner>, sender: &Sender, written: Written) {
     if written.duplicate {
         metrics::DUPLICATES.inc();
         out.send(inner).await;
-        return redrive(inner, &written.message).await;
+        redrive(inner, &written.message).await;
+        return pushed();
     }
     metrics::MESSAGES_STORED.inc();
     let m = written.message;
@@ -180,12 +185,14 @@ async fn after_commit(inner: &Arc<Inner>, sender: &Sender, written: Written) {
     let users = vec![m.recipient.clone(), m.sender.clone()];
     out.for_users(inner, users, &sender.session.conn_id, frame.into(), m.id)
         .await;
-    out.send(inner).await;
-    if m.recipient.is_empty() {
-        // Stored while the task waited: if an agent took the task meanwhile,
-        // the message is theirs.
-        tasks::hand_over_waiting_messages(inner, m.task_id).await;
+    if !m.recipient.is_empty() {
+        return out.send_queued(inner).await;
     }
+    out.send(inner).await;
+    // Stored while the task waited: if an agent took the task meanwhile,
+    // the message is theirs.
+    tasks::hand_over_waiting_messages(inner, m.task_id).await;
+    pushed()
 }
 
 /// A resend of a stored message: if its recipient has not confirmed it (the

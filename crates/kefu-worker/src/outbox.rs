@@ -69,10 +69,20 @@ impl Outbox {
         }
     }
 
+    /// Delivers and waits until the pushes have left.
     pub async fn send(self, inner: &Inner) {
+        self.send_queued(inner).await.wait().await;
+    }
+
+    /// Hands the pushes over; the result resolves once they have left.
+    pub async fn send_queued(self, inner: &Inner) -> crate::Pushed {
+        let mut sent = Vec::with_capacity(self.batches.len());
         for (gateway, pushes) in self.batches {
-            inner.gateways.deliver(&gateway, PushBatch { pushes }).await;
+            sent.push(inner.gateways.deliver(&gateway, PushBatch { pushes }).await);
         }
+        crate::Pushed::new(async move {
+            futures::future::join_all(sent.into_iter().map(crate::Pushed::wait)).await;
+        })
     }
 }
 
