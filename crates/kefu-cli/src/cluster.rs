@@ -2,16 +2,16 @@
 //! `kefu gateway`. Each joins the register with a lease it renews, and
 //! leaves it on SIGTERM.
 
-use crate::options::{GatewayOptions, RegisterOptions, Tuning, WorkerOptions};
+use crate::options::{GatewayOptions, RegisterOptions, WorkerOptions};
 use crate::serve::shutdown_signal;
 use anyhow::Context;
 use kefu_gateway::workers::{RingLink, MAX_MESSAGE};
-use kefu_gateway::{Gateway, GatewayConfig};
+use kefu_gateway::Gateway;
 use kefu_proto::auth;
 use kefu_register::grpc::RegisterService;
 use kefu_register::{Member, MemoryRegister, RedisRegister, Register, RemoteRegister};
 use kefu_worker::gateways::RemoteGateways;
-use kefu_worker::{Worker, WorkerConfig};
+use kefu_worker::Worker;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -139,15 +139,6 @@ where
     }
 }
 
-fn worker_config(id: String, tuning: &Tuning) -> WorkerConfig {
-    WorkerConfig {
-        id,
-        max_tasks_per_agent: tuning.max_tasks_per_agent,
-        revoke_window: tuning.revoke_window,
-        ..WorkerConfig::default()
-    }
-}
-
 pub async fn worker(opts: WorkerOptions) -> anyhow::Result<()> {
     let store = kefu_store::Store::connect(&opts.database_url)
         .await
@@ -173,7 +164,7 @@ pub async fn worker(opts: WorkerOptions) -> anyhow::Result<()> {
         .unwrap_or_else(|| unique_id("worker", &advertise));
     let gateways = RemoteGateways::new(register.clone(), opts.cluster.cluster_secret.clone());
     let worker = Worker::start(
-        worker_config(id.clone(), &opts.tuning),
+        opts.tuning.worker_config(id.clone()),
         store,
         register,
         Arc::new(gateways),
@@ -224,16 +215,9 @@ pub async fn gateway(opts: GatewayOptions) -> anyhow::Result<()> {
         .unwrap_or_else(|| unique_id("gateway", &advertise));
     let workers = RingLink::start(register.clone(), opts.cluster.cluster_secret.clone());
     workers.refresh().await;
-    let config = GatewayConfig {
-        id: id.clone(),
-        secret: opts.secret.as_bytes().to_vec(),
-        idle_timeout: opts.tuning.idle_timeout,
-        max_frame_bytes: opts.tuning.max_frame_bytes,
-        max_upload_bytes: opts.tuning.max_upload_bytes,
-        max_frames_per_sec: opts.tuning.max_frames_per_second,
-        frame_burst: 2.0 * opts.tuning.max_frames_per_second,
-        ..GatewayConfig::default()
-    };
+    let config = opts
+        .tuning
+        .gateway_config(id.clone(), opts.secret.as_bytes().to_vec());
     let gateway = Gateway::new(config, Arc::new(workers), register.clone());
     let member = Member {
         id: id.clone(),

@@ -208,6 +208,32 @@ pub struct GatewayOptions {
     pub tuning: Tuning,
 }
 
+impl Tuning {
+    /// A gateway's limits and timeouts from these options.
+    pub fn gateway_config(&self, id: String, secret: Vec<u8>) -> kefu_gateway::GatewayConfig {
+        kefu_gateway::GatewayConfig {
+            id,
+            secret,
+            idle_timeout: self.idle_timeout,
+            max_frame_bytes: self.max_frame_bytes,
+            max_upload_bytes: self.max_upload_bytes,
+            max_frames_per_sec: self.max_frames_per_second,
+            frame_burst: 2.0 * self.max_frames_per_second,
+            ..kefu_gateway::GatewayConfig::default()
+        }
+    }
+
+    /// A worker's rules from these options.
+    pub fn worker_config(&self, id: String) -> kefu_worker::WorkerConfig {
+        kefu_worker::WorkerConfig {
+            id,
+            max_tasks_per_agent: self.max_tasks_per_agent,
+            revoke_window: self.revoke_window,
+            ..kefu_worker::WorkerConfig::default()
+        }
+    }
+}
+
 #[derive(Args, Debug)]
 pub struct MigrateOptions {
     #[arg(long, env = "KEFU_DATABASE_URL")]

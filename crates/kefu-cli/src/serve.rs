@@ -30,26 +30,16 @@ pub async fn run(opts: ServeOptions) -> anyhow::Result<()> {
 
     let register: Arc<dyn Register> = Arc::new(MemoryRegister::new());
     let gateways = LocalGateways::default();
-    let worker_config = WorkerConfig {
-        max_tasks_per_agent: opts.tuning.max_tasks_per_agent,
-        revoke_window: opts.tuning.revoke_window,
-        ..WorkerConfig::default()
-    };
+    let worker_config = opts.tuning.worker_config(WorkerConfig::default().id);
     let worker = Worker::start(
         worker_config,
         store,
         register.clone(),
         Arc::new(gateways.clone()),
     );
-    let gateway_config = GatewayConfig {
-        secret,
-        idle_timeout: opts.tuning.idle_timeout,
-        max_frame_bytes: opts.tuning.max_frame_bytes,
-        max_upload_bytes: opts.tuning.max_upload_bytes,
-        max_frames_per_sec: opts.tuning.max_frames_per_second,
-        frame_burst: 2.0 * opts.tuning.max_frames_per_second,
-        ..GatewayConfig::default()
-    };
+    let gateway_config = opts
+        .tuning
+        .gateway_config(GatewayConfig::default().id, secret);
     let gateway = Gateway::new(
         gateway_config,
         Arc::new(LocalWorker(worker.clone())),

@@ -378,13 +378,20 @@ async fn read(
     Ok(true)
 }
 
-async fn revoke(inner: &Inner, sender: &Sender, id: i64) -> Result<bool, ProtocolError> {
-    let message = inner
+async fn message(
+    inner: &Inner,
+    id: i64,
+) -> Result<kefu_store::entity::message::Model, ProtocolError> {
+    inner
         .store
         .message(id)
         .await
         .map_err(store_error)?
-        .ok_or_else(|| ProtocolError::not_found("no such message"))?;
+        .ok_or_else(|| ProtocolError::not_found("no such message"))
+}
+
+async fn revoke(inner: &Inner, sender: &Sender, id: i64) -> Result<bool, ProtocolError> {
+    let message = message(inner, id).await?;
     if message.sender != sender.user() {
         return Err(ProtocolError::forbidden(
             "only the sender may revoke a message",
@@ -413,12 +420,7 @@ async fn revoke(inner: &Inner, sender: &Sender, id: i64) -> Result<bool, Protoco
 }
 
 async fn delete(inner: &Inner, sender: &Sender, id: i64) -> Result<bool, ProtocolError> {
-    let message = inner
-        .store
-        .message(id)
-        .await
-        .map_err(store_error)?
-        .ok_or_else(|| ProtocolError::not_found("no such message"))?;
+    let message = message(inner, id).await?;
     if message.sender != sender.user() && message.recipient != sender.user() {
         let task = task(inner, message.task_id).await?;
         other_side(inner, sender, &task).await?;
