@@ -70,19 +70,25 @@ impl Store {
         Ok(row)
     }
 
-    /// Gives a waiting or open task to `agent`, who may then read all of it.
-    /// Fails with Conflict when the task is no longer live.
-    pub async fn assign_task(&self, id: i64, agent: &str) -> Result<()> {
+    /// Gives a task to `agent`, who may then read all of it, if it is still
+    /// where the caller saw it: waiting (`from` None) or open with agent
+    /// `from`. Fails with Conflict otherwise, so two workers assigning or
+    /// transferring at once cannot both win.
+    pub async fn assign_task(&self, id: i64, agent: &str, from: Option<&str>) -> Result<()> {
         let txn = self.db.begin().await?;
-        let updated = task::Entity::update_many()
+        let mut update = task::Entity::update_many()
             .col_expr(task::Column::AgentId, Expr::value(agent))
             .col_expr(task::Column::Status, Expr::value(OPEN))
-            .filter(task::Column::Id.eq(id))
-            .filter(task::Column::Status.is_in([WAITING, OPEN]))
-            .exec(&txn)
-            .await?;
+            .filter(task::Column::Id.eq(id));
+        update = match from {
+            None => update.filter(task::Column::Status.eq(WAITING)),
+            Some(current) => update
+                .filter(task::Column::Status.eq(OPEN))
+                .filter(task::Column::AgentId.eq(current)),
+        };
+        let updated = update.exec(&txn).await?;
         if updated.rows_affected == 0 {
-            return Err(StoreError::Conflict(format!("task {id} is not live")));
+            return Err(StoreError::Conflict(format!("task {id} changed meanwhile")));
         }
         insert_task_agent(&txn, id, agent, kefu_protocol::now_ms()).await?;
         txn.commit().await?;

@@ -219,7 +219,15 @@ async fn tasks_queue_end_and_rate(backend: &str) {
         .map(|t| t.id)
         .collect();
     assert_eq!(waiting, vec![first.id, second.id]);
-    store.assign_task(first.id, "a1").await.expect("assign");
+    store.assign_task(first.id, "a1", None).await.expect("assign");
+    assert!(
+        store.assign_task(first.id, "a2", None).await.is_err(),
+        "a task taken from the queue is not taken again"
+    );
+    assert!(
+        store.assign_task(first.id, "a2", Some("a9")).await.is_err(),
+        "a transfer from an agent who no longer has it fails"
+    );
     assert_eq!(
         store.open_task_counts().await.expect("counts").get("a1"),
         Some(&1)

@@ -153,7 +153,7 @@ async fn assign_loop(inner: &Inner) -> Result<(), StoreError> {
         let Some(agent) = pick_agent(inner).await? else {
             return Ok(());
         };
-        match inner.store.assign_task(task.id, &agent).await {
+        match inner.store.assign_task(task.id, &agent, None).await {
             Ok(()) => {}
             Err(StoreError::Conflict(_)) => continue,
             Err(e) => return Err(e),
@@ -369,7 +369,7 @@ pub(crate) async fn transfer(
     }
     inner
         .store
-        .assign_task(task_id, to_agent)
+        .assign_task(task_id, to_agent, task.agent_id.as_deref())
         .await
         .map_err(store_error)?;
     inner.tasks.forget(&task);
