@@ -221,10 +221,23 @@ async fn write_batch(
             .exec_without_returning(&txn)
             .await?;
     }
-    for (user, ids) in receipts {
+    // Every receipt of the batch in a few statements, not one per frame:
+    // agents confirm every few milliseconds, so frames outnumber batches.
+    let pairs: Vec<(&str, i64)> = receipts
+        .iter()
+        .flat_map(|(user, ids)| ids.iter().map(move |&id| (user.as_str(), id)))
+        .collect();
+    for chunk in pairs.chunks(ROWS_PER_INSERT) {
+        let mut any = Condition::any();
+        for &(user, id) in chunk {
+            any = any.add(
+                undelivered::Column::UserId
+                    .eq(user)
+                    .and(undelivered::Column::MessageId.eq(id)),
+            );
+        }
         undelivered::Entity::delete_many()
-            .filter(undelivered::Column::UserId.eq(user.as_str()))
-            .filter(undelivered::Column::MessageId.is_in(ids.iter().copied()))
+            .filter(any)
             .exec(&txn)
             .await?;
     }

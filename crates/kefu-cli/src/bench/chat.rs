@@ -172,6 +172,11 @@ async fn measure(opts: &ChatOptions, label: &str) -> anyhow::Result<Results> {
                 payload: payload.clone(),
                 window: opts.window.max(1),
                 rate: per_customer_rate,
+                // Open-loop senders start spread over one period, so the
+                // load is steady rather than every customer at one instant.
+                phase: per_customer_rate
+                    .map(|r| Duration::from_secs_f64(i as f64 / opts.customers as f64 / r.max(0.001)))
+                    .unwrap_or_default(),
                 stop,
                 end: stop + opts.grace,
             };
@@ -285,6 +290,7 @@ struct Plan {
     payload: String,
     window: usize,
     rate: Option<f64>,
+    phase: Duration,
     stop: Instant,
     end: Instant,
 }
@@ -294,9 +300,10 @@ async fn customer(ws: Ws, plan: Plan, shared: Arc<Shared>) -> Histogram<u64> {
     let mut ack_latency = histogram();
     let mut seq = 0u64;
     let mut in_flight = 0usize;
-    let mut ticker = plan
-        .rate
-        .map(|r| tokio::time::interval(Duration::from_secs_f64(1.0 / r.max(0.001))));
+    let mut ticker = plan.rate.map(|r| {
+        let period = Duration::from_secs_f64(1.0 / r.max(0.001));
+        tokio::time::interval_at(Instant::now() + plan.phase, period)
+    });
     let next_send = |seq: &mut u64| {
         *seq += 1;
         let cmid = format!("{}{}", plan.prefix, seq);
