@@ -14,6 +14,7 @@ use clap::Parser;
 
 /// mimalloc: the hot path allocates many small short-lived buffers; the
 /// system allocator spent a fifth of the server's time on them.
+#[cfg(feature = "mimalloc")]
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use options::{Cli, Command};

@@ -11,8 +11,8 @@ use kefu_proto::v1::{ConnectionEvent, FrameRequest, Location, Session};
 use kefu_protocol::{shard, token, Claims, Command, ErrorCode, Frame};
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
-use tokio::sync::mpsc;
 use tokio::time::{sleep_until, Instant};
+use tracing::Instrument;
 
 type Sink = SplitSink<WebSocket, Message>;
 type Stream = SplitStream<WebSocket>;
@@ -31,8 +31,16 @@ pub(crate) async fn run(
     query_device: Option<String>,
 ) {
     let (mut sink, mut stream) = socket.split();
-    let Some((claims, device)) =
-        authenticate(&inner, &mut sink, &mut stream, query_token, query_device).await
+    // The one-off steps are boxed so the connection's task, which lives as
+    // long as the socket, is sized for the relay loop alone.
+    let Some((claims, device)) = Box::pin(authenticate(
+        &inner,
+        &mut sink,
+        &mut stream,
+        query_token,
+        query_device,
+    ))
+    .await
     else {
         return;
     };
@@ -45,10 +53,8 @@ pub(crate) async fn run(
         conn_id: conn_id.clone(),
         gateway_id: inner.config.id.clone(),
     };
-    let span = tracing::info_span!("conn", conn_id = %conn_id, user_id = %claims.sub);
-    let _enter = span.enter();
-    let (tx, rx) = mpsc::channel(inner.config.send_queue);
-    open(&inner, &session, tx).await;
+    let (tx, rx) = flume::bounded(inner.config.send_queue);
+    Box::pin(open(&inner, &session, tx)).await;
     let mut ack = Frame::ack("auth", None);
     ack.ext = Some(serde_json::json!({
         "user_id": claims.sub, "role": claims.role.as_str(), "device": device, "conn_id": conn_id,
@@ -65,30 +71,32 @@ pub(crate) async fn run(
             bucket: Bucket::full(&inner.config),
         }
         .relay(stream, rx)
+        // At debug level only: an enabled span costs every idle connection
+        // a few hundred bytes.
+        .instrument(
+            tracing::debug_span!("conn", conn_id = %session.conn_id, user_id = %session.user_id),
+        )
         .await;
     }
-    close(&inner, &session).await;
+    Box::pin(close(&inner, &session)).await;
 }
 
-async fn open(inner: &Inner, session: &Session, tx: mpsc::Sender<Out>) {
+async fn open(inner: &Inner, session: &Session, tx: flume::Sender<Out>) {
     inner.conns.insert(
         session.conn_id.clone(),
         ConnHandle {
-            user_id: session.user_id.clone(),
+            session: session.clone(),
             tx,
         },
     );
     inner
         .users
         .entry(session.user_id.clone())
-        .or_default()
+        .or_insert_with(|| Vec::with_capacity(1))
         .push(session.conn_id.clone());
-    inner
-        .sessions
-        .insert(session.conn_id.clone(), session.clone());
     metrics::CONNECTIONS.inc();
     if let Err(e) = inner.register.announce(vec![location(session)]).await {
-        tracing::warn!(error = %e, "cannot announce connection");
+        tracing::warn!(error = %e, conn_id = %session.conn_id, "cannot announce connection");
     }
     let event = ConnectionEvent {
         session: Some(session.clone()),
@@ -96,20 +104,19 @@ async fn open(inner: &Inner, session: &Session, tx: mpsc::Sender<Out>) {
         shard: shard::of_user(&session.user_id),
     };
     if let Err(e) = inner.workers.connection(event).await {
-        tracing::warn!(error = %e, "cannot report connection");
+        tracing::warn!(error = %e, conn_id = %session.conn_id, "cannot report connection");
     }
 }
 
 async fn close(inner: &Inner, session: &Session) {
     inner.conns.remove(&session.conn_id);
-    inner.sessions.remove(&session.conn_id);
     inner.users.remove_if_mut(&session.user_id, |_, conns| {
         conns.retain(|c| *c != session.conn_id);
         conns.is_empty()
     });
     metrics::CONNECTIONS.dec();
     if let Err(e) = inner.register.withdraw(vec![location(session)]).await {
-        tracing::warn!(error = %e, "cannot withdraw connection");
+        tracing::warn!(error = %e, conn_id = %session.conn_id, "cannot withdraw connection");
     }
     let event = ConnectionEvent {
         session: Some(session.clone()),
@@ -254,7 +261,7 @@ enum End {
 }
 
 impl Connection {
-    async fn relay(mut self, mut stream: Stream, mut rx: mpsc::Receiver<Out>) {
+    async fn relay(mut self, mut stream: Stream, rx: flume::Receiver<Out>) {
         let mut draining = self.inner.draining.subscribe();
         let idle = self.inner.config.idle_timeout;
         let mut idle_at = Instant::now() + idle;
@@ -265,7 +272,9 @@ impl Connection {
                 incoming = stream.next() => match incoming {
                     Some(Ok(message)) => {
                         idle_at = Instant::now() + idle;
-                        self.incoming(message).await
+                        // Boxed, like the other steps: an idle connection's
+                        // task then holds only the loop, not the largest step.
+                        Box::pin(self.incoming(message)).await
                     }
                     Some(Err(e)) => {
                         tracing::debug!(error = %e, "read failed");
@@ -273,11 +282,11 @@ impl Connection {
                     }
                     None => Err(End::Gone),
                 },
-                out = rx.recv() => match out {
-                    Some(out) => self.outgoing(out, &mut rx).await,
-                    None => Err(End::Gone),
+                out = rx.recv_async() => match out {
+                    Ok(out) => Box::pin(self.outgoing(out, &rx)).await,
+                    Err(_) => Err(End::Gone),
                 },
-                _ = sleep_until(retransmit_at), if retransmit_at < far => self.retransmit().await,
+                _ = sleep_until(retransmit_at), if retransmit_at < far => Box::pin(self.retransmit()).await,
                 _ = sleep_until(idle_at) => Err(End::Close(CLOSE_AWAY, "idle timeout")),
                 _ = draining.changed() => Err(End::Close(CLOSE_AWAY, "server shutting down")),
             };
@@ -298,7 +307,7 @@ impl Connection {
             .map_err(|_| End::Gone)
     }
 
-    async fn outgoing(&mut self, first: Out, rx: &mut mpsc::Receiver<Out>) -> Result<(), End> {
+    async fn outgoing(&mut self, first: Out, rx: &flume::Receiver<Out>) -> Result<(), End> {
         let mut next = Some(first);
         // Write what is queued, then flush once.
         while let Some(out) = next.take() {

@@ -35,7 +35,7 @@ use kefu_proto::v1::{ApiReply, ApiRequest, ConnectionEvent, FrameRequest, PushBa
 use kefu_register::Register;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 
 /// How a gateway reaches the workers: the owner of each frame's shard.
 #[async_trait::async_trait]
@@ -63,8 +63,8 @@ pub(crate) enum Out {
 }
 
 pub(crate) struct ConnHandle {
-    pub user_id: String,
-    pub tx: mpsc::Sender<Out>,
+    pub session: kefu_proto::v1::Session,
+    pub tx: flume::Sender<Out>,
 }
 
 /// A gateway; cheap to clone.
@@ -80,7 +80,6 @@ pub(crate) struct Inner {
     pub conns: DashMap<String, ConnHandle>,
     pub users: DashMap<String, Vec<String>>,
     /// conn id → session, to announce again.
-    pub sessions: DashMap<String, kefu_proto::v1::Session>,
     next_conn: AtomicU64,
     /// Flips to true when the gateway drains.
     pub draining: watch::Sender<bool>,
@@ -100,7 +99,6 @@ impl Gateway {
                 register,
                 conns: DashMap::new(),
                 users: DashMap::new(),
-                sessions: DashMap::new(),
                 next_conn: AtomicU64::new(1),
                 draining: watch::channel(false).0,
             }),
@@ -171,9 +169,9 @@ impl Gateway {
     pub async fn announce_all(&self) {
         let locations: Vec<_> = self
             .inner
-            .sessions
+            .conns
             .iter()
-            .map(|s| conn::location(s.value()))
+            .map(|c| conn::location(&c.session))
             .collect();
         if let Err(e) = self.inner.register.announce(locations).await {
             tracing::warn!(error = %e, "cannot announce connections");
@@ -203,14 +201,14 @@ impl Inner {
         let Some(handle) = self.conns.get(conn) else {
             return;
         };
-        if let Err(mpsc::error::TrySendError::Full(_)) = handle.tx.try_send(out) {
+        if let Err(flume::TrySendError::Full(_)) = handle.tx.try_send(out) {
             // A client this far behind cannot keep up: close it; it will
             // reconnect and catch up from /api/offline.
             metrics::SLOW_CONSUMERS.inc();
-            tracing::warn!(conn_id = conn, user_id = %handle.user_id, "send queue full, closing");
+            tracing::warn!(conn_id = conn, user_id = %handle.session.user_id, "send queue full, closing");
             let tx = handle.tx.clone();
             tokio::spawn(async move {
-                let _ = tx.send(Out::Close(1013, "too slow")).await;
+                let _ = tx.send_async(Out::Close(1013, "too slow")).await;
             });
         }
     }

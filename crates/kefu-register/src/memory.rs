@@ -70,7 +70,11 @@ impl Register for MemoryRegister {
 
     async fn announce(&self, locations: Vec<Location>) -> Result<()> {
         for loc in locations {
-            let mut entry = self.locations.entry(loc.user_id.clone()).or_default();
+            // Most users have one device: no room for four.
+            let mut entry = self
+                .locations
+                .entry(loc.user_id.clone())
+                .or_insert_with(|| Vec::with_capacity(1));
             if !entry
                 .iter()
                 .any(|l| l.gateway_id == loc.gateway_id && l.conn_id == loc.conn_id)

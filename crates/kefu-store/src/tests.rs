@@ -219,7 +219,10 @@ async fn tasks_queue_end_and_rate(backend: &str) {
         .map(|t| t.id)
         .collect();
     assert_eq!(waiting, vec![first.id, second.id]);
-    store.assign_task(first.id, "a1", None).await.expect("assign");
+    store
+        .assign_task(first.id, "a1", None)
+        .await
+        .expect("assign");
     assert!(
         store.assign_task(first.id, "a2", None).await.is_err(),
         "a task taken from the queue is not taken again"

@@ -175,7 +175,9 @@ async fn measure(opts: &ChatOptions, label: &str) -> anyhow::Result<Results> {
                 // Open-loop senders start spread over one period, so the
                 // load is steady rather than every customer at one instant.
                 phase: per_customer_rate
-                    .map(|r| Duration::from_secs_f64(i as f64 / opts.customers as f64 / r.max(0.001)))
+                    .map(|r| {
+                        Duration::from_secs_f64(i as f64 / opts.customers as f64 / r.max(0.001))
+                    })
                     .unwrap_or_default(),
                 stop,
                 end: stop + opts.grace,

@@ -17,6 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 
 #[derive(Args, Debug, Clone)]
@@ -129,9 +130,16 @@ async fn open_one(
         .await
         .map_err(|e| format!("connect: {}", e.kind()))?;
     let _ = tcp.set_nodelay(true);
-    let (mut ws, _) = tokio_tungstenite::client_async(format!("{url}?token={token}"), tcp)
-        .await
-        .map_err(|e| format!("handshake: {e}"))?;
+    // tungstenite's default 128 KiB read buffer per client socket would make
+    // the generator, not the server, the bottleneck at 19,000 sockets.
+    let config = WebSocketConfig::default().read_buffer_size(4096);
+    let (mut ws, _) = tokio_tungstenite::client_async_with_config(
+        format!("{url}?token={token}"),
+        tcp,
+        Some(config),
+    )
+    .await
+    .map_err(|e| format!("handshake: {e}"))?;
     match tokio::time::timeout(Duration::from_secs(10), ws.next()).await {
         Ok(Some(Ok(Message::Text(t)))) if !t.contains("\"error\"") => Ok(ws),
         Ok(Some(Ok(_))) => Err("auth refused".into()),

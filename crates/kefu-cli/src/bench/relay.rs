@@ -15,6 +15,7 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 
 #[derive(Args, Debug)]
@@ -62,7 +63,11 @@ async fn connection(relay: Arc<Relay>, tcp: tokio::net::TcpStream) {
             .and_then(subject);
         Ok(resp)
     };
-    let Ok(ws) = tokio_tungstenite::accept_hdr_async(tcp, callback).await else {
+    // A small read buffer, as any server holding many sockets would set
+    // (tungstenite's default is 128 KiB per socket).
+    let config = WebSocketConfig::default().read_buffer_size(4096);
+    let Ok(ws) = tokio_tungstenite::accept_hdr_async_with_config(tcp, callback, Some(config)).await
+    else {
         return;
     };
     let Some(user) = user else { return };
