@@ -141,6 +141,38 @@ async fn group_commit_keeps_order_and_dedups(backend: &str) {
             .len(),
         58
     );
+    // Receipts through the writer wait for a commit to share; a flush
+    // commits them, and a later read sees them.
+    writer
+        .confirm("agent-1", vec![ids[2], ids[3], ids[4]])
+        .await
+        .expect("queued");
+    writer.flush().await.expect("flushed");
+    assert_eq!(
+        store
+            .offline("agent-1", 0, 500)
+            .await
+            .expect("offline")
+            .len(),
+        55
+    );
+    // Alone, they are committed within the delay, without a flush.
+    writer
+        .confirm("agent-1", vec![ids[5]])
+        .await
+        .expect("queued");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let left = store.offline("agent-1", 0, 500).await.expect("offline");
+        if left.len() == 54 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "a lone receipt was never committed"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
     cleanup(db).await;
 }
 
