@@ -133,14 +133,7 @@ async fn group_commit_keeps_order_and_dedups(backend: &str) {
         .confirm("agent-1", &[ids[0], ids[1]])
         .await
         .expect("confirm");
-    assert_eq!(
-        store
-            .offline("agent-1", 0, 500)
-            .await
-            .expect("offline")
-            .len(),
-        58
-    );
+    assert_eq!(offline_len(&store, "agent-1").await, 58);
     // Receipts through the writer wait for a commit to share; a flush
     // commits them, and a later read sees them.
     writer
@@ -148,14 +141,7 @@ async fn group_commit_keeps_order_and_dedups(backend: &str) {
         .await
         .expect("queued");
     writer.flush().await.expect("flushed");
-    assert_eq!(
-        store
-            .offline("agent-1", 0, 500)
-            .await
-            .expect("offline")
-            .len(),
-        55
-    );
+    assert_eq!(offline_len(&store, "agent-1").await, 55);
     // Alone, they are committed within the delay, without a flush.
     writer
         .confirm("agent-1", vec![ids[5]])
@@ -163,8 +149,7 @@ async fn group_commit_keeps_order_and_dedups(backend: &str) {
         .expect("queued");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     loop {
-        let left = store.offline("agent-1", 0, 500).await.expect("offline");
-        if left.len() == 54 {
+        if offline_len(&store, "agent-1").await == 54 {
             break;
         }
         assert!(
@@ -174,6 +159,10 @@ async fn group_commit_keeps_order_and_dedups(backend: &str) {
         tokio::time::sleep(std::time::Duration::from_millis(2)).await;
     }
     cleanup(db).await;
+}
+
+async fn offline_len(store: &Store, user: &str) -> usize {
+    store.offline(user, 0, 500).await.expect("offline").len()
 }
 
 async fn read_revoke_delete_and_unread(backend: &str) {
