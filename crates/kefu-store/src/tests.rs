@@ -134,35 +134,35 @@ async fn group_commit_keeps_order_and_dedups(backend: &str) {
         .await
         .expect("confirm");
     assert_eq!(offline_len(&store, "agent-1").await, 58);
-    // Receipts through the writer wait for a commit to share; a flush
-    // commits them, and a later read sees them.
+    // Receipts through the writer are committed even with no message to
+    // share a transaction with.
     writer
         .confirm("agent-1", vec![ids[2], ids[3], ids[4]])
         .await
         .expect("queued");
-    writer.flush().await.expect("flushed");
-    assert_eq!(offline_len(&store, "agent-1").await, 55);
-    // Alone, they are committed within the delay, without a flush.
+    wait_offline_len(&store, "agent-1", 55).await;
     writer
         .confirm("agent-1", vec![ids[5]])
         .await
         .expect("queued");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    loop {
-        if offline_len(&store, "agent-1").await == 54 {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "a lone receipt was never committed"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
-    }
+    wait_offline_len(&store, "agent-1", 54).await;
     cleanup(db).await;
 }
 
 async fn offline_len(store: &Store, user: &str) -> usize {
     store.offline(user, 0, 500).await.expect("offline").len()
+}
+
+/// Waits, at most 5 s, until `user` has `n` offline messages.
+async fn wait_offline_len(store: &Store, user: &str, n: usize) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while offline_len(store, user).await != n {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{user} never had {n} offline messages"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
 }
 
 async fn read_revoke_delete_and_unread(backend: &str) {

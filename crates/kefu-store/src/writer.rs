@@ -51,14 +51,7 @@ enum Job {
     },
     /// A device of `user` received these messages.
     Confirm { user: String, ids: Vec<i64> },
-    /// Answered once everything queued before it is committed.
-    Flush(oneshot::Sender<()>),
 }
-
-/// How long receipts may wait for messages to share a commit with. Alone
-/// they would cost a commit (an fsync on SQLite) of their own; at a steady
-/// load there is always a message batch within this delay.
-const RECEIPT_DELAY: std::time::Duration = std::time::Duration::from_millis(5);
 
 /// Handle to the group-commit task.
 #[derive(Clone)]
@@ -105,17 +98,6 @@ impl Writer {
             .map_err(|_| StoreError::WriterStopped)
     }
 
-    /// Waits until everything queued before this call is committed,
-    /// receipts included: a reader then sees its own confirmations.
-    pub async fn flush(&self) -> Result<()> {
-        let (tx, rx) = oneshot::channel();
-        self.tx
-            .send(Job::Flush(tx))
-            .await
-            .map_err(|_| StoreError::WriterStopped)?;
-        rx.await.map_err(|_| StoreError::WriterStopped)
-    }
-
     /// Queues a message and waits for its commit.
     pub async fn write(&self, message: NewMessage) -> Result<Written> {
         self.enqueue(message)
@@ -128,25 +110,10 @@ impl Writer {
 async fn run(store: Store, mut rx: mpsc::Receiver<Job>, max_batch: usize) {
     let mut jobs = Vec::with_capacity(max_batch);
     let consecutive_ids = ids_are_consecutive(&store).await;
-    // Receipts waiting for a message batch, and since when.
-    let mut receipts: Vec<(String, Vec<i64>)> = Vec::new();
-    let mut waiting_since = None;
-    loop {
-        let received = match waiting_since {
-            None => rx.recv_many(&mut jobs, max_batch).await,
-            Some(since) => {
-                let due = tokio::time::Instant::from_std(since + RECEIPT_DELAY);
-                match tokio::time::timeout_at(due, rx.recv_many(&mut jobs, max_batch)).await {
-                    Ok(n) => n,
-                    // Time is up: commit the receipts alone.
-                    Err(_) => usize::MAX,
-                }
-            }
-        };
-        let closed = received == 0;
+    while rx.recv_many(&mut jobs, max_batch).await > 0 {
         let mut messages = Vec::new();
         let mut replies = Vec::new();
-        let mut flushes = Vec::new();
+        let mut receipts = Vec::new();
         for job in jobs.drain(..) {
             match job {
                 Job::Message { message, reply } => {
@@ -154,65 +121,30 @@ async fn run(store: Store, mut rx: mpsc::Receiver<Job>, max_batch: usize) {
                     replies.push(reply);
                 }
                 Job::Confirm { user, ids } => receipts.push((user, ids)),
-                Job::Flush(done) => flushes.push(done),
             }
         }
-        if messages.is_empty() && flushes.is_empty() && !closed && received != usize::MAX {
-            if !receipts.is_empty() {
-                waiting_since.get_or_insert_with(std::time::Instant::now);
+        let batch: Vec<&NewMessage> = messages.iter().collect();
+        let started = std::time::Instant::now();
+        let result = write_batch(&store, &batch, &receipts, consecutive_ids).await;
+        crate::metrics::BATCH_MESSAGES.observe(batch.len() as f64);
+        crate::metrics::BATCH_SECONDS.observe(started.elapsed().as_secs_f64());
+        match result {
+            Ok(written) => {
+                for (reply, w) in replies.into_iter().zip(written) {
+                    let _ = reply.send(Ok(w));
+                }
             }
-            continue;
-        }
-        if messages.is_empty() && receipts.is_empty() {
-            for done in flushes {
-                let _ = done.send(());
-            }
-            if closed {
-                return;
-            }
-            continue;
-        }
-        waiting_since = None;
-        let receipts = std::mem::take(&mut receipts);
-        commit(&store, messages, replies, &receipts, consecutive_ids).await;
-        for done in flushes {
-            let _ = done.send(());
-        }
-        if closed {
-            return;
-        }
-    }
-}
-
-/// Commits one batch and answers each message.
-async fn commit(
-    store: &Store,
-    messages: Vec<NewMessage>,
-    replies: Vec<oneshot::Sender<Result<Written>>>,
-    receipts: &[(String, Vec<i64>)],
-    consecutive_ids: bool,
-) {
-    let batch: Vec<&NewMessage> = messages.iter().collect();
-    let started = std::time::Instant::now();
-    let result = write_batch(store, &batch, receipts, consecutive_ids).await;
-    crate::metrics::BATCH_MESSAGES.observe(batch.len() as f64);
-    crate::metrics::BATCH_SECONDS.observe(started.elapsed().as_secs_f64());
-    match result {
-        Ok(written) => {
-            for (reply, w) in replies.into_iter().zip(written) {
-                let _ = reply.send(Ok(w));
-            }
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, size = batch.len(), "batch write failed, retrying one by one");
-            for (message, reply) in batch.iter().zip(replies) {
-                let result = write_batch(store, &[message], &[], consecutive_ids)
-                    .await
-                    .map(|mut w| w.remove(0));
-                let _ = reply.send(result);
-            }
-            if let Err(e) = write_batch(store, &[], receipts, consecutive_ids).await {
-                tracing::warn!(error = %e, "receipts lost; the messages stay offline");
+            Err(e) => {
+                tracing::warn!(error = %e, size = batch.len(), "batch write failed, retrying one by one");
+                for (message, reply) in batch.iter().zip(replies) {
+                    let result = write_batch(&store, &[message], &[], consecutive_ids)
+                        .await
+                        .map(|mut w| w.remove(0));
+                    let _ = reply.send(result);
+                }
+                if let Err(e) = write_batch(&store, &[], &receipts, consecutive_ids).await {
+                    tracing::warn!(error = %e, "receipts lost; the messages stay offline");
+                }
             }
         }
     }

@@ -180,9 +180,6 @@ fn number(
 async fn offline(inner: &Inner, sender: &Sender, query: &HashMap<String, String>) -> Reply {
     let after = number(query, "after", 0, i64::MAX)?;
     let limit = number(query, "limit", 100, 500)?.max(1);
-    // Receipts wait a little for a commit to share; the caller's own
-    // confirmations, if they reached this worker, count before the read.
-    inner.writer.flush().await.map_err(store_error)?;
     let rows = inner
         .store
         .offline(sender.user(), after, limit as u64)
