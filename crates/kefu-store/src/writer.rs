@@ -228,14 +228,11 @@ async fn write_batch(
         .flat_map(|(user, ids)| ids.iter().map(move |&id| (user.as_str(), id)))
         .collect();
     for chunk in pairs.chunks(ROWS_PER_INSERT) {
-        let mut any = Condition::any();
-        for &(user, id) in chunk {
-            any = any.add(
-                undelivered::Column::UserId
-                    .eq(user)
-                    .and(undelivered::Column::MessageId.eq(id)),
-            );
-        }
+        let any = any_pair(
+            undelivered::Column::UserId,
+            undelivered::Column::MessageId,
+            chunk.iter().copied(),
+        );
         undelivered::Entity::delete_many()
             .filter(any)
             .exec(&txn)
@@ -267,24 +264,34 @@ async fn existing(store: &Store, batch: &[&NewMessage]) -> Result<HashMap<Key, m
     if keys.is_empty() {
         return Ok(HashMap::new());
     }
-    // Exact pairs, so each is one probe of the unique index (an IN list per
-    // column would probe every sender with every id).
     let mut rows = Vec::new();
     for chunk in keys.chunks(ROWS_PER_INSERT) {
-        let mut pairs = Condition::any();
-        for (sender, cmid) in chunk {
-            pairs = pairs.add(
-                message::Column::Sender
-                    .eq(sender.as_str())
-                    .and(message::Column::ClientMsgId.eq(cmid.as_str())),
-            );
-        }
+        let pairs = any_pair(
+            message::Column::Sender,
+            message::Column::ClientMsgId,
+            chunk.iter().map(|(s, c)| (s.as_str(), c.as_str())),
+        );
         rows.extend(message::Entity::find().filter(pairs).all(&store.db).await?);
     }
     Ok(rows
         .into_iter()
         .filter_map(|r| r.client_msg_id.clone().map(|c| ((r.sender.clone(), c), r)))
         .collect())
+}
+
+/// `(a = x AND b = y) OR …` over the pairs: each pair one probe of a
+/// two-column index, where an IN list per column would probe every x with
+/// every y.
+fn any_pair<A, B, X, Y>(a: A, b: B, pairs: impl IntoIterator<Item = (X, Y)>) -> Condition
+where
+    A: ColumnTrait,
+    B: ColumnTrait,
+    X: Into<sea_orm::Value>,
+    Y: Into<sea_orm::Value>,
+{
+    pairs.into_iter().fold(Condition::any(), |any, (x, y)| {
+        any.add(a.eq(x).and(b.eq(y)))
+    })
 }
 
 fn active(m: &NewMessage) -> message::ActiveModel {
