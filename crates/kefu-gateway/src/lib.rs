@@ -63,7 +63,7 @@ pub(crate) enum Out {
 }
 
 pub(crate) struct ConnHandle {
-    pub session: kefu_proto::v1::Session,
+    pub session: Arc<kefu_proto::v1::Session>,
     pub tx: flume::Sender<Out>,
 }
 
@@ -79,7 +79,6 @@ pub(crate) struct Inner {
     pub register: Arc<dyn Register>,
     pub conns: DashMap<String, ConnHandle>,
     pub users: DashMap<String, Vec<String>>,
-    /// conn id → session, to announce again.
     next_conn: AtomicU64,
     /// Flips to true when the gateway drains.
     pub draining: watch::Sender<bool>,
