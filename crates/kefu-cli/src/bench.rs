@@ -41,6 +41,14 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<()> {
     }
 }
 
+/// The WebSocket settings of every socket the bench opens, client or relay:
+/// tungstenite's default 128 KiB read buffer per socket would make the
+/// generator the bottleneck at 19,000 sockets, and the relay no fair
+/// memory baseline.
+pub fn ws_config() -> tokio_tungstenite::tungstenite::protocol::WebSocketConfig {
+    tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default().read_buffer_size(4096)
+}
+
 fn duration(s: &str) -> Result<Duration, humantime::DurationError> {
     humantime::parse_duration(s)
 }

@@ -10,7 +10,7 @@
 //! agents is a duplicate; a send neither acked nor refused is unanswered.
 
 use super::report::{histogram, latency_row, percentiles};
-use super::{duration, spawn_relay, token};
+use super::{duration, spawn_relay, token, ws_config};
 use clap::Args;
 use dashmap::DashMap;
 use futures::{SinkExt, StreamExt};
@@ -249,9 +249,12 @@ type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 async fn connect(url: &str, token: &str) -> anyhow::Result<Ws> {
-    let (ws, _) =
-        tokio_tungstenite::connect_async_with_config(format!("{url}?token={token}"), None, true)
-            .await?;
+    let (ws, _) = tokio_tungstenite::connect_async_with_config(
+        format!("{url}?token={token}"),
+        Some(ws_config()),
+        true,
+    )
+    .await?;
     let mut ws = ws;
     // The auth ack.
     match tokio::time::timeout(Duration::from_secs(10), ws.next()).await {

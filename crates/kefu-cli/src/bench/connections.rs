@@ -6,7 +6,7 @@
 //! One process may hold at most its open-file limit of sockets (20,000 on
 //! this project's machines): run several generators for more.
 
-use super::{duration, spawn_relay, token};
+use super::{duration, spawn_relay, token, ws_config};
 use clap::Args;
 use futures::StreamExt;
 use kefu_protocol::Role;
@@ -17,7 +17,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 
 #[derive(Args, Debug, Clone)]
@@ -130,13 +129,10 @@ async fn open_one(
         .await
         .map_err(|e| format!("connect: {}", e.kind()))?;
     let _ = tcp.set_nodelay(true);
-    // tungstenite's default 128 KiB read buffer per client socket would make
-    // the generator, not the server, the bottleneck at 19,000 sockets.
-    let config = WebSocketConfig::default().read_buffer_size(4096);
     let (mut ws, _) = tokio_tungstenite::client_async_with_config(
         format!("{url}?token={token}"),
         tcp,
-        Some(config),
+        Some(ws_config()),
     )
     .await
     .map_err(|e| format!("handshake: {e}"))?;

@@ -15,7 +15,6 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 
 #[derive(Args, Debug)]
@@ -63,10 +62,9 @@ async fn connection(relay: Arc<Relay>, tcp: tokio::net::TcpStream) {
             .and_then(subject);
         Ok(resp)
     };
-    // A small read buffer, as any server holding many sockets would set
-    // (tungstenite's default is 128 KiB per socket).
-    let config = WebSocketConfig::default().read_buffer_size(4096);
-    let Ok(ws) = tokio_tungstenite::accept_hdr_async_with_config(tcp, callback, Some(config)).await
+    let Ok(ws) =
+        tokio_tungstenite::accept_hdr_async_with_config(tcp, callback, Some(super::ws_config()))
+            .await
     else {
         return;
     };
