@@ -126,6 +126,34 @@ on_every_backend! {
         assert_eq!(copies, 1, "stored once");
     }
 
+    async fn a_resend_right_after_the_push_is_confirmed_delivers_nothing_twice(backend: Backend) {
+        let server = Server::start_on(backend).await;
+        // The agent confirms every push the moment it reads it.
+        let mut chat = Chat::open(&server).await;
+        let first = chat.customer.say("c-1", "only once").await;
+        chat.agent.recv_until(push_of(first.id), WAIT).await;
+
+        let again = chat.customer.say("c-1", "only once").await;
+
+        assert_eq!(again, first);
+        chat.agent.expect_none(is_chat_message, SHORT).await;
+    }
+
+    async fn a_resend_before_the_push_is_confirmed_delivers_nothing_twice(backend: Backend) {
+        let server = Server::start_on(backend).await;
+        let token = server.token_with("a1", "agent", &["--device", "pc"]);
+        let agent = Client::connect(&server, &token).await;
+        let mut chat = Chat::with_agent(&server, "c1", agent).await;
+        let first = chat.customer.say("c-1", "only once").await;
+        chat.agent.recv_until(push_of(first.id), WAIT).await;
+
+        let again = chat.customer.say("c-1", "only once").await;
+
+        assert_eq!(again, first);
+        // Well before the connection's own re-push of the unconfirmed message.
+        chat.agent.expect_none(is_chat_message, SHORT).await;
+    }
+
     async fn the_same_client_msg_id_from_two_customers_makes_two_messages(backend: Backend) {
         let server = Server::start_on(backend).await;
         let _agent = server.agent("a1").await;

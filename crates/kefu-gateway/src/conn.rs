@@ -339,7 +339,10 @@ impl Connection {
             match out {
                 Out::Frame(frame, id) => {
                     if id != 0 {
-                        self.retransmits.pushed(id, frame.clone());
+                        if !self.retransmits.pushed(id, frame.clone()) {
+                            next = rx.try_recv().ok();
+                            continue;
+                        }
                     } else if is_error_ack(&frame) {
                         self.count_refusal()?;
                     }

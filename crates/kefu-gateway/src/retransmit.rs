@@ -2,10 +2,12 @@
 //!
 //! The first re-push comes 5 s after the push, then the wait doubles up to
 //! 60 s, for as long as the connection lives and no device of the user has
-//! confirmed the message.
+//! confirmed the message. Apart from these re-pushes a connection writes a
+//! message at most once: a worker pushing it again (a resend's redrive, a
+//! retried frame) finds it pending or lately confirmed and is ignored.
 
 use axum::extract::ws::Utf8Bytes;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -18,24 +20,47 @@ struct Unconfirmed {
     due: Instant,
 }
 
+/// Confirmed ids a connection remembers. A worker re-pushes a message only
+/// while its receipt is not yet committed, so a short memory covers it.
+const RECENTLY_CONFIRMED: usize = 64;
+
 #[derive(Default)]
 pub struct Retransmits {
     pending: HashMap<u64, Unconfirmed>,
+    /// The last confirmed ids, oldest first; empty (unallocated) until the
+    /// first confirmation.
+    confirmed: VecDeque<u64>,
 }
 
 impl Retransmits {
-    /// Remembers a message just pushed.
-    pub fn pushed(&mut self, id: u64, frame: Utf8Bytes) {
-        self.pending.entry(id).or_insert(Unconfirmed {
-            frame,
-            wait: FIRST,
-            due: Instant::now() + FIRST,
-        });
+    /// Takes a message to push; false if this connection has it already
+    /// (pending, or confirmed lately), and then it must not be written.
+    pub fn pushed(&mut self, id: u64, frame: Utf8Bytes) -> bool {
+        if self.confirmed.contains(&id) {
+            return false;
+        }
+        match self.pending.entry(id) {
+            std::collections::hash_map::Entry::Occupied(_) => false,
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                slot.insert(Unconfirmed {
+                    frame,
+                    wait: FIRST,
+                    due: Instant::now() + FIRST,
+                });
+                true
+            }
+        }
     }
 
     pub fn confirmed(&mut self, ids: &[u64]) {
-        for id in ids {
-            self.pending.remove(id);
+        for &id in ids {
+            self.pending.remove(&id);
+            if !self.confirmed.contains(&id) {
+                if self.confirmed.len() == RECENTLY_CONFIRMED {
+                    self.confirmed.pop_front();
+                }
+                self.confirmed.push_back(id);
+            }
         }
     }
 
@@ -90,6 +115,23 @@ mod tests {
         }
         assert_eq!(repushes[..6], [5, 15, 35, 75, 135, 195]);
         assert!(repushes.windows(2).all(|w| w[1] - w[0] <= 60));
+    }
+
+    #[test]
+    fn a_message_is_taken_once_while_pending_and_after_its_confirmation() {
+        let mut r = Retransmits::default();
+        assert!(r.pushed(7, Utf8Bytes::from_static("m7")));
+        assert!(!r.pushed(7, Utf8Bytes::from_static("m7")), "pending");
+        r.confirmed(&[7]);
+        assert!(!r.pushed(7, Utf8Bytes::from_static("m7")), "confirmed");
+        assert!(r.is_empty());
+        for id in 100..100 + RECENTLY_CONFIRMED as u64 {
+            r.confirmed(&[id]);
+        }
+        assert!(
+            r.pushed(7, Utf8Bytes::from_static("m7")),
+            "a long-gone confirmation is forgotten"
+        );
     }
 
     #[tokio::test(start_paused = true)]
