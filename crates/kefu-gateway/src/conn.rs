@@ -44,23 +44,18 @@ pub(crate) async fn run(
     else {
         return;
     };
-    let conn_id = inner.new_conn_id();
     // One copy per connection, shared by its loop and the gateway's map.
     let session = Arc::new(Session {
         user_id: claims.sub.clone(),
         role: claims.role.as_str().into(),
         name: claims.name.clone().unwrap_or_default(),
-        device: device.clone(),
-        conn_id: conn_id.clone(),
+        device,
+        conn_id: inner.new_conn_id(),
         gateway_id: inner.config.id.clone(),
     });
     let (tx, rx) = flume::bounded(inner.config.send_queue);
     Box::pin(open(&inner, &session, tx)).await;
-    let mut ack = Frame::ack("auth", None);
-    ack.ext = Some(serde_json::json!({
-        "user_id": claims.sub, "role": claims.role.as_str(), "device": device, "conn_id": conn_id,
-    }));
-    if sink.send(Message::Text(ack.to_json().into())).await.is_ok() {
+    if sink.send(Message::Text(auth_ack(&session))).await.is_ok() {
         Connection {
             inner: inner.clone(),
             session: session.clone(),
@@ -80,6 +75,17 @@ pub(crate) async fn run(
         .await;
     }
     Box::pin(close(&inner, &session)).await;
+}
+
+/// The ack of a successful authentication. Built apart so no frame stays in
+/// the connection's task for the socket's lifetime.
+fn auth_ack(session: &Session) -> Utf8Bytes {
+    let mut ack = Frame::ack("auth", None);
+    ack.ext = Some(serde_json::json!({
+        "user_id": session.user_id, "role": session.role, "device": session.device,
+        "conn_id": session.conn_id,
+    }));
+    ack.to_json().into()
 }
 
 async fn open(inner: &Inner, session: &Arc<Session>, tx: flume::Sender<Out>) {
