@@ -132,19 +132,19 @@ impl Gateway {
                     self.inner.send_to_conn(conn, out);
                 }
                 for user in &push.user_ids {
-                    for conn in self.inner.conns_of(user) {
+                    self.inner.each_conn_of(user, |conn| {
                         if conn != push.exclude_conn {
                             self.inner
-                                .send_to_conn(&conn, Out::Frame(frame.clone(), push.message_id));
+                                .send_to_conn(conn, Out::Frame(frame.clone(), push.message_id));
                         }
-                    }
+                    });
                 }
             }
             if !push.confirmed_ids.is_empty() {
-                for conn in self.inner.conns_of(&push.confirmed_by) {
+                self.inner.each_conn_of(&push.confirmed_by, |conn| {
                     self.inner
-                        .send_to_conn(&conn, Out::Confirmed(push.confirmed_ids.clone()));
-                }
+                        .send_to_conn(conn, Out::Confirmed(push.confirmed_ids.clone()));
+                });
             }
             if push.close_code != 0 {
                 for conn in &push.conn_ids {
@@ -192,8 +192,12 @@ impl Inner {
         )
     }
 
-    pub(crate) fn conns_of(&self, user: &str) -> Vec<String> {
-        self.users.get(user).map(|c| c.clone()).unwrap_or_default()
+    /// Calls `f` with each connection of `user` here, without copying the
+    /// list. `f` must not touch `users` (it may touch `conns`).
+    fn each_conn_of(&self, user: &str, mut f: impl FnMut(&str)) {
+        if let Some(conns) = self.users.get(user) {
+            conns.iter().for_each(|c| f(c));
+        }
     }
 
     fn send_to_conn(&self, conn: &str, out: Out) {
