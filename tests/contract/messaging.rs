@@ -4,6 +4,20 @@ use crate::support::*;
 
 const SHORT: Duration = Duration::from_millis(1500);
 
+/// The customer resends a message `agent` has received: the same ack comes
+/// back and the agent gets no second copy, well before its socket's own
+/// re-push of an unconfirmed message.
+async fn a_resend_delivers_nothing_twice(server: &Server, agent: Client) {
+    let mut chat = Chat::with_agent(server, "c1", agent).await;
+    let first = chat.customer.say("c-1", "only once").await;
+    chat.agent.recv_until(push_of(first.id), WAIT).await;
+
+    let again = chat.customer.say("c-1", "only once").await;
+
+    assert_eq!(again, first);
+    chat.agent.expect_none(is_chat_message, SHORT).await;
+}
+
 /// Fields every copy of a message carries alike.
 fn assert_same_message(push: &Value, ack: &Acked, from: &str, content: &str) {
     assert_eq!(int(push, "id"), ack.id, "{push}");
@@ -129,29 +143,16 @@ on_every_backend! {
     async fn a_resend_right_after_the_push_is_confirmed_delivers_nothing_twice(backend: Backend) {
         let server = Server::start_on(backend).await;
         // The agent confirms every push the moment it reads it.
-        let mut chat = Chat::open(&server).await;
-        let first = chat.customer.say("c-1", "only once").await;
-        chat.agent.recv_until(push_of(first.id), WAIT).await;
-
-        let again = chat.customer.say("c-1", "only once").await;
-
-        assert_eq!(again, first);
-        chat.agent.expect_none(is_chat_message, SHORT).await;
+        let agent = server.agent("a1").await;
+        a_resend_delivers_nothing_twice(&server, agent).await;
     }
 
     async fn a_resend_before_the_push_is_confirmed_delivers_nothing_twice(backend: Backend) {
         let server = Server::start_on(backend).await;
+        // This agent confirms nothing; the push stays pending on its socket.
         let token = server.token_with("a1", "agent", &["--device", "pc"]);
         let agent = Client::connect(&server, &token).await;
-        let mut chat = Chat::with_agent(&server, "c1", agent).await;
-        let first = chat.customer.say("c-1", "only once").await;
-        chat.agent.recv_until(push_of(first.id), WAIT).await;
-
-        let again = chat.customer.say("c-1", "only once").await;
-
-        assert_eq!(again, first);
-        // Well before the connection's own re-push of the unconfirmed message.
-        chat.agent.expect_none(is_chat_message, SHORT).await;
+        a_resend_delivers_nothing_twice(&server, agent).await;
     }
 
     async fn the_same_client_msg_id_from_two_customers_makes_two_messages(backend: Backend) {
