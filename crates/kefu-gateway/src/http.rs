@@ -132,6 +132,12 @@ struct WsQuery {
 /// measurable throughput (docs/benchmarks.md).
 const READ_BUFFER: usize = 1024;
 
+/// Bytes of frames a connection gathers before writing them to the socket
+/// without waiting for its flush. The connection flushes once per run of
+/// queued frames, so a burst of pushes is one `write`, not one per frame;
+/// an idle connection's buffer stays as small as the last burst it wrote.
+const WRITE_BUFFER: usize = 16 * 1024;
+
 async fn websocket(
     State(inner): State<Arc<Inner>>,
     Query(q): Query<WsQuery>,
@@ -142,7 +148,7 @@ async fn websocket(
     }
     let limit = inner.config.max_frame_bytes;
     ws.read_buffer_size(READ_BUFFER)
-        .write_buffer_size(0)
+        .write_buffer_size(WRITE_BUFFER)
         .max_message_size(limit * 2 + 1024)
         .max_frame_size(limit * 2 + 1024)
         .on_upgrade(move |socket| conn::run(inner, socket, q.token, q.device))
