@@ -104,10 +104,12 @@ async fn group_commit_keeps_order_and_dedups(backend: &str) {
     }
     let mut ids = Vec::new();
     let mut duplicates = 0;
-    for p in pending {
+    for (i, p) in pending.into_iter().enumerate() {
         let w = p.await.expect("answered").expect("written");
+        assert_eq!(w.message.client_msg_id, Some(format!("m{}", i % 60)));
         if w.duplicate {
             duplicates += 1;
+            assert_eq!(w.message.id, ids[i % 60], "a resend gets the first row");
         } else {
             ids.push(w.message.id);
         }
@@ -122,6 +124,7 @@ async fn group_commit_keeps_order_and_dedups(backend: &str) {
         .await
         .expect("written");
     assert!(again.duplicate);
+    assert_eq!(again.message.id, ids[5]);
     let history = store
         .history(task.id, None, 500, "agent-1")
         .await

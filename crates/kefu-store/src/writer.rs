@@ -1,21 +1,24 @@
 //! Group commit: many new messages per transaction, each answered only after
 //! its row is committed.
 //!
-//! One writer task per store drains its queue into a batch, looks up which
-//! `(sender, client_msg_id)` pairs already exist (a resend gets the first
-//! row back), inserts the rest with their undelivered marks in one
-//! transaction, commits, then answers every job in the order it was queued.
-//! If the batch fails (a race on the unique index with another worker), each
-//! job is retried alone so one bad row cannot fail its neighbours.
+//! One writer task per store drains its queue into a batch, inserts the
+//! messages whose `(sender, client_msg_id)` is not stored yet (a resend gets
+//! the first row back) with their undelivered marks in one transaction,
+//! deletes the marks of the receipts queued meanwhile, commits, then answers
+//! every job in the order it was queued. If the batch fails (on MySQL, a
+//! race on the unique index with another worker), each job is retried alone
+//! so one bad row cannot fail its neighbours.
 
-use crate::entity::{message, undelivered};
+use crate::entity::message;
 use crate::{Result, Store, StoreError};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, DbBackend,
-    EntityTrait, QueryFilter, Statement, TransactionTrait,
+    ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait,
+    QueryFilter, QueryResult, Statement, TransactionTrait,
 };
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use tokio::sync::{mpsc, oneshot};
+
+mod sql;
 
 /// A message to store.
 #[derive(Debug, Clone)]
@@ -173,183 +176,216 @@ async fn ids_are_consecutive(store: &Store) -> bool {
     }
 }
 
-type Key = (String, String);
+/// A message's dedup key, `(sender, client_msg_id)`.
+type Key<'a> = (&'a str, &'a str);
 
-fn key(m: &NewMessage) -> Option<Key> {
-    m.client_msg_id
-        .as_ref()
-        .map(|c| (m.sender.clone(), c.clone()))
+fn key(m: &NewMessage) -> Option<Key<'_>> {
+    m.client_msg_id.as_deref().map(|c| (m.sender.as_str(), c))
+}
+
+fn stored_key(m: &message::Model) -> Option<Key<'_>> {
+    m.client_msg_id.as_deref().map(|c| (m.sender.as_str(), c))
 }
 
 /// Writes a batch and its receipts in one transaction, returning one result
 /// per message in order.
+///
+/// A message whose key is already stored, or appears earlier in the batch,
+/// is not inserted: it gets the first row back, marked duplicate. On SQLite
+/// and PostgreSQL the insert itself skips stored keys (`ON CONFLICT DO
+/// NOTHING`) and says which rows it took, so a batch of new messages costs
+/// no lookup; MySQL cannot say, so its batches look their keys up first.
 async fn write_batch(
     store: &Store,
     batch: &[&NewMessage],
     receipts: &[(String, Vec<i64>)],
     consecutive_ids: bool,
 ) -> Result<Vec<Written>> {
-    let mut known = existing(store, batch).await?;
-    // Which messages are new, first occurrence only.
-    let mut fresh: Vec<usize> = Vec::new();
-    let mut seen = std::collections::HashSet::new();
-    for (i, m) in batch.iter().enumerate() {
-        match key(m) {
-            Some(k) if known.contains_key(&k) || !seen.insert(k.clone()) => {}
-            _ => fresh.push(i),
-        }
-    }
+    let backend = store.backend();
+    let skip_stored = backend != DbBackend::MySql;
+    let mut stored = if skip_stored {
+        Vec::new()
+    } else {
+        existing(&store.db, batch.iter().filter_map(|m| key(m))).await?
+    };
+    // First occurrences in the batch of keys not known to be stored.
+    let fresh: Vec<&NewMessage> = {
+        let mut seen: HashSet<Key> = stored.iter().filter_map(stored_key).collect();
+        batch
+            .iter()
+            .copied()
+            .filter(|m| key(m).is_none_or(|k| seen.insert(k)))
+            .collect()
+    };
     let txn = store.db.begin().await?;
-    let rows: Vec<&NewMessage> = fresh.iter().map(|&i| batch[i]).collect();
-    let ids = insert(&txn, &rows, consecutive_ids).await?;
-    let mut marks = Vec::new();
-    let mut models: HashMap<usize, message::Model> = HashMap::new();
-    for (&i, id) in fresh.iter().zip(ids) {
-        let m = batch[i];
-        marks.extend(m.undelivered_for.iter().map(|u| undelivered::ActiveModel {
-            user_id: Set(u.clone()),
-            message_id: Set(id),
-        }));
-        let model = model(id, m);
-        if let Some(k) = key(m) {
-            known.insert(k, model.clone());
+    let ids = insert(&txn, &fresh, skip_stored, consecutive_ids).await?;
+    let mut inserted = Vec::with_capacity(fresh.len());
+    let mut skipped = Vec::new();
+    for (&m, id) in fresh.iter().zip(ids) {
+        match id {
+            Some(id) => inserted.push((m, model(id, m))),
+            None => skipped.extend(key(m)),
         }
-        models.insert(i, model);
     }
-    if !marks.is_empty() {
-        undelivered::Entity::insert_many(marks)
-            .exec_without_returning(&txn)
-            .await?;
+    if !skipped.is_empty() {
+        stored.extend(existing(&txn, skipped.into_iter()).await?);
+    }
+    let marks: Vec<(&str, i64)> = inserted
+        .iter()
+        .flat_map(|(m, row)| m.undelivered_for.iter().map(|u| (u.as_str(), row.id)))
+        .collect();
+    for chunk in marks.chunks(ROWS_PER_STATEMENT) {
+        txn.execute(sql::insert_marks(backend, chunk)).await?;
     }
     // Every receipt of the batch in a few statements, not one per frame:
     // agents confirm every few milliseconds, so frames outnumber batches.
-    let pairs: Vec<(&str, i64)> = receipts
+    let confirmed: Vec<(&str, i64)> = receipts
         .iter()
         .flat_map(|(user, ids)| ids.iter().map(move |&id| (user.as_str(), id)))
         .collect();
-    for chunk in pairs.chunks(ROWS_PER_INSERT) {
-        let any = any_pair(
-            undelivered::Column::UserId,
-            undelivered::Column::MessageId,
-            chunk.iter().copied(),
-        );
-        undelivered::Entity::delete_many()
-            .filter(any)
-            .exec(&txn)
-            .await?;
+    for chunk in confirmed.chunks(ROWS_PER_STATEMENT) {
+        txn.execute(sql::delete_marks(backend, chunk)).await?;
     }
     txn.commit().await?;
-    let written = batch
+    answers(batch, inserted, &stored)
+}
+
+/// One answer per message of the batch, in order: its new row, or the row
+/// first stored under its key.
+fn answers(
+    batch: &[&NewMessage],
+    inserted: Vec<(&NewMessage, message::Model)>,
+    stored: &[message::Model],
+) -> Result<Vec<Written>> {
+    let mut next = 0;
+    let is_new: Vec<bool> = batch
         .iter()
-        .enumerate()
-        .map(|(i, m)| match models.remove(&i) {
-            Some(message) => Written {
-                message,
-                duplicate: false,
-            },
-            None => Written {
-                message: key(m)
-                    .and_then(|k| known.get(&k).cloned())
-                    .unwrap_or_else(|| model(0, m)),
-                duplicate: true,
-            },
+        .map(|&m| {
+            let new = inserted
+                .get(next)
+                .is_some_and(|(new, _)| std::ptr::eq(*new, m));
+            next += usize::from(new);
+            new
         })
         .collect();
-    Ok(written)
-}
-
-/// Rows that already exist for the batch's `(sender, client_msg_id)` pairs.
-async fn existing(store: &Store, batch: &[&NewMessage]) -> Result<HashMap<Key, message::Model>> {
-    let keys: Vec<Key> = batch.iter().filter_map(|m| key(m)).collect();
-    if keys.is_empty() {
-        return Ok(HashMap::new());
-    }
-    let mut rows = Vec::new();
-    for chunk in keys.chunks(ROWS_PER_INSERT) {
-        let pairs = any_pair(
-            message::Column::Sender,
-            message::Column::ClientMsgId,
-            chunk.iter().map(|(s, c)| (s.as_str(), c.as_str())),
-        );
-        rows.extend(message::Entity::find().filter(pairs).all(&store.db).await?);
-    }
-    Ok(rows
+    let first: HashMap<Key, &message::Model> = stored
+        .iter()
+        .chain(inserted.iter().map(|(_, row)| row))
+        .filter_map(|row| Some((stored_key(row)?, row)))
+        .collect();
+    let missing = || StoreError::Conflict("a resent message's first row is missing".into());
+    let duplicates = batch
+        .iter()
+        .zip(&is_new)
+        .map(|(m, &new)| match new {
+            true => Ok(None),
+            false => key(m)
+                .and_then(|k| first.get(&k))
+                .map(|&row| Some(row.clone()))
+                .ok_or_else(missing),
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let mut rows = inserted.into_iter().map(|(_, row)| row);
+    duplicates
         .into_iter()
-        .filter_map(|r| r.client_msg_id.clone().map(|c| ((r.sender.clone(), c), r)))
-        .collect())
+        .map(|duplicate| match duplicate {
+            Some(message) => Ok(Written {
+                message,
+                duplicate: true,
+            }),
+            None => rows
+                .next()
+                .map(|message| Written {
+                    message,
+                    duplicate: false,
+                })
+                .ok_or_else(missing),
+        })
+        .collect()
 }
-
-/// `(a = x AND b = y) OR …` over the pairs: each pair one probe of a
-/// two-column index, where an IN list per column would probe every x with
-/// every y.
-fn any_pair<A, B, X, Y>(a: A, b: B, pairs: impl IntoIterator<Item = (X, Y)>) -> Condition
-where
-    A: ColumnTrait,
-    B: ColumnTrait,
-    X: Into<sea_orm::Value>,
-    Y: Into<sea_orm::Value>,
-{
-    pairs.into_iter().fold(Condition::any(), |any, (x, y)| {
-        any.add(a.eq(x).and(b.eq(y)))
-    })
-}
-
-fn active(m: &NewMessage) -> message::ActiveModel {
-    message::ActiveModel {
-        id: Default::default(),
-        task_id: Set(m.task_id),
-        sender: Set(m.sender.clone()),
-        recipient: Set(m.recipient.clone()),
-        category: Set(m.category.clone()),
-        style: Set(m.style.clone()),
-        kind: Set(m.kind.clone()),
-        content: Set(m.content.clone()),
-        url: Set(m.url.clone()),
-        quote: Set(m.quote),
-        ext: Set(m.ext.clone()),
-        client_msg_id: Set(m.client_msg_id.clone()),
-        created_at: Set(m.created_at),
-        is_read: Set(false),
-        is_revoke: Set(false),
+/// Stored rows under these keys.
+async fn existing<'a>(
+    db: &impl ConnectionTrait,
+    keys: impl Iterator<Item = Key<'a>>,
+) -> Result<Vec<message::Model>> {
+    let keys: Vec<Key> = keys.collect();
+    let mut rows = Vec::new();
+    for chunk in keys.chunks(ROWS_PER_STATEMENT) {
+        let any = chunk
+            .iter()
+            .fold(Condition::any(), |any, &(sender, client_msg_id)| {
+                any.add(
+                    message::Column::Sender
+                        .eq(sender)
+                        .and(message::Column::ClientMsgId.eq(client_msg_id)),
+                )
+            });
+        rows.extend(message::Entity::find().filter(any).all(db).await?);
     }
+    Ok(rows)
 }
 
-/// Rows per INSERT statement, well under every backend's parameter limit.
-const ROWS_PER_INSERT: usize = 100;
+/// Rows per statement, well under every backend's parameter limit.
+const ROWS_PER_STATEMENT: usize = 100;
 
-/// Inserts rows in order and returns their ids, which increase in that order.
+/// Inserts rows in order and returns their ids, which increase in that
+/// order; with `skip_stored`, `None` for a row whose key was already stored.
 async fn insert(
     txn: &DatabaseTransaction,
     rows: &[&NewMessage],
+    skip_stored: bool,
     consecutive_ids: bool,
-) -> Result<Vec<i64>> {
+) -> Result<Vec<Option<i64>>> {
+    let backend = txn.get_database_backend();
     let mut ids = Vec::with_capacity(rows.len());
-    for chunk in rows.chunks(ROWS_PER_INSERT) {
-        let many = message::Entity::insert_many(chunk.iter().map(|m| active(m)));
-        match txn.get_database_backend() {
-            DbBackend::Sqlite | DbBackend::Postgres => {
-                let mut keys: Vec<i64> = many.exec_with_returning_keys(txn).await?;
-                // RETURNING's row order is not promised; the ids' order is.
-                keys.sort_unstable();
-                ids.extend(keys);
-            }
-            DbBackend::MySql if consecutive_ids => {
-                let first = many.exec(txn).await?.last_insert_id;
-                ids.extend(first..first + chunk.len() as i64);
-            }
-            DbBackend::MySql => {
-                for m in chunk {
-                    ids.push(
-                        message::Entity::insert(active(m))
-                            .exec(txn)
-                            .await?
-                            .last_insert_id,
-                    );
-                }
+    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+        let statement = sql::insert_messages(backend, chunk, skip_stored);
+        if skip_stored {
+            ids.extend(returned_ids(chunk, txn.query_all(statement).await?)?);
+        } else if consecutive_ids {
+            let first = txn.execute(statement).await?.last_insert_id() as i64;
+            ids.extend((first..first + chunk.len() as i64).map(Some));
+        } else {
+            for &m in chunk {
+                let one = sql::insert_messages(backend, &[m], false);
+                ids.push(Some(txn.execute(one).await?.last_insert_id() as i64));
             }
         }
     }
     Ok(ids)
+}
+
+/// Matches the rows an insert returned to the rows it was given: the ids
+/// increase in the given order (RETURNING's own order is not promised), and
+/// a keyed row that did not come back was skipped as already stored.
+fn returned_ids(rows: &[&NewMessage], returned: Vec<QueryResult>) -> Result<Vec<Option<i64>>> {
+    let mut taken = Vec::with_capacity(returned.len());
+    for r in &returned {
+        let id: i64 = r.try_get("", "id")?;
+        let sender: String = r.try_get("", "sender")?;
+        let client_msg_id: Option<String> = r.try_get("", "client_msg_id")?;
+        taken.push((id, sender, client_msg_id));
+    }
+    let taken_keys: HashSet<Key> = taken
+        .iter()
+        .filter_map(|(_, s, c)| Some((s.as_str(), c.as_deref()?)))
+        .collect();
+    let mut ids: Vec<i64> = taken.iter().map(|(id, _, _)| *id).collect();
+    ids.sort_unstable();
+    let mut ids = ids.into_iter();
+    let matched = rows
+        .iter()
+        .map(|m| match key(m) {
+            Some(k) if !taken_keys.contains(&k) => Some(None),
+            _ => ids.next().map(Some),
+        })
+        .collect::<Option<Vec<_>>>();
+    match matched {
+        Some(matched) if ids.next().is_none() => Ok(matched),
+        _ => Err(StoreError::Conflict(
+            "an insert returned rows it was not given".into(),
+        )),
+    }
 }
 
 fn model(id: i64, m: &NewMessage) -> message::Model {

@@ -1,0 +1,132 @@
+//! The writer's statements, written out instead of built through the query
+//! builder: a batch of 1,024 messages is 13,000 values, and building its
+//! expression tree, then its SQL, cost the writer more than SQLite spent
+//! storing the rows (docs/benchmarks.md). The shapes are fixed, so the text
+//! is too; only the number of rows varies.
+
+use super::NewMessage;
+use sea_orm::{DbBackend, Statement, Value};
+
+/// The messages' columns in the order every insert binds them.
+const MESSAGE_COLUMNS: &str = "task_id, sender, recipient, category, style, kind, content, \
+     url, quote, ext, client_msg_id, created_at, is_read, is_revoke";
+const VALUES_PER_MESSAGE: usize = 14;
+
+/// `INSERT INTO messages … VALUES …` for `rows`, in order. With
+/// `skip_stored`, a row whose `(sender, client_msg_id)` is already stored is
+/// skipped, and the statement returns `id, sender, client_msg_id` of the
+/// rows it inserted (SQLite and PostgreSQL only).
+pub(super) fn insert_messages(
+    backend: DbBackend,
+    rows: &[&NewMessage],
+    skip_stored: bool,
+) -> Statement {
+    let mut sql = format!("INSERT INTO messages ({MESSAGE_COLUMNS}) VALUES ");
+    let mut values = Vec::with_capacity(rows.len() * VALUES_PER_MESSAGE);
+    for (i, m) in rows.iter().enumerate() {
+        if i > 0 {
+            sql.push_str(", ");
+        }
+        tuple(backend, &mut sql, values.len(), VALUES_PER_MESSAGE);
+        values.extend([
+            Value::from(m.task_id),
+            Value::from(m.sender.clone()),
+            Value::from(m.recipient.clone()),
+            Value::from(m.category.clone()),
+            Value::from(m.style.clone()),
+            Value::from(m.kind.clone()),
+            Value::from(m.content.clone()),
+            Value::from(m.url.clone()),
+            Value::from(m.quote),
+            Value::from(m.ext.clone()),
+            Value::from(m.client_msg_id.clone()),
+            Value::from(m.created_at),
+            Value::from(false),
+            Value::from(false),
+        ]);
+    }
+    if skip_stored {
+        sql.push_str(
+            " ON CONFLICT (sender, client_msg_id) DO NOTHING \
+             RETURNING id, sender, client_msg_id",
+        );
+    }
+    Statement::from_sql_and_values(backend, sql, values)
+}
+
+/// `INSERT INTO undelivered …` for `(user, message id)` marks.
+pub(super) fn insert_marks(backend: DbBackend, marks: &[(&str, i64)]) -> Statement {
+    let mut sql = String::from("INSERT INTO undelivered (user_id, message_id) VALUES ");
+    let mut values = Vec::with_capacity(marks.len() * 2);
+    for (i, &(user, id)) in marks.iter().enumerate() {
+        if i > 0 {
+            sql.push_str(", ");
+        }
+        tuple(backend, &mut sql, values.len(), 2);
+        values.extend([Value::from(user), Value::from(id)]);
+    }
+    Statement::from_sql_and_values(backend, sql, values)
+}
+
+/// `DELETE FROM undelivered` for `(user, message id)` marks:
+/// `(user_id = x AND message_id = y) OR …`, each pair one probe of the
+/// primary key, where an IN list per column would probe every x with every y.
+pub(super) fn delete_marks(backend: DbBackend, marks: &[(&str, i64)]) -> Statement {
+    let mut sql = String::from("DELETE FROM undelivered WHERE ");
+    let mut values = Vec::with_capacity(marks.len() * 2);
+    for (i, &(user, id)) in marks.iter().enumerate() {
+        if i > 0 {
+            sql.push_str(" OR ");
+        }
+        sql.push_str("(user_id = ");
+        placeholder(backend, &mut sql, values.len());
+        sql.push_str(" AND message_id = ");
+        placeholder(backend, &mut sql, values.len() + 1);
+        sql.push(')');
+        values.extend([Value::from(user), Value::from(id)]);
+    }
+    Statement::from_sql_and_values(backend, sql, values)
+}
+
+/// `(p, p, …)` with `n` placeholders, the first for value number `first`.
+fn tuple(backend: DbBackend, sql: &mut String, first: usize, n: usize) {
+    sql.push('(');
+    for i in 0..n {
+        if i > 0 {
+            sql.push_str(", ");
+        }
+        placeholder(backend, sql, first + i);
+    }
+    sql.push(')');
+}
+
+/// The placeholder of value number `index` (from 0): `?`, or `$1` on
+/// PostgreSQL.
+fn placeholder(backend: DbBackend, sql: &mut String, index: usize) {
+    use std::fmt::Write;
+    match backend {
+        DbBackend::Postgres => {
+            let _ = write!(sql, "${}", index + 1);
+        }
+        _ => sql.push('?'),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_are_numbered_on_postgres_only() {
+        let marks = [("a", 1), ("b", 2)];
+        assert_eq!(
+            insert_marks(DbBackend::Postgres, &marks).sql,
+            "INSERT INTO undelivered (user_id, message_id) VALUES ($1, $2), ($3, $4)"
+        );
+        assert_eq!(
+            delete_marks(DbBackend::Sqlite, &marks).sql,
+            "DELETE FROM undelivered WHERE (user_id = ? AND message_id = ?) \
+             OR (user_id = ? AND message_id = ?)"
+        );
+    }
+}
