@@ -230,8 +230,16 @@ impl Worker {
                 .await
             }
             Command::Receive { ids } => {
-                messages::receive(&inner, &sender, ids).await;
-                let _ = done.send(pushed());
+                if messages::receive(&inner, &sender, ids.clone()).await {
+                    // Telling the user's devices waits on the register and
+                    // their gateways: the frames behind this one must not.
+                    tokio::spawn(async move {
+                        let sent = messages::announce_confirmed(&inner, &sender, ids).await;
+                        let _ = done.send(sent);
+                    });
+                } else {
+                    let _ = done.send(pushed());
+                }
             }
             Command::Heartbeat => {
                 let _ = done.send(pushed());

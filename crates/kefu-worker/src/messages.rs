@@ -256,13 +256,21 @@ pub(crate) async fn push_stored(
     out.send(inner).await;
 }
 
-/// A device confirmed pushes: they are delivered, retransmission stops on
-/// every device of the user.
-pub(crate) async fn receive(inner: &Inner, sender: &Sender, ids: Vec<i64>) {
-    if let Err(e) = inner.writer.confirm(sender.user(), ids.clone()).await {
-        tracing::warn!(error = %e, "cannot record receipt");
-        return;
+/// A device confirmed pushes: they are delivered. The receipt joins the
+/// next commit; false if it could not be queued.
+pub(crate) async fn receive(inner: &Inner, sender: &Sender, ids: Vec<i64>) -> bool {
+    match inner.writer.confirm(sender.user(), ids).await {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot record receipt");
+            false
+        }
     }
+}
+
+/// Tells every device of the user that these pushes were confirmed, so
+/// their retransmission stops; resolves once the pushes have left.
+pub(crate) async fn announce_confirmed(inner: &Inner, sender: &Sender, ids: Vec<i64>) -> Pushed {
     let mut out = Outbox::default();
     out.confirmed(
         inner,
@@ -270,7 +278,7 @@ pub(crate) async fn receive(inner: &Inner, sender: &Sender, ids: Vec<i64>) {
         ids.into_iter().map(|i| i as u64).collect(),
     )
     .await;
-    out.send(inner).await;
+    out.send_queued(inner).await
 }
 
 /// Read, revoke, delete and typing: each answered with an ack or an error
