@@ -29,7 +29,7 @@ pub use ring::Ring;
 
 use std::time::Duration;
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum RegisterError {
     #[error("register unavailable: {0}")]
     Unavailable(String),

@@ -17,6 +17,7 @@ use redis::aio::ConnectionManager;
 use redis::AsyncCommands;
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
 
 const SEP: char = '\u{1f}';
 
@@ -24,7 +25,16 @@ const SEP: char = '\u{1f}';
 pub struct RedisRegister {
     conn: ConnectionManager,
     prefix: String,
+    /// Lookups waiting for the locator task, which answers all that queued
+    /// up meanwhile with one pipeline: workers look up the recipients of
+    /// every message, so lookups come many at a time.
+    lookups: mpsc::UnboundedSender<Lookup>,
 }
+
+type Lookup = (Vec<String>, oneshot::Sender<Result<Vec<Location>>>);
+
+/// Users looked up in one pipeline at most.
+const MAX_USERS_PER_LOOKUP: usize = 512;
 
 fn unavailable(e: redis::RedisError) -> RegisterError {
     RegisterError::Unavailable(e.to_string())
@@ -52,9 +62,12 @@ impl RedisRegister {
         let conn = ConnectionManager::new_with_config(client, config)
             .await
             .map_err(unavailable)?;
+        let (lookups, queued) = mpsc::unbounded_channel();
+        tokio::spawn(locator(conn.clone(), prefix.to_owned(), queued));
         Ok(RedisRegister {
             conn,
             prefix: prefix.to_owned(),
+            lookups,
         })
     }
 
@@ -199,44 +212,95 @@ impl RedisRegister {
         if user_ids.is_empty() {
             return Ok(Vec::new());
         }
-        let mut pipe = redis::pipe();
-        pipe.zrangebyscore(self.key("members:gateway"), now_ms(), "+inf");
-        for user in user_ids {
-            pipe.hgetall(self.key(&format!("loc:{user}")));
-        }
-        let mut conn = self.conn.clone();
-        let (live, per_user): (Vec<String>, Vec<HashMap<String, String>>) = {
-            let mut values: Vec<redis::Value> =
-                pipe.query_async(&mut conn).await.map_err(unavailable)?;
-            let live: Vec<String> =
-                redis::from_redis_value(&values.remove(0)).map_err(unavailable)?;
-            let per_user = values
-                .iter()
-                .map(redis::from_redis_value)
-                .collect::<Result<Vec<HashMap<String, String>>, _>>()
-                .map_err(unavailable)?;
-            (live, per_user)
-        };
-        let live: HashSet<String> = live.into_iter().collect();
-        let mut found = Vec::new();
-        for (user, fields) in user_ids.iter().zip(per_user) {
-            for (field, value) in fields {
-                let (gateway, conn_id) = field.split_once(SEP).unwrap_or((&field, ""));
-                if !live.contains(gateway) {
-                    continue;
+        let (reply, answer) = oneshot::channel();
+        self.lookups
+            .send((user_ids.to_vec(), reply))
+            .map_err(|_| RegisterError::Unavailable("register stopped".into()))?;
+        answer
+            .await
+            .map_err(|_| RegisterError::Unavailable("register stopped".into()))?
+    }
+}
+
+/// Answers lookups until every handle is gone: whatever queued up while the
+/// last pipeline ran goes in the next one, with the live gateways read once.
+async fn locator(
+    conn: ConnectionManager,
+    prefix: String,
+    mut queued: mpsc::UnboundedReceiver<Lookup>,
+) {
+    let mut batch: Vec<Lookup> = Vec::new();
+    while let Some(first) = queued.recv().await {
+        let mut users = first.0.len();
+        batch.push(first);
+        while users < MAX_USERS_PER_LOOKUP {
+            match queued.try_recv() {
+                Ok(more) => {
+                    users += more.0.len();
+                    batch.push(more);
                 }
-                let (device, role) = value.split_once(SEP).unwrap_or((&value, ""));
-                found.push(Location {
-                    user_id: user.clone(),
-                    gateway_id: gateway.to_owned(),
-                    conn_id: conn_id.to_owned(),
-                    device: device.to_owned(),
-                    role: role.to_owned(),
-                });
+                Err(_) => break,
             }
         }
-        Ok(found)
+        let mut wanted: Vec<&String> = batch.iter().flat_map(|(u, _)| u).collect();
+        wanted.sort_unstable();
+        wanted.dedup();
+        match locate_all(&conn, &prefix, &wanted).await {
+            Ok(found) => {
+                for (users, reply) in batch.drain(..) {
+                    let mine = users
+                        .iter()
+                        .flat_map(|u| found.get(u).cloned().unwrap_or_default())
+                        .collect();
+                    let _ = reply.send(Ok(mine));
+                }
+            }
+            Err(e) => {
+                for (_, reply) in batch.drain(..) {
+                    let _ = reply.send(Err(e.clone()));
+                }
+            }
+        }
     }
+}
+
+/// The live locations of `users`, by user, in one pipeline.
+async fn locate_all(
+    conn: &ConnectionManager,
+    prefix: &str,
+    users: &[&String],
+) -> Result<HashMap<String, Vec<Location>>> {
+    let mut pipe = redis::pipe();
+    pipe.zrangebyscore(format!("{prefix}members:gateway"), now_ms(), "+inf");
+    for user in users {
+        pipe.hgetall(format!("{prefix}loc:{user}"));
+    }
+    let mut conn = conn.clone();
+    let mut values: Vec<redis::Value> = pipe.query_async(&mut conn).await.map_err(unavailable)?;
+    let live: Vec<String> = redis::from_redis_value(&values.remove(0)).map_err(unavailable)?;
+    let live: HashSet<String> = live.into_iter().collect();
+    let mut found = HashMap::with_capacity(users.len());
+    for (&user, fields) in users.iter().zip(values) {
+        let fields: HashMap<String, String> =
+            redis::from_redis_value(&fields).map_err(unavailable)?;
+        let mut locations = Vec::with_capacity(fields.len());
+        for (field, value) in fields {
+            let (gateway, conn_id) = field.split_once(SEP).unwrap_or((&field, ""));
+            if !live.contains(gateway) {
+                continue;
+            }
+            let (device, role) = value.split_once(SEP).unwrap_or((&value, ""));
+            locations.push(Location {
+                user_id: user.clone(),
+                gateway_id: gateway.to_owned(),
+                conn_id: conn_id.to_owned(),
+                device: device.to_owned(),
+                role: role.to_owned(),
+            });
+        }
+        found.insert(user.clone(), locations);
+    }
+    Ok(found)
 }
 
 /// Runs an idempotent call, once more if it fails: the first call after
