@@ -79,6 +79,9 @@ impl Store {
         let mut options = ConnectOptions::new(url.to_owned());
         options
             .sqlx_logging(false)
+            // No ping before every query taken from the pool: on MySQL and
+            // PostgreSQL it is a round trip per query.
+            .test_before_acquire(false)
             .connect_timeout(Duration::from_secs(10))
             .acquire_timeout(Duration::from_secs(30));
         if url.starts_with("sqlite:") {
