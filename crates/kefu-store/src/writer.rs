@@ -12,8 +12,8 @@
 use crate::entity::message;
 use crate::{Result, Store, StoreError};
 use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait,
-    QueryFilter, QueryResult, Statement, TransactionTrait,
+    ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait, QueryResult, Statement,
+    TransactionTrait,
 };
 use std::collections::{HashMap, HashSet};
 use tokio::sync::{mpsc, oneshot};
@@ -311,16 +311,13 @@ async fn existing<'a>(
     let keys: Vec<Key> = keys.collect();
     let mut rows = Vec::new();
     for chunk in keys.chunks(ROWS_PER_STATEMENT) {
-        let any = chunk
-            .iter()
-            .fold(Condition::any(), |any, &(sender, client_msg_id)| {
-                any.add(
-                    message::Column::Sender
-                        .eq(sender)
-                        .and(message::Column::ClientMsgId.eq(client_msg_id)),
-                )
-            });
-        rows.extend(message::Entity::find().filter(any).all(db).await?);
+        let statement = sql::find_keys(db.get_database_backend(), chunk);
+        rows.extend(
+            message::Entity::find()
+                .from_raw_sql(statement)
+                .all(db)
+                .await?,
+        );
     }
     Ok(rows)
 }

@@ -68,24 +68,55 @@ pub(super) fn insert_marks(backend: DbBackend, marks: &[(&str, i64)]) -> Stateme
     Statement::from_sql_and_values(backend, sql, values)
 }
 
-/// `DELETE FROM undelivered` for `(user, message id)` marks:
-/// `(user_id = x AND message_id = y) OR …`, each pair one probe of the
-/// primary key, where an IN list per column would probe every x with every y.
+/// `DELETE FROM undelivered` for `(user, message id)` marks.
 pub(super) fn delete_marks(backend: DbBackend, marks: &[(&str, i64)]) -> Statement {
     let mut sql = String::from("DELETE FROM undelivered WHERE ");
     let mut values = Vec::with_capacity(marks.len() * 2);
-    for (i, &(user, id)) in marks.iter().enumerate() {
-        if i > 0 {
-            sql.push_str(" OR ");
-        }
-        sql.push_str("(user_id = ");
-        placeholder(backend, &mut sql, values.len());
-        sql.push_str(" AND message_id = ");
-        placeholder(backend, &mut sql, values.len() + 1);
-        sql.push(')');
+    any_pair(backend, &mut sql, "user_id", "message_id", marks.len());
+    for &(user, id) in marks {
         values.extend([Value::from(user), Value::from(id)]);
     }
     Statement::from_sql_and_values(backend, sql, values)
+}
+
+/// `SELECT * FROM messages` under these `(sender, client_msg_id)` keys.
+pub(super) fn find_keys(backend: DbBackend, keys: &[(&str, &str)]) -> Statement {
+    let mut sql = String::from("SELECT * FROM messages WHERE ");
+    let mut values = Vec::with_capacity(keys.len() * 2);
+    any_pair(backend, &mut sql, "sender", "client_msg_id", keys.len());
+    for &(sender, client_msg_id) in keys {
+        values.extend([Value::from(sender), Value::from(client_msg_id)]);
+    }
+    Statement::from_sql_and_values(backend, sql, values)
+}
+
+/// A condition true for any of `n` pairs of `a` and `b`, each pair one
+/// probe of a two-column index (an IN list per column would probe every a
+/// with every b). MySQL gets a row-value IN, which it checks against a
+/// sorted list, where `(a = x AND b = y) OR …` costs it every comparison for
+/// every row; SQLite and PostgreSQL plan the OR form well.
+fn any_pair(backend: DbBackend, sql: &mut String, a: &str, b: &str, n: usize) {
+    if backend == DbBackend::MySql {
+        sql.push_str(&format!("({a}, {b}) IN ("));
+        for i in 0..n {
+            if i > 0 {
+                sql.push_str(", ");
+            }
+            sql.push_str("(?, ?)");
+        }
+        sql.push(')');
+        return;
+    }
+    for i in 0..n {
+        if i > 0 {
+            sql.push_str(" OR ");
+        }
+        sql.push_str(&format!("({a} = "));
+        placeholder(backend, sql, 2 * i);
+        sql.push_str(&format!(" AND {b} = "));
+        placeholder(backend, sql, 2 * i + 1);
+        sql.push(')');
+    }
 }
 
 /// `(p, p, …)` with `n` placeholders, the first for value number `first`.
@@ -124,9 +155,13 @@ mod tests {
             "INSERT INTO undelivered (user_id, message_id) VALUES ($1, $2), ($3, $4)"
         );
         assert_eq!(
-            delete_marks(DbBackend::Sqlite, &marks).sql,
-            "DELETE FROM undelivered WHERE (user_id = ? AND message_id = ?) \
-             OR (user_id = ? AND message_id = ?)"
+            delete_marks(DbBackend::Postgres, &marks).sql,
+            "DELETE FROM undelivered WHERE (user_id = $1 AND message_id = $2) \
+             OR (user_id = $3 AND message_id = $4)"
+        );
+        assert_eq!(
+            delete_marks(DbBackend::MySql, &marks).sql,
+            "DELETE FROM undelivered WHERE (user_id, message_id) IN ((?, ?), (?, ?))"
         );
     }
 }
