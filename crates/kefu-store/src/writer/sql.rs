@@ -70,23 +70,41 @@ pub(super) fn insert_marks(backend: DbBackend, marks: &[(&str, i64)]) -> Stateme
 
 /// `DELETE FROM undelivered` for `(user, message id)` marks.
 pub(super) fn delete_marks(backend: DbBackend, marks: &[(&str, i64)]) -> Statement {
-    let mut sql = String::from("DELETE FROM undelivered WHERE ");
-    let mut values = Vec::with_capacity(marks.len() * 2);
-    any_pair(backend, &mut sql, "user_id", "message_id", marks.len());
-    for &(user, id) in marks {
-        values.extend([Value::from(user), Value::from(id)]);
-    }
-    Statement::from_sql_and_values(backend, sql, values)
+    for_any_pair(
+        backend,
+        "DELETE FROM undelivered WHERE ",
+        ("user_id", "message_id"),
+        marks,
+    )
 }
 
 /// `SELECT * FROM messages` under these `(sender, client_msg_id)` keys.
 pub(super) fn find_keys(backend: DbBackend, keys: &[(&str, &str)]) -> Statement {
-    let mut sql = String::from("SELECT * FROM messages WHERE ");
-    let mut values = Vec::with_capacity(keys.len() * 2);
-    any_pair(backend, &mut sql, "sender", "client_msg_id", keys.len());
-    for &(sender, client_msg_id) in keys {
-        values.extend([Value::from(sender), Value::from(client_msg_id)]);
-    }
+    for_any_pair(
+        backend,
+        "SELECT * FROM messages WHERE ",
+        ("sender", "client_msg_id"),
+        keys,
+    )
+}
+
+/// `head` followed by a condition true for any of `pairs` of the columns.
+fn for_any_pair<X, Y>(
+    backend: DbBackend,
+    head: &str,
+    (a, b): (&str, &str),
+    pairs: &[(X, Y)],
+) -> Statement
+where
+    X: Into<Value> + Copy,
+    Y: Into<Value> + Copy,
+{
+    let mut sql = String::from(head);
+    any_pair(backend, &mut sql, a, b, pairs.len());
+    let values = pairs
+        .iter()
+        .flat_map(|&(x, y)| [x.into(), y.into()])
+        .collect::<Vec<Value>>();
     Statement::from_sql_and_values(backend, sql, values)
 }
 
