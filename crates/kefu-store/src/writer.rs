@@ -251,58 +251,45 @@ async fn write_batch(
 }
 
 /// One answer per message of the batch, in order: its new row, or the row
-/// first stored under its key.
+/// first stored under its key (earlier in this batch, or before it).
 fn answers(
     batch: &[&NewMessage],
     inserted: Vec<(&NewMessage, message::Model)>,
     stored: &[message::Model],
 ) -> Result<Vec<Written>> {
-    let mut next = 0;
-    let is_new: Vec<bool> = batch
+    let stored: HashMap<Key, &message::Model> = stored
         .iter()
-        .map(|&m| {
-            let new = inserted
-                .get(next)
-                .is_some_and(|(new, _)| std::ptr::eq(*new, m));
-            next += usize::from(new);
-            new
-        })
-        .collect();
-    let first: HashMap<Key, &message::Model> = stored
-        .iter()
-        .chain(inserted.iter().map(|(_, row)| row))
         .filter_map(|row| Some((stored_key(row)?, row)))
         .collect();
     let missing = || StoreError::Conflict("a resent message's first row is missing".into());
-    let duplicates = batch
-        .iter()
-        .zip(&is_new)
-        .map(|(m, &new)| match new {
-            true => Ok(None),
-            false => key(m)
-                .and_then(|k| first.get(&k))
-                .map(|&row| Some(row.clone()))
-                .ok_or_else(missing),
-        })
-        .collect::<Result<Vec<_>>>()?;
-    let mut rows = inserted.into_iter().map(|(_, row)| row);
-    duplicates
-        .into_iter()
-        .map(|duplicate| match duplicate {
-            Some(message) => Ok(Written {
-                message,
-                duplicate: true,
-            }),
-            None => rows
-                .next()
-                .map(|message| Written {
-                    message,
-                    duplicate: false,
-                })
-                .ok_or_else(missing),
-        })
-        .collect()
+    // Keys inserted by this batch → the index of their answer.
+    let mut first_in_batch: HashMap<Key, usize> = HashMap::new();
+    let mut inserted = inserted.into_iter().peekable();
+    let mut answers: Vec<Written> = Vec::with_capacity(batch.len());
+    for &m in batch {
+        if let Some((_, row)) = inserted.next_if(|(new, _)| std::ptr::eq(*new, m)) {
+            if let Some(k) = key(m) {
+                first_in_batch.insert(k, answers.len());
+            }
+            answers.push(Written {
+                message: row,
+                duplicate: false,
+            });
+            continue;
+        }
+        let k = key(m).ok_or_else(missing)?;
+        let first = match first_in_batch.get(&k) {
+            Some(&i) => answers[i].message.clone(),
+            None => stored.get(&k).map(|&row| row.clone()).ok_or_else(missing)?,
+        };
+        answers.push(Written {
+            message: first,
+            duplicate: true,
+        });
+    }
+    Ok(answers)
 }
+
 /// Stored rows under these keys.
 async fn existing<'a>(
     db: &impl ConnectionTrait,
