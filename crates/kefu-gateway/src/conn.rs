@@ -423,10 +423,10 @@ impl Connection {
                 let request = FrameRequest {
                     session: Some(Session::clone(&self.session)),
                     shard,
-                    frame_json: Bytes::copy_from_slice(text.as_bytes()),
+                    // The frame's own bytes, not a copy.
+                    frame_json: Bytes::from(text),
                     seq: 0,
                 };
-                drop(text);
                 let Err(e) = self.inner.workers.submit(request).await else {
                     return Ok(());
                 };
