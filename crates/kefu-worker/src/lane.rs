@@ -13,11 +13,28 @@
 //! head waits for a connection, or the pool deadlocks.
 
 use futures::future::BoxFuture;
+use futures::stream::{FuturesOrdered, StreamExt};
 use std::future::Future;
 use tokio::sync::{mpsc, oneshot};
 
-/// What a send job leaves to do after its commit.
-pub type AfterCommit = BoxFuture<'static, ()>;
+/// What a send job leaves to do after its commit, in two steps: the first
+/// (waiting for the commit, looking recipients up) may overlap the lane's
+/// other tails; the [`Finish`] it yields runs in the lane's order.
+pub type AfterCommit = BoxFuture<'static, Finish>;
+
+/// A tail's ordered step: handing its pushes over.
+pub struct Finish(BoxFuture<'static, ()>);
+
+impl Finish {
+    pub fn new(step: impl Future<Output = ()> + Send + 'static) -> Finish {
+        Finish(Box::pin(step))
+    }
+}
+
+/// Tails of one lane whose first steps run at once: a conversation's sends
+/// look their recipients up together, in one register round trip, instead
+/// of one after the other.
+const OVERLAPPING_TAILS: usize = 64;
 
 enum Job {
     Pipelined(BoxFuture<'static, Option<AfterCommit>>),
@@ -68,7 +85,9 @@ async fn run(mut rx: mpsc::Receiver<Job>) {
             Job::Ordered(job) => {
                 let (done, tails_done) = oneshot::channel();
                 let _ = tails.send(Box::pin(async move {
-                    let _ = done.send(());
+                    Finish::new(async move {
+                        let _ = done.send(());
+                    })
                 }));
                 let _ = tails_done.await;
                 job.await;
@@ -79,9 +98,20 @@ async fn run(mut rx: mpsc::Receiver<Job>) {
     let _ = tail_task.await;
 }
 
+/// Runs the first steps of up to [`OVERLAPPING_TAILS`] tails at once and
+/// their finishes one at a time, in the order the tails came.
 async fn run_tails(mut rx: mpsc::UnboundedReceiver<AfterCommit>) {
-    while let Some(tail) = rx.recv().await {
-        tail.await;
+    let mut started: FuturesOrdered<AfterCommit> = FuturesOrdered::new();
+    let mut open = true;
+    while open || !started.is_empty() {
+        tokio::select! {
+            biased;
+            Some(finish) = started.next(), if !started.is_empty() => finish.0.await,
+            tail = rx.recv(), if open && started.len() < OVERLAPPING_TAILS => match tail {
+                Some(tail) => started.push_back(tail),
+                None => open = false,
+            },
+        }
     }
 }
 
@@ -100,8 +130,10 @@ mod tests {
         let p = pool.clone();
         lane.pipelined(async move {
             let tail: AfterCommit = Box::pin(async move {
-                let _conn = p.acquire().await.unwrap();
-                tokio::time::sleep(Duration::from_millis(5)).await;
+                Finish::new(async move {
+                    let _conn = p.acquire().await.unwrap();
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                })
             });
             Some(tail)
         })
@@ -122,6 +154,38 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn tails_wait_together_and_finish_in_order() {
+        let lane = Lane::start();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let started = tokio::time::Instant::now();
+        for i in 0..3u64 {
+            let log = log.clone();
+            lane.pipelined(async move {
+                let tail: AfterCommit = Box::pin(async move {
+                    // The last tail's wait is the shortest.
+                    tokio::time::sleep(Duration::from_millis(100 - 10 * i)).await;
+                    Finish::new(async move {
+                        log.lock().unwrap().push((i, started.elapsed()));
+                    })
+                });
+                Some(tail)
+            })
+            .await;
+        }
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+        lane.ordered(async move {
+            let _ = done_tx.send(());
+        })
+        .await;
+        done_rx.await.unwrap();
+        let log = log.lock().unwrap();
+        let order: Vec<u64> = log.iter().map(|(i, _)| *i).collect();
+        assert_eq!(order, vec![0, 1, 2]);
+        // One after the other, the waits would take 270 ms.
+        assert!(log.iter().all(|(_, at)| *at < Duration::from_millis(110)));
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn an_ordered_job_waits_for_earlier_send_tails() {
         let lane = Lane::start();
         let log = Arc::new(Mutex::new(Vec::new()));
@@ -130,7 +194,9 @@ mod tests {
             lane.pipelined(async move {
                 let tail: AfterCommit = Box::pin(async move {
                     tokio::time::sleep(Duration::from_millis(10 * (3 - i))).await;
-                    log.lock().unwrap().push(format!("send{i}"));
+                    Finish::new(async move {
+                        log.lock().unwrap().push(format!("send{i}"));
+                    })
                 });
                 Some(tail)
             })

@@ -218,8 +218,10 @@ impl Worker {
                 lane.pipelined(async move {
                     match messages::send(inner, sender, send).await {
                         Some(tail) => Some(Box::pin(async move {
-                            let sent = tail.await;
-                            let _ = done.send(sent);
+                            let fan_out = tail.await;
+                            lane::Finish::new(async move {
+                                let _ = done.send(fan_out.run().await);
+                            })
                         }) as lane::AfterCommit),
                         None => {
                             let _ = done.send(pushed());

@@ -1,7 +1,8 @@
 //! Messages: send, receive confirmations, read receipts, revoke, delete, typing.
 
-use crate::outbox::Outbox;
+use crate::outbox::{Located, Outbox};
 use crate::{metrics, pushed, store_error, tasks, view, Inner, Pushed, Sender};
+use futures::future::BoxFuture;
 use kefu_protocol::{Command, Frame, ProtocolError, Role, SendCommand};
 use kefu_store::entity::task;
 use kefu_store::writer::Written;
@@ -9,24 +10,37 @@ use kefu_store::NewMessage;
 use std::sync::Arc;
 use std::time::Instant;
 
+/// What a send leaves for after its commit, in two steps: waiting for the
+/// commit and locating the recipients, which may overlap the tails of the
+/// sends after it, yields the ack and fan-out, which run in the lane's
+/// order and yield the future of the pushes leaving this worker.
+pub(crate) type SendTail = BoxFuture<'static, FanOut>;
+
+/// A send's ack and fan-out, run in the lane's order.
+pub(crate) struct FanOut(BoxFuture<'static, Pushed>);
+
+impl FanOut {
+    fn new(step: impl std::future::Future<Output = Pushed> + Send + 'static) -> FanOut {
+        FanOut(Box::pin(step))
+    }
+
+    pub(crate) async fn run(self) -> Pushed {
+        self.0.await
+    }
+}
+
 /// A send's head: checks, finds or opens the task, queues the message. The
 /// returned tail acks and fans out once the row is committed.
-/// What a send leaves for after its commit: the ack and fan-out, yielding
-/// the future of its pushes leaving this worker.
-pub(crate) type SendTail = futures::future::BoxFuture<'static, Pushed>;
-
 pub(crate) async fn send(inner: Arc<Inner>, sender: Sender, cmd: SendCommand) -> Option<SendTail> {
     let action_cmid = cmd.client_msg_id.clone();
     let prepared = match prepare(&inner, &sender, cmd).await {
         Ok(Prepared::New(message)) => message,
         Ok(Prepared::Resent(first)) => {
-            return Some(Box::pin(async move {
-                let written = Written {
-                    message: first,
-                    duplicate: true,
-                };
-                after_commit(&inner, &sender, written).await
-            }));
+            let written = Written {
+                message: first,
+                duplicate: true,
+            };
+            return Some(Box::pin(after_commit(inner, sender, written)));
         }
         Err(e) => {
             refuse_send(&inner, &sender, action_cmid, e).await;
@@ -47,11 +61,11 @@ pub(crate) async fn send(inner: Arc<Inner>, sender: Sender, cmd: SendCommand) ->
             .unwrap_or(Err(kefu_store::StoreError::WriterStopped));
         metrics::STORE_SECONDS.observe(started.elapsed().as_secs_f64());
         match written {
-            Ok(w) => after_commit(&inner, &sender, w).await,
-            Err(e) => {
+            Ok(w) => after_commit(inner, sender, w).await,
+            Err(e) => FanOut::new(async move {
                 refuse_send(&inner, &sender, action_cmid, store_error(e)).await;
                 pushed()
-            }
+            }),
         }
     }))
 }
@@ -163,36 +177,52 @@ async fn agent_task(
     Ok(task)
 }
 
-/// Acks and fans out a committed send; the result resolves once the pushes
-/// have left this worker.
-async fn after_commit(inner: &Arc<Inner>, sender: &Sender, written: Written) -> Pushed {
-    let mut out = Outbox::default();
-    let cmid = written.message.client_msg_id.clone().unwrap_or_default();
-    out.send_answer(
-        &sender.session,
-        &cmid,
-        view::send_ack(&written.message).to_json().into(),
-    );
+/// Once a message is committed: locates its recipient and sender (beside
+/// the lane's other tails), then returns the ack and fan-out to run in order.
+/// The lookup starts only after the commit, so a device that connects
+/// before it is found, and one that connects after it reads the row.
+async fn after_commit(inner: Arc<Inner>, sender: Sender, written: Written) -> FanOut {
     if written.duplicate {
-        metrics::DUPLICATES.inc();
-        out.send(inner).await;
-        redrive(inner, &written.message).await;
-        return pushed();
+        return FanOut::new(async move {
+            metrics::DUPLICATES.inc();
+            let m = written.message;
+            let mut out = Outbox::default();
+            out.send_answer(
+                &sender.session,
+                &answered(&m),
+                view::send_ack(&m).to_json().into(),
+            );
+            out.send(&inner).await;
+            redrive(&inner, &m).await;
+            pushed()
+        });
     }
-    metrics::MESSAGES_STORED.inc();
     let m = written.message;
-    let frame = view::message_frame(&m, false).to_json();
-    let users = vec![m.recipient.clone(), m.sender.clone()];
-    out.for_users(inner, users, &sender.session.conn_id, frame.into(), m.id)
-        .await;
-    if !m.recipient.is_empty() {
-        return out.send_queued(inner).await;
-    }
-    out.send(inner).await;
-    // Stored while the task waited: if an agent took the task meanwhile,
-    // the message is theirs.
-    tasks::hand_over_waiting_messages(inner, m.task_id).await;
-    pushed()
+    let located = Located::find(&inner, vec![m.recipient.clone(), m.sender.clone()]).await;
+    FanOut::new(async move {
+        metrics::MESSAGES_STORED.inc();
+        let mut out = Outbox::default();
+        out.send_answer(
+            &sender.session,
+            &answered(&m),
+            view::send_ack(&m).to_json().into(),
+        );
+        let frame = view::message_frame(&m, false).to_json();
+        out.for_located(located, &sender.session.conn_id, frame.into(), m.id);
+        if !m.recipient.is_empty() {
+            return out.send_queued(&inner).await;
+        }
+        out.send(&inner).await;
+        // Stored while the task waited: if an agent took the task meanwhile,
+        // the message is theirs.
+        tasks::hand_over_waiting_messages(&inner, m.task_id).await;
+        pushed()
+    })
+}
+
+/// The `client_msg_id` a send's answer is for.
+fn answered(m: &kefu_store::entity::message::Model) -> String {
+    m.client_msg_id.clone().unwrap_or_default()
 }
 
 /// A resend of a stored message: if its recipient has not confirmed it (the

@@ -46,8 +46,20 @@ impl Outbox {
         frame: Bytes,
         message_id: i64,
     ) {
-        let users: Vec<String> = users.into_iter().filter(|u| !u.is_empty()).collect();
-        for gateway in gateways_of(inner, &users).await {
+        let located = Located::find(inner, users).await;
+        self.for_located(located, exclude_conn, frame, message_id);
+    }
+
+    /// Like [`Outbox::for_users`], for users located already.
+    pub fn for_located(
+        &mut self,
+        located: Located,
+        exclude_conn: &str,
+        frame: Bytes,
+        message_id: i64,
+    ) {
+        let Located { users, gateways } = located;
+        for gateway in gateways {
             self.batches.entry(gateway).or_default().push(Push {
                 user_ids: users.clone(),
                 exclude_conn: exclude_conn.to_owned(),
@@ -83,6 +95,21 @@ impl Outbox {
         crate::Pushed::new(async move {
             futures::future::join_all(sent.into_iter().map(crate::Pushed::wait)).await;
         })
+    }
+}
+
+/// Users and the gateways holding any of their connections.
+pub struct Located {
+    users: Vec<String>,
+    gateways: Vec<String>,
+}
+
+impl Located {
+    /// Looks `users` up in the register; empty ids are left out.
+    pub async fn find(inner: &Inner, users: Vec<String>) -> Located {
+        let users: Vec<String> = users.into_iter().filter(|u| !u.is_empty()).collect();
+        let gateways = gateways_of(inner, &users).await;
+        Located { users, gateways }
     }
 }
 
