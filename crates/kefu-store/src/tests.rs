@@ -125,30 +125,57 @@ async fn group_commit_keeps_order_and_dedups(backend: &str) {
         .expect("written");
     assert!(again.duplicate);
     assert_eq!(again.message.id, ids[5]);
+    // Stored keys and new ones queued together: the resends get their first
+    // rows, the new messages rows of their own, in order.
+    let mut mixed = Vec::new();
+    for cmid in ["m1", "n1", "m2", "n2", "n3"] {
+        mixed.push(
+            writer
+                .enqueue(message("cust", cmid, task.id))
+                .await
+                .expect("queued"),
+        );
+    }
+    let mut answers = Vec::new();
+    for p in mixed {
+        answers.push(p.await.expect("answered").expect("written"));
+    }
+    assert!(answers[0].duplicate && answers[2].duplicate);
+    assert_eq!(
+        (answers[0].message.id, answers[2].message.id),
+        (ids[1], ids[2])
+    );
+    let new: Vec<i64> = [1, 3, 4].map(|i| answers[i].message.id).to_vec();
+    assert!([1, 3, 4].iter().all(|&i| !answers[i].duplicate));
+    assert!(new[0] > ids[59] && new.windows(2).all(|w| w[0] < w[1]));
+    for (i, cmid) in [(1, "n1"), (3, "n2"), (4, "n3")] {
+        assert_eq!(answers[i].message.client_msg_id.as_deref(), Some(cmid));
+    }
+    ids.extend(new);
     let history = store
         .history(task.id, None, 500, "agent-1")
         .await
         .expect("history");
-    assert_eq!(history.len(), 60);
+    assert_eq!(history.len(), 63);
     let offline = store.offline("agent-1", 0, 500).await.expect("offline");
-    assert_eq!(offline.len(), 60);
+    assert_eq!(offline.len(), 63);
     store
         .confirm("agent-1", &[ids[0], ids[1]])
         .await
         .expect("confirm");
-    assert_eq!(offline_len(&store, "agent-1").await, 58);
+    assert_eq!(offline_len(&store, "agent-1").await, 61);
     // Receipts through the writer are committed even with no message to
     // share a transaction with.
     writer
         .confirm("agent-1", vec![ids[2], ids[3], ids[4]])
         .await
         .expect("queued");
-    wait_offline_len(&store, "agent-1", 55).await;
+    wait_offline_len(&store, "agent-1", 58).await;
     writer
         .confirm("agent-1", vec![ids[5]])
         .await
         .expect("queued");
-    wait_offline_len(&store, "agent-1", 54).await;
+    wait_offline_len(&store, "agent-1", 57).await;
     cleanup(db).await;
 }
 

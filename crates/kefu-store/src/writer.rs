@@ -12,7 +12,7 @@
 use crate::entity::message;
 use crate::{Result, Store, StoreError};
 use sea_orm::{
-    ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait, QueryResult, Statement,
+    ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait, QueryResult, SqlErr, Statement,
     TransactionTrait,
 };
 use std::collections::{HashMap, HashSet};
@@ -372,20 +372,51 @@ async fn insert(
     let backend = txn.get_database_backend();
     let mut ids = Vec::with_capacity(rows.len());
     for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-        let statement = sql::insert_messages(backend, chunk, skip_stored);
-        if skip_stored {
-            ids.extend(returned_ids(chunk, txn.query_all(statement).await?)?);
-        } else if consecutive_ids {
-            let first = txn.execute(statement).await?.last_insert_id() as i64;
-            ids.extend((first..first + chunk.len() as i64).map(Some));
-        } else {
-            for &m in chunk {
-                let one = sql::insert_messages(backend, &[m], false);
-                ids.push(Some(txn.execute(one).await?.last_insert_id() as i64));
+        match (skip_stored, backend) {
+            (true, DbBackend::Sqlite) => ids.extend(insert_sqlite(txn, chunk).await?),
+            (true, _) => {
+                let statement = sql::insert_messages(backend, chunk, sql::Stored::SkipAndReturn);
+                ids.extend(returned_ids(chunk, txn.query_all(statement).await?)?);
+            }
+            (false, _) if consecutive_ids => {
+                let statement = sql::insert_messages(backend, chunk, sql::Stored::Fail);
+                let first = txn.execute(statement).await?.last_insert_id() as i64;
+                ids.extend((first..first + chunk.len() as i64).map(Some));
+            }
+            (false, _) => {
+                for &m in chunk {
+                    let one = sql::insert_messages(backend, &[m], sql::Stored::Fail);
+                    ids.push(Some(txn.execute(one).await?.last_insert_id() as i64));
+                }
             }
         }
     }
     Ok(ids)
+}
+
+/// SQLite's insert, skipping stored keys. A plain multi-row insert gets
+/// consecutive ids from the database's one writer, ending at the last
+/// insert's, so nothing needs to come back; `RETURNING` rows would, one at
+/// a time from SQLite's thread. A stored key fails that insert (SQLite backs
+/// out the statement only, the transaction goes on), and the chunk is
+/// inserted again skipping stored keys and returning the rows it took.
+async fn insert_sqlite(
+    txn: &DatabaseTransaction,
+    rows: &[&NewMessage],
+) -> Result<Vec<Option<i64>>> {
+    let plain = sql::insert_messages(DbBackend::Sqlite, rows, sql::Stored::Fail);
+    match txn.execute(plain).await {
+        Ok(done) => {
+            let last = done.last_insert_id() as i64;
+            Ok((last - rows.len() as i64 + 1..=last).map(Some).collect())
+        }
+        Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
+            let skipping =
+                sql::insert_messages(DbBackend::Sqlite, rows, sql::Stored::SkipAndReturn);
+            returned_ids(rows, txn.query_all(skipping).await?)
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Matches the rows an insert returned to the rows it was given: the ids

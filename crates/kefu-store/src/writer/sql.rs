@@ -12,14 +12,22 @@ const MESSAGE_COLUMNS: &str = "task_id, sender, recipient, category, style, kind
      url, quote, ext, client_msg_id, created_at, is_read, is_revoke";
 const VALUES_PER_MESSAGE: usize = 14;
 
-/// `INSERT INTO messages … VALUES …` for `rows`, in order. With
-/// `skip_stored`, a row whose `(sender, client_msg_id)` is already stored is
-/// skipped, and the statement returns `id, sender, client_msg_id` of the
-/// rows it inserted (SQLite and PostgreSQL only).
+/// What an insert does with a row whose `(sender, client_msg_id)` is
+/// stored already.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Stored {
+    /// Fails on the unique index.
+    Fail,
+    /// Skips it, and the statement returns `id, sender, client_msg_id` of
+    /// the rows it inserted (SQLite and PostgreSQL).
+    SkipAndReturn,
+}
+
+/// `INSERT INTO messages … VALUES …` for `rows`, in order.
 pub(super) fn insert_messages(
     backend: DbBackend,
     rows: &[&NewMessage],
-    skip_stored: bool,
+    stored: Stored,
 ) -> Statement {
     let mut sql = format!("INSERT INTO messages ({MESSAGE_COLUMNS}) VALUES ");
     let mut values = Vec::with_capacity(rows.len() * VALUES_PER_MESSAGE);
@@ -45,7 +53,7 @@ pub(super) fn insert_messages(
             Value::from(false),
         ]);
     }
-    if skip_stored {
+    if stored == Stored::SkipAndReturn {
         sql.push_str(
             " ON CONFLICT (sender, client_msg_id) DO NOTHING \
              RETURNING id, sender, client_msg_id",
