@@ -79,15 +79,14 @@ impl Writer {
     pub fn start(store: Store, max_batch: usize) -> Writer {
         let (tx, rx) = mpsc::channel(max_batch * 4);
         let task = run(store.clone(), rx, max_batch.max(1));
-        if store.backend() == DbBackend::Sqlite {
-            match own_thread(task) {
-                Ok(()) => return Writer { tx },
-                Err((e, task)) => {
-                    tracing::warn!(error = %e, "no thread for the writer; it shares the runtime");
-                    tokio::spawn(task);
-                }
-            }
-        } else {
+        let on_shared_runtime = match store.backend() {
+            DbBackend::Sqlite => own_thread(task).err().map(|(e, task)| {
+                tracing::warn!(error = %e, "no thread for the writer; it shares the runtime");
+                task
+            }),
+            _ => Some(task),
+        };
+        if let Some(task) = on_shared_runtime {
             tokio::spawn(task);
         }
         Writer { tx }
