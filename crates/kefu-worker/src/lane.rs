@@ -4,7 +4,9 @@
 //! checks and queues its message for group commit, then hands back the rest
 //! (ack and fan-out, after the commit), which the lane's tail task runs in
 //! order while the lane takes the next job: consecutive sends of a
-//! conversation share one transaction. Any other job first waits for the
+//! conversation share one transaction. The tail task waits for several
+//! tails' commits and recipient lookups at once; only their acks and
+//! fan-outs take turns. Any other job first waits for the
 //! lane's queued tails to finish, so a read or revoke never overtakes the
 //! send it refers to.
 //!
