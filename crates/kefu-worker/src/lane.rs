@@ -24,12 +24,17 @@ use tokio::sync::{mpsc, oneshot};
 /// other tails; the [`Finish`] it yields runs in the lane's order.
 pub type AfterCommit = BoxFuture<'static, Finish>;
 
-/// A tail's ordered step: handing its pushes over.
-pub struct Finish(BoxFuture<'static, ()>);
+/// A tail's ordered step: handing its pushes over. A send's own step
+/// yields what it pushed (`Finish<Pushed>`); the lane runs `Finish<()>`.
+pub struct Finish<T = ()>(BoxFuture<'static, T>);
 
-impl Finish {
-    pub fn new(step: impl Future<Output = ()> + Send + 'static) -> Finish {
+impl<T> Finish<T> {
+    pub fn new(step: impl Future<Output = T> + Send + 'static) -> Finish<T> {
         Finish(Box::pin(step))
+    }
+
+    pub async fn run(self) -> T {
+        self.0.await
     }
 }
 
@@ -108,7 +113,7 @@ async fn run_tails(mut rx: mpsc::UnboundedReceiver<AfterCommit>) {
     while open || !started.is_empty() {
         tokio::select! {
             biased;
-            Some(finish) = started.next(), if !started.is_empty() => finish.0.await,
+            Some(finish) = started.next(), if !started.is_empty() => finish.run().await,
             tail = rx.recv(), if open && started.len() < OVERLAPPING_TAILS => match tail {
                 Some(tail) => started.push_back(tail),
                 None => open = false,

@@ -1,5 +1,6 @@
 //! Messages: send, receive confirmations, read receipts, revoke, delete, typing.
 
+use crate::lane::Finish;
 use crate::outbox::{Located, Outbox};
 use crate::{metrics, pushed, store_error, tasks, view, Inner, Pushed, Sender};
 use futures::future::BoxFuture;
@@ -14,20 +15,7 @@ use std::time::Instant;
 /// commit and locating the recipients, which may overlap the tails of the
 /// sends after it, yields the ack and fan-out, which run in the lane's
 /// order and yield the future of the pushes leaving this worker.
-pub(crate) type SendTail = BoxFuture<'static, FanOut>;
-
-/// A send's ack and fan-out, run in the lane's order.
-pub(crate) struct FanOut(BoxFuture<'static, Pushed>);
-
-impl FanOut {
-    fn new(step: impl std::future::Future<Output = Pushed> + Send + 'static) -> FanOut {
-        FanOut(Box::pin(step))
-    }
-
-    pub(crate) async fn run(self) -> Pushed {
-        self.0.await
-    }
-}
+pub(crate) type SendTail = BoxFuture<'static, Finish<Pushed>>;
 
 /// A send's head: checks, finds or opens the task, queues the message. The
 /// returned tail acks and fans out once the row is committed.
@@ -62,7 +50,7 @@ pub(crate) async fn send(inner: Arc<Inner>, sender: Sender, cmd: SendCommand) ->
         metrics::STORE_SECONDS.observe(started.elapsed().as_secs_f64());
         match written {
             Ok(w) => after_commit(inner, sender, w).await,
-            Err(e) => FanOut::new(async move {
+            Err(e) => Finish::new(async move {
                 refuse_send(&inner, &sender, action_cmid, store_error(e)).await;
                 pushed()
             }),
@@ -181,17 +169,13 @@ async fn agent_task(
 /// the lane's other tails), then returns the ack and fan-out to run in order.
 /// The lookup starts only after the commit, so a device that connects
 /// before it is found, and one that connects after it reads the row.
-async fn after_commit(inner: Arc<Inner>, sender: Sender, written: Written) -> FanOut {
+async fn after_commit(inner: Arc<Inner>, sender: Sender, written: Written) -> Finish<Pushed> {
     if written.duplicate {
-        return FanOut::new(async move {
+        return Finish::new(async move {
             metrics::DUPLICATES.inc();
             let m = written.message;
             let mut out = Outbox::default();
-            out.send_answer(
-                &sender.session,
-                &answered(&m),
-                view::send_ack(&m).to_json().into(),
-            );
+            ack(&mut out, &sender, &m);
             out.send(&inner).await;
             redrive(&inner, &m).await;
             pushed()
@@ -199,14 +183,10 @@ async fn after_commit(inner: Arc<Inner>, sender: Sender, written: Written) -> Fa
     }
     let m = written.message;
     let located = Located::find(&inner, vec![m.recipient.clone(), m.sender.clone()]).await;
-    FanOut::new(async move {
+    Finish::new(async move {
         metrics::MESSAGES_STORED.inc();
         let mut out = Outbox::default();
-        out.send_answer(
-            &sender.session,
-            &answered(&m),
-            view::send_ack(&m).to_json().into(),
-        );
+        ack(&mut out, &sender, &m);
         let frame = view::message_frame(&m, false).to_json();
         out.for_located(located, &sender.session.conn_id, frame.into(), m.id);
         if !m.recipient.is_empty() {
@@ -220,9 +200,14 @@ async fn after_commit(inner: Arc<Inner>, sender: Sender, written: Written) -> Fa
     })
 }
 
-/// The `client_msg_id` a send's answer is for.
-fn answered(m: &kefu_store::entity::message::Model) -> String {
-    m.client_msg_id.clone().unwrap_or_default()
+/// The ack of a stored send, for the connection that sent it.
+fn ack(out: &mut Outbox, sender: &Sender, m: &kefu_store::entity::message::Model) {
+    let client_msg_id = m.client_msg_id.as_deref().unwrap_or_default();
+    out.send_answer(
+        &sender.session,
+        client_msg_id,
+        view::send_ack(m).to_json().into(),
+    );
 }
 
 /// A resend of a stored message: if its recipient has not confirmed it (the
