@@ -128,7 +128,7 @@ fn any_pair(backend: DbBackend, sql: &mut String, a: &str, b: &str, n: usize) {
             if i > 0 {
                 sql.push_str(", ");
             }
-            sql.push_str("(?, ?)");
+            tuple(backend, sql, 2 * i, 2);
         }
         sql.push(')');
         return;
