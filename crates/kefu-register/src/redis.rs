@@ -36,6 +36,11 @@ type Lookup = (Vec<String>, oneshot::Sender<Result<Vec<Location>>>);
 /// Users looked up in one pipeline at most.
 const MAX_USERS_PER_LOOKUP: usize = 512;
 
+/// A Redis key of this register: `prefix` then `rest`.
+fn key(prefix: &str, rest: &str) -> String {
+    format!("{prefix}{rest}")
+}
+
 fn unavailable(e: redis::RedisError) -> RegisterError {
     RegisterError::Unavailable(e.to_string())
 }
@@ -72,7 +77,7 @@ impl RedisRegister {
     }
 
     fn key(&self, rest: &str) -> String {
-        format!("{}{}", self.prefix, rest)
+        key(&self.prefix, rest)
     }
 
     async fn live_ids(&self, role: &str) -> Result<HashSet<String>> {
@@ -271,9 +276,9 @@ async fn locate_all(
     users: &[&String],
 ) -> Result<HashMap<String, Vec<Location>>> {
     let mut pipe = redis::pipe();
-    pipe.zrangebyscore(format!("{prefix}members:gateway"), now_ms(), "+inf");
+    pipe.zrangebyscore(key(prefix, "members:gateway"), now_ms(), "+inf");
     for user in users {
-        pipe.hgetall(format!("{prefix}loc:{user}"));
+        pipe.hgetall(key(prefix, &format!("loc:{user}")));
     }
     let mut conn = conn.clone();
     let mut values: Vec<redis::Value> = pipe.query_async(&mut conn).await.map_err(unavailable)?;
