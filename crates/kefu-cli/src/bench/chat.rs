@@ -154,7 +154,10 @@ async fn measure(opts: &ChatOptions, label: &str) -> anyhow::Result<Results> {
         let mut ws = connect(url, &token(&opts.secret, &id, Role::Customer)?).await?;
         let to = &agent_ids[i % agent_ids.len()];
         open(&mut ws, to).await?;
-        customers.push((ws, to.clone()));
+        // The histogram (~140 KB) is made now, not in the customer's task:
+        // 500 of them made at the window's start stalled the generator
+        // itself for ~85 ms, which showed as every target's max latency.
+        customers.push((ws, to.clone(), histogram()));
     }
     eprintln!("{label}: all connected; measuring for {:?}", opts.duration);
     let start = Instant::now();
@@ -165,7 +168,7 @@ async fn measure(opts: &ChatOptions, label: &str) -> anyhow::Result<Results> {
     let tasks: Vec<_> = customers
         .into_iter()
         .enumerate()
-        .map(|(i, (ws, to))| {
+        .map(|(i, (ws, to, ack_latency))| {
             let plan = Plan {
                 prefix: format!("m{run}-{i}-"),
                 to,
@@ -182,7 +185,7 @@ async fn measure(opts: &ChatOptions, label: &str) -> anyhow::Result<Results> {
                 stop,
                 end: stop + opts.grace,
             };
-            tokio::spawn(customer(ws, plan, shared.clone()))
+            tokio::spawn(customer(ws, plan, ack_latency, shared.clone()))
         })
         .collect();
     let mut ack = histogram();
@@ -300,9 +303,13 @@ struct Plan {
     end: Instant,
 }
 
-async fn customer(ws: Ws, plan: Plan, shared: Arc<Shared>) -> Histogram<u64> {
+async fn customer(
+    ws: Ws,
+    plan: Plan,
+    mut ack_latency: Histogram<u64>,
+    shared: Arc<Shared>,
+) -> Histogram<u64> {
     let (mut sink, mut stream) = ws.split();
-    let mut ack_latency = histogram();
     let mut seq = 0u64;
     let mut in_flight = 0usize;
     let mut ticker = plan.rate.map(|r| {
