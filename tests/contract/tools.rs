@@ -29,8 +29,11 @@ async fn a_short_bench_run_reports_zero_loss_for_kefu_and_the_relay() {
             "3",
             "--agents",
             "3",
-            "--window",
-            "4",
+            // Open loop, well under the per-connection frame limit (500/s):
+            // a closed loop's pace is the server's, and a fast enough server
+            // would be refused with `rate_limited`.
+            "--rate",
+            "300",
             "--duration",
             "1s",
             "--grace",
