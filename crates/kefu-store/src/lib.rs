@@ -37,6 +37,8 @@ pub use writer::{NewMessage, Writer};
 pub enum StoreError {
     #[error("database: {0}")]
     Db(#[from] DbErr),
+    #[error("database: {0}")]
+    Sqlite(#[from] rusqlite::Error),
     #[error("{0} not found")]
     NotFound(&'static str),
     #[error("conflict: {0}")]
@@ -63,6 +65,16 @@ pub enum Durability {
 #[derive(Clone, Debug)]
 pub struct Store {
     pub(crate) db: DatabaseConnection,
+    /// The database file, when it is SQLite: the message writer opens a
+    /// connection of its own to it.
+    pub(crate) sqlite: Option<SqliteFile>,
+}
+
+/// An SQLite database file and what its commits survive.
+#[derive(Clone, Debug)]
+pub(crate) struct SqliteFile {
+    pub path: std::path::PathBuf,
+    pub durability: Durability,
 }
 
 impl Store {
@@ -77,6 +89,7 @@ impl Store {
     pub async fn connect_with(url: &str, durability: Durability) -> Result<Store> {
         create_database_if_missing(url).await?;
         let mut options = ConnectOptions::new(url.to_owned());
+        let mut sqlite = None;
         options
             .sqlx_logging(false)
             // No ping before every query taken from the pool: on MySQL and
@@ -85,6 +98,13 @@ impl Store {
             .connect_timeout(Duration::from_secs(10))
             .acquire_timeout(Duration::from_secs(30));
         if url.starts_with("sqlite:") {
+            let file: sea_orm::sqlx::sqlite::SqliteConnectOptions = url
+                .parse()
+                .map_err(|e| StoreError::UnsupportedUrl(format!("{url}: {e}")))?;
+            sqlite = Some(SqliteFile {
+                path: file.get_filename().to_owned(),
+                durability,
+            });
             // WAL: readers never wait for the writer. FULL syncs the WAL on
             // every commit; NORMAL leaves that to checkpoints, which a killed
             // process survives but a power loss may not.
@@ -102,7 +122,7 @@ impl Store {
             options.max_connections(16).min_connections(1);
         }
         let db = Database::connect(options).await?;
-        Ok(Store { db })
+        Ok(Store { db, sqlite })
     }
 
     /// Creates or upgrades the schema.

@@ -1,5 +1,6 @@
-//! The store on every backend: SQLite always, MySQL and PostgreSQL when
-//! `KEFU_TEST_MYSQL_URL` / `KEFU_TEST_POSTGRES_URL` name a server.
+//! The store on every backend: SQLite always (its writer on a connection of
+//! its own, and on the pool as when that cannot open), MySQL and PostgreSQL
+//! when `KEFU_TEST_MYSQL_URL` / `KEFU_TEST_POSTGRES_URL` name a server.
 
 use crate::{NewMessage, Store, Writer};
 
@@ -25,7 +26,7 @@ fn unique() -> String {
 /// A fresh database on `backend`, or None (printed) when its URL is not set.
 fn database(backend: &str) -> Option<TestDb> {
     match backend {
-        "sqlite" => {
+        "sqlite" | "sqlite_pool" => {
             let dir = std::env::temp_dir().join(unique());
             std::fs::create_dir_all(&dir).expect("temp dir");
             Some(TestDb {
@@ -57,6 +58,11 @@ async fn fresh(backend: &str) -> Option<(Store, TestDb)> {
         .await
         .expect("migrating twice changes nothing");
     Some((store, db))
+}
+
+/// The writer `backend` is tested with.
+fn writer(store: &Store, backend: &str, max_batch: usize) -> Writer {
+    Writer::start_on(store.clone(), max_batch, backend != "sqlite_pool")
 }
 
 async fn cleanup(db: TestDb) {
@@ -92,7 +98,7 @@ async fn group_commit_keeps_order_and_dedups(backend: &str) {
         .await
         .expect("task");
     assert_eq!(kefu_protocol::shard::of_task(task.id), 7);
-    let writer = Writer::start(store.clone(), 64);
+    let writer = writer(&store, backend, 64);
     let mut pending = Vec::new();
     for i in 0..100 {
         pending.push(
@@ -203,7 +209,7 @@ async fn read_revoke_delete_and_unread(backend: &str) {
         .create_task("cust", 1, Some("agent-1"))
         .await
         .expect("task");
-    let writer = Writer::start(store.clone(), 8);
+    let writer = writer(&store, backend, 8);
     let a = writer
         .write(message("cust", "a", task.id))
         .await
@@ -346,6 +352,7 @@ async fn files_round_trip(backend: &str) {
 macro_rules! on_every_backend {
     ($($name:ident),*) => {
         mod sqlite { $(#[tokio::test] async fn $name() { super::$name("sqlite").await })* }
+        mod sqlite_pool { $(#[tokio::test] async fn $name() { super::$name("sqlite_pool").await })* }
         mod mysql { $(#[tokio::test] async fn $name() { super::$name("mysql").await })* }
         mod postgres { $(#[tokio::test] async fn $name() { super::$name("postgres").await })* }
     };

@@ -12,12 +12,13 @@
 use crate::entity::message;
 use crate::{Result, Store, StoreError};
 use sea_orm::{
-    ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait, QueryResult, SqlErr, Statement,
+    ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait, QueryResult, Statement,
     TransactionTrait,
 };
 use std::collections::{HashMap, HashSet};
 use tokio::sync::{mpsc, oneshot};
 
+mod direct;
 mod sql;
 
 /// A message to store.
@@ -69,16 +70,32 @@ impl Writer {
     /// Starts the writer; it stops when every handle is dropped, after
     /// committing what was queued.
     ///
-    /// On SQLite the writer gets a thread of its own. A batch is a dozen
-    /// round trips to the thread of SQLite's connection, and on the shared
-    /// runtime each answer waited its turn behind the connections' tasks
-    /// before the writer could send the next statement: with a thread of
-    /// its own, `kefu serve` commits about a quarter more messages per
-    /// second. A server database's sockets belong to the runtime that
-    /// opened them, so there the writer stays on it.
+    /// On SQLite the writer gets a thread of its own and a connection of
+    /// its own, and runs its statements as calls on that thread
+    /// ([`direct`]). Through the pool, a batch was a dozen round trips to
+    /// the thread of an sqlx connection, and on the shared runtime each
+    /// answer also waited its turn behind the connections' tasks. A server
+    /// database's sockets belong to the runtime that opened them, so there
+    /// the writer stays on it and uses the pool.
     pub fn start(store: Store, max_batch: usize) -> Writer {
+        Self::start_on(store, max_batch, true)
+    }
+
+    /// Like [`Writer::start`]; `direct: false` keeps an SQLite writer on
+    /// the pool, as when its own connection cannot be opened.
+    pub(crate) fn start_on(store: Store, max_batch: usize, direct: bool) -> Writer {
         let (tx, rx) = mpsc::channel(max_batch * 4);
-        let task = run(store.clone(), rx, max_batch.max(1));
+        let target = match &store.sqlite {
+            Some(file) if direct => match direct::Direct::open(file) {
+                Ok(conn) => Target::Sqlite(conn),
+                Err(e) => {
+                    tracing::warn!(error = %e, "the writer's SQLite connection did not open; it uses the pool");
+                    Target::Pool(store.clone())
+                }
+            },
+            _ => Target::Pool(store.clone()),
+        };
+        let task = run(target, rx, max_batch.max(1));
         let on_shared_runtime = match store.backend() {
             DbBackend::Sqlite => own_thread(task).err().map(|(e, task)| {
                 tracing::warn!(error = %e, "no thread for the writer; it shares the runtime");
@@ -158,9 +175,34 @@ where
     }
 }
 
-async fn run(store: Store, mut rx: mpsc::Receiver<Job>, max_batch: usize) {
+/// Where the writer's batches go.
+enum Target {
+    /// The store's pool: MySQL, PostgreSQL, or SQLite as a fallback.
+    Pool(Store),
+    /// The writer's own SQLite connection.
+    Sqlite(direct::Direct),
+}
+
+impl Target {
+    async fn write(
+        &mut self,
+        batch: &[&NewMessage],
+        receipts: &[(String, Vec<i64>)],
+        consecutive_ids: bool,
+    ) -> Result<Vec<Written>> {
+        match self {
+            Target::Pool(store) => write_batch(store, batch, receipts, consecutive_ids).await,
+            Target::Sqlite(conn) => conn.write_batch(batch, receipts),
+        }
+    }
+}
+
+async fn run(mut target: Target, mut rx: mpsc::Receiver<Job>, max_batch: usize) {
     let mut jobs = Vec::with_capacity(max_batch);
-    let consecutive_ids = ids_are_consecutive(&store).await;
+    let consecutive_ids = match &target {
+        Target::Pool(store) => ids_are_consecutive(store).await,
+        Target::Sqlite(_) => true,
+    };
     while rx.recv_many(&mut jobs, max_batch).await > 0 {
         let mut messages = Vec::new();
         let mut replies = Vec::new();
@@ -176,7 +218,7 @@ async fn run(store: Store, mut rx: mpsc::Receiver<Job>, max_batch: usize) {
         }
         let batch: Vec<&NewMessage> = messages.iter().collect();
         let started = std::time::Instant::now();
-        let result = write_batch(&store, &batch, &receipts, consecutive_ids).await;
+        let result = target.write(&batch, &receipts, consecutive_ids).await;
         crate::metrics::BATCH_MESSAGES.observe(batch.len() as f64);
         crate::metrics::BATCH_SECONDS.observe(started.elapsed().as_secs_f64());
         match result {
@@ -188,12 +230,13 @@ async fn run(store: Store, mut rx: mpsc::Receiver<Job>, max_batch: usize) {
             Err(e) => {
                 tracing::warn!(error = %e, size = batch.len(), "batch write failed, retrying one by one");
                 for (message, reply) in batch.iter().zip(replies) {
-                    let result = write_batch(&store, &[message], &[], consecutive_ids)
+                    let result = target
+                        .write(&[message], &[], consecutive_ids)
                         .await
                         .map(|mut w| w.remove(0));
                     let _ = reply.send(result);
                 }
-                if let Err(e) = write_batch(&store, &[], &receipts, consecutive_ids).await {
+                if let Err(e) = target.write(&[], &receipts, consecutive_ids).await {
                     tracing::warn!(error = %e, "receipts lost; the messages stay offline");
                 }
             }
@@ -256,17 +299,43 @@ async fn write_batch(
     } else {
         existing(&store.db, batch.iter().filter_map(|m| key(m))).await?
     };
-    // First occurrences in the batch of keys not known to be stored.
-    let fresh: Vec<&NewMessage> = {
-        let mut seen: HashSet<Key> = stored.iter().filter_map(stored_key).collect();
-        batch
-            .iter()
-            .copied()
-            .filter(|m| key(m).is_none_or(|k| seen.insert(k)))
-            .collect()
-    };
+    let fresh = first_occurrences(batch, &stored);
     let txn = store.db.begin().await?;
     let ids = insert(&txn, &fresh, skip_stored, consecutive_ids).await?;
+    let (inserted, skipped) = inserted_and_skipped(&fresh, ids);
+    if !skipped.is_empty() {
+        stored.extend(existing(&txn, skipped.into_iter()).await?);
+    }
+    for chunk in marks(&inserted).chunks(ROWS_PER_STATEMENT) {
+        txn.execute(sql::insert_marks(backend, chunk)).await?;
+    }
+    for chunk in confirmed(receipts).chunks(ROWS_PER_STATEMENT) {
+        txn.execute(sql::delete_marks(backend, chunk)).await?;
+    }
+    txn.commit().await?;
+    answers(batch, inserted, &stored)
+}
+
+/// The first occurrence in the batch of each key not among `stored`, and
+/// every message without a key.
+fn first_occurrences<'a>(
+    batch: &[&'a NewMessage],
+    stored: &[message::Model],
+) -> Vec<&'a NewMessage> {
+    let mut seen: HashSet<Key> = stored.iter().filter_map(stored_key).collect();
+    batch
+        .iter()
+        .copied()
+        .filter(|m| key(m).is_none_or(|k| seen.insert(k)))
+        .collect()
+}
+
+/// Pairs each inserted message with its new row, and lists the keys an
+/// insert skipped as already stored (`None` ids).
+fn inserted_and_skipped<'a>(
+    fresh: &[&'a NewMessage],
+    ids: Vec<Option<i64>>,
+) -> (Vec<(&'a NewMessage, message::Model)>, Vec<Key<'a>>) {
     let mut inserted = Vec::with_capacity(fresh.len());
     let mut skipped = Vec::new();
     for (&m, id) in fresh.iter().zip(ids) {
@@ -275,27 +344,25 @@ async fn write_batch(
             None => skipped.extend(key(m)),
         }
     }
-    if !skipped.is_empty() {
-        stored.extend(existing(&txn, skipped.into_iter()).await?);
-    }
-    let marks: Vec<(&str, i64)> = inserted
+    (inserted, skipped)
+}
+
+/// The undelivered marks of new rows: one per recipient who has not got it.
+fn marks<'a>(inserted: &[(&'a NewMessage, message::Model)]) -> Vec<(&'a str, i64)> {
+    inserted
         .iter()
         .flat_map(|(m, row)| m.undelivered_for.iter().map(|u| (u.as_str(), row.id)))
-        .collect();
-    for chunk in marks.chunks(ROWS_PER_STATEMENT) {
-        txn.execute(sql::insert_marks(backend, chunk)).await?;
-    }
-    // Every receipt of the batch in a few statements, not one per frame:
-    // agents confirm every few milliseconds, so frames outnumber batches.
-    let confirmed: Vec<(&str, i64)> = receipts
+        .collect()
+}
+
+/// Every receipt of the batch as `(user, message id)` marks to delete, for
+/// a few statements rather than one per frame: agents confirm every few
+/// milliseconds, so frames outnumber batches.
+fn confirmed(receipts: &[(String, Vec<i64>)]) -> Vec<(&str, i64)> {
+    receipts
         .iter()
         .flat_map(|(user, ids)| ids.iter().map(move |&id| (user.as_str(), id)))
-        .collect();
-    for chunk in confirmed.chunks(ROWS_PER_STATEMENT) {
-        txn.execute(sql::delete_marks(backend, chunk)).await?;
-    }
-    txn.commit().await?;
-    answers(batch, inserted, &stored)
+        .collect()
 }
 
 /// One answer per message of the batch, in order: its new row, or the row
@@ -371,18 +438,18 @@ async fn insert(
     let backend = txn.get_database_backend();
     let mut ids = Vec::with_capacity(rows.len());
     for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-        match (skip_stored, backend) {
-            (true, DbBackend::Sqlite) => ids.extend(insert_sqlite(txn, chunk).await?),
-            (true, _) => {
+        match skip_stored {
+            true => {
                 let statement = sql::insert_messages(backend, chunk, sql::Stored::SkipAndReturn);
-                ids.extend(returned_ids(chunk, txn.query_all(statement).await?)?);
+                let returned = txn.query_all(statement).await?;
+                ids.extend(returned_ids(chunk, taken_rows(&returned)?)?);
             }
-            (false, _) if consecutive_ids => {
+            false if consecutive_ids => {
                 let statement = sql::insert_messages(backend, chunk, sql::Stored::Fail);
                 let first = txn.execute(statement).await?.last_insert_id() as i64;
                 ids.extend((first..first + chunk.len() as i64).map(Some));
             }
-            (false, _) => {
+            false => {
                 for &m in chunk {
                     let one = sql::insert_messages(backend, &[m], sql::Stored::Fail);
                     ids.push(Some(txn.execute(one).await?.last_insert_id() as i64));
@@ -393,42 +460,27 @@ async fn insert(
     Ok(ids)
 }
 
-/// SQLite's insert, skipping stored keys. A plain multi-row insert gets
-/// consecutive ids from the database's one writer, ending at the last
-/// insert's, so nothing needs to come back; `RETURNING` rows would, one at
-/// a time from SQLite's thread. A stored key fails that insert (SQLite backs
-/// out the statement only, the transaction goes on), and the chunk is
-/// inserted again skipping stored keys and returning the rows it took.
-async fn insert_sqlite(
-    txn: &DatabaseTransaction,
-    rows: &[&NewMessage],
-) -> Result<Vec<Option<i64>>> {
-    let plain = sql::insert_messages(DbBackend::Sqlite, rows, sql::Stored::Fail);
-    match txn.execute(plain).await {
-        Ok(done) => {
-            let last = done.last_insert_id() as i64;
-            Ok((last - rows.len() as i64 + 1..=last).map(Some).collect())
-        }
-        Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
-            let skipping =
-                sql::insert_messages(DbBackend::Sqlite, rows, sql::Stored::SkipAndReturn);
-            returned_ids(rows, txn.query_all(skipping).await?)
-        }
-        Err(e) => Err(e.into()),
-    }
+/// What an insert that skips stored keys returns of a row it took:
+/// `id, sender, client_msg_id`.
+type TakenRow = (i64, String, Option<String>);
+
+fn taken_rows(returned: &[QueryResult]) -> Result<Vec<TakenRow>> {
+    returned
+        .iter()
+        .map(|r| {
+            Ok((
+                r.try_get("", "id")?,
+                r.try_get("", "sender")?,
+                r.try_get("", "client_msg_id")?,
+            ))
+        })
+        .collect()
 }
 
 /// Matches the rows an insert returned to the rows it was given: the ids
 /// increase in the given order (RETURNING's own order is not promised), and
 /// a keyed row that did not come back was skipped as already stored.
-fn returned_ids(rows: &[&NewMessage], returned: Vec<QueryResult>) -> Result<Vec<Option<i64>>> {
-    let mut taken = Vec::with_capacity(returned.len());
-    for r in &returned {
-        let id: i64 = r.try_get("", "id")?;
-        let sender: String = r.try_get("", "sender")?;
-        let client_msg_id: Option<String> = r.try_get("", "client_msg_id")?;
-        taken.push((id, sender, client_msg_id));
-    }
+fn returned_ids(rows: &[&NewMessage], taken: Vec<TakenRow>) -> Result<Vec<Option<i64>>> {
     let taken_keys: HashSet<Key> = taken
         .iter()
         .filter_map(|(_, s, c)| Some((s.as_str(), c.as_deref()?)))

@@ -1,0 +1,231 @@
+//! The writer's own SQLite connection, called from the writer's thread.
+//!
+//! Through the pool, each statement of a batch is a hand-off to the thread
+//! of an sqlx connection and back, a dozen per batch, and those thread
+//! switches rather than SQLite's B-trees were most of a batch's time
+//! (docs/benchmarks.md). Here a statement is a function call on the thread
+//! that runs the writer, which has nothing else to do meanwhile. The
+//! statements are the pool's (`sql`), bound from the same values.
+
+use super::{
+    answers, confirmed, first_occurrences, inserted_and_skipped, marks, returned_ids, sql, Key,
+    NewMessage, TakenRow, Written, ROWS_PER_STATEMENT,
+};
+use crate::entity::message;
+use crate::{Durability, Result, SqliteFile, StoreError};
+use rusqlite::types::{Null, ToSqlOutput, ValueRef};
+use rusqlite::{params_from_iter, Connection, ToSql, TransactionBehavior};
+use sea_orm::{DbBackend, Statement, Value};
+use std::time::Duration;
+
+/// Distinct statement texts kept prepared: one per table and chunk length.
+const STATEMENT_CACHE: usize = 512;
+
+pub(super) struct Direct {
+    conn: Connection,
+}
+
+impl Direct {
+    /// Opens `file` as the pool does (WAL, the same `synchronous`, waiting
+    /// up to 30 s for another writer).
+    pub fn open(file: &SqliteFile) -> rusqlite::Result<Direct> {
+        let conn = Connection::open(&file.path)?;
+        conn.busy_timeout(Duration::from_secs(30))?;
+        conn.pragma_update_and_check(None, "journal_mode", "wal", |_| Ok(()))?;
+        let synchronous = match file.durability {
+            Durability::PowerLoss => "full",
+            Durability::ProcessCrash => "normal",
+        };
+        conn.pragma_update(None, "synchronous", synchronous)?;
+        conn.pragma_update(None, "foreign_keys", "on")?;
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+        Ok(Direct { conn })
+    }
+
+    /// The pool's `write_batch`, on this connection: new messages (a stored
+    /// key gets its first row back), their marks and the receipts in one
+    /// transaction, one answer per message in order.
+    pub fn write_batch(
+        &mut self,
+        batch: &[&NewMessage],
+        receipts: &[(String, Vec<i64>)],
+    ) -> Result<Vec<Written>> {
+        let fresh = first_occurrences(batch, &[]);
+        // IMMEDIATE: the write lock is taken (or waited for) at BEGIN.
+        let txn = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut ids = Vec::with_capacity(fresh.len());
+        for chunk in fresh.chunks(ROWS_PER_STATEMENT) {
+            ids.extend(insert(&txn, chunk)?);
+        }
+        let (inserted, skipped) = inserted_and_skipped(&fresh, ids);
+        let stored = existing(&txn, &skipped)?;
+        for chunk in marks(&inserted).chunks(ROWS_PER_STATEMENT) {
+            execute(&txn, &sql::insert_marks(DbBackend::Sqlite, chunk))?;
+        }
+        for chunk in confirmed(receipts).chunks(ROWS_PER_STATEMENT) {
+            execute(&txn, &sql::delete_marks(DbBackend::Sqlite, chunk))?;
+        }
+        txn.commit()?;
+        answers(batch, inserted, &stored)
+    }
+}
+
+/// Inserts rows in order and returns their ids; `None` for a row whose key
+/// was already stored. The plain multi-row insert gets consecutive ids from
+/// the database's one writer, ending at the last insert's. A stored key
+/// fails it (SQLite backs out the statement only, the transaction goes on),
+/// and the rows are inserted again skipping stored keys and returning the
+/// ones taken.
+fn insert(conn: &Connection, rows: &[&NewMessage]) -> Result<Vec<Option<i64>>> {
+    let plain = sql::insert_messages(DbBackend::Sqlite, rows, sql::Stored::Fail);
+    match execute(conn, &plain) {
+        Ok(_) => {
+            let last = conn.last_insert_rowid();
+            Ok((last - rows.len() as i64 + 1..=last).map(Some).collect())
+        }
+        Err(rusqlite::Error::SqliteFailure(e, _))
+            if e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE =>
+        {
+            let skipping =
+                sql::insert_messages(DbBackend::Sqlite, rows, sql::Stored::SkipAndReturn);
+            let mut statement = conn.prepare_cached(&skipping.sql)?;
+            let taken = statement
+                .query_map(params_from_iter(values(&skipping)), |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                })?
+                .collect::<rusqlite::Result<Vec<TakenRow>>>()?;
+            returned_ids(rows, taken)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Stored rows under these keys.
+fn existing(conn: &Connection, keys: &[Key]) -> Result<Vec<message::Model>> {
+    let mut rows = Vec::new();
+    for chunk in keys.chunks(ROWS_PER_STATEMENT) {
+        let find = sql::find_keys(DbBackend::Sqlite, chunk);
+        let mut statement = conn.prepare_cached(&find.sql)?;
+        let found = statement.query_map(params_from_iter(values(&find)), row)?;
+        for r in found {
+            rows.push(r?);
+        }
+    }
+    Ok(rows)
+}
+
+fn row(r: &rusqlite::Row) -> rusqlite::Result<message::Model> {
+    Ok(message::Model {
+        id: r.get("id")?,
+        task_id: r.get("task_id")?,
+        sender: r.get("sender")?,
+        recipient: r.get("recipient")?,
+        category: r.get("category")?,
+        style: r.get("style")?,
+        kind: r.get("kind")?,
+        content: r.get("content")?,
+        url: r.get("url")?,
+        quote: r.get("quote")?,
+        ext: r.get("ext")?,
+        client_msg_id: r.get("client_msg_id")?,
+        created_at: r.get("created_at")?,
+        is_read: r.get("is_read")?,
+        is_revoke: r.get("is_revoke")?,
+    })
+}
+
+fn execute(conn: &Connection, statement: &Statement) -> rusqlite::Result<usize> {
+    conn.prepare_cached(&statement.sql)?
+        .execute(params_from_iter(values(statement)))
+}
+
+fn values(statement: &Statement) -> impl Iterator<Item = Bound<'_>> {
+    statement.values.iter().flat_map(|v| v.0.iter()).map(Bound)
+}
+
+/// A statement's value, bound without a copy.
+struct Bound<'a>(&'a Value);
+
+impl ToSql for Bound<'_> {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(match self.0 {
+            Value::BigInt(Some(v)) => ToSqlOutput::from(*v),
+            Value::Int(Some(v)) => ToSqlOutput::from(*v),
+            Value::Bool(Some(v)) => ToSqlOutput::from(*v),
+            Value::String(Some(v)) => ToSqlOutput::Borrowed(ValueRef::Text(v.as_bytes())),
+            Value::BigInt(None) | Value::Int(None) | Value::Bool(None) | Value::String(None) => {
+                ToSqlOutput::from(Null)
+            }
+            other => {
+                let unsupported = StoreError::Conflict(format!("no SQLite binding for {other:?}"));
+                return Err(rusqlite::Error::ToSqlConversionFailure(Box::new(
+                    unsupported,
+                )));
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Store;
+
+    /// The connection opens on the store's file with its durability, and
+    /// what it commits, the pool reads.
+    #[tokio::test]
+    async fn writes_the_file_the_pool_reads() {
+        let dir = std::env::temp_dir().join(format!("kefu_direct_{:016x}", rand::random::<u64>()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let url = format!("sqlite://{}/kefu.db?mode=rwc", dir.display());
+        let store = Store::connect(&url).await.expect("connect");
+        store.migrate().await.expect("migrate");
+        let file = store
+            .sqlite
+            .clone()
+            .expect("an SQLite store knows its file");
+        assert_eq!(file.path, dir.join("kefu.db"));
+        let mut direct = Direct::open(&file).expect("open");
+        let synchronous: i64 = direct
+            .conn
+            .pragma_query_value(None, "synchronous", |r| r.get(0))
+            .expect("pragma");
+        assert_eq!(synchronous, 2, "FULL, as the pool");
+        let task = store.create_task("c", 1, Some("a")).await.expect("task");
+        let new = NewMessage {
+            task_id: task.id,
+            sender: "c".into(),
+            recipient: "a".into(),
+            category: "customer".into(),
+            style: "normal".into(),
+            kind: "text".into(),
+            content: "hi".into(),
+            url: None,
+            quote: None,
+            ext: None,
+            client_msg_id: Some("x1".into()),
+            created_at: 1,
+            undelivered_for: vec!["a".into()],
+        };
+        let written = direct.write_batch(&[&new, &new], &[]).expect("write");
+        assert!(!written[0].duplicate && written[1].duplicate);
+        assert_eq!(written[0].message, written[1].message);
+        let again = direct.write_batch(&[&new], &[]).expect("resend");
+        assert!(again[0].duplicate, "found through the unique index");
+        assert_eq!(again[0].message, written[0].message);
+        let history = store
+            .history(task.id, None, 10, "a")
+            .await
+            .expect("history");
+        assert_eq!(history.len(), 1);
+        assert_eq!(store.offline("a", 0, 10).await.expect("offline").len(), 1);
+        direct
+            .write_batch(&[], &[("a".into(), vec![written[0].message.id])])
+            .expect("receipt");
+        assert!(store.offline("a", 0, 10).await.expect("offline").is_empty());
+        drop(direct);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
