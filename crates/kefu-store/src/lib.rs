@@ -101,7 +101,10 @@ impl Store {
             let file: sea_orm::sqlx::sqlite::SqliteConnectOptions = url
                 .parse()
                 .map_err(|e| StoreError::UnsupportedUrl(format!("{url}: {e}")))?;
-            sqlite = Some(SqliteFile {
+            // An in-memory database exists only inside the pool's
+            // connections: the writer then uses those.
+            let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+            sqlite = (!in_memory).then(|| SqliteFile {
                 path: file.get_filename().to_owned(),
                 durability,
             });

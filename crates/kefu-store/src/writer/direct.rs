@@ -173,6 +173,24 @@ mod tests {
     use super::*;
     use crate::Store;
 
+    fn message(task_id: i64, client_msg_id: &str) -> NewMessage {
+        NewMessage {
+            task_id,
+            sender: "c".into(),
+            recipient: "a".into(),
+            category: "customer".into(),
+            style: "normal".into(),
+            kind: "text".into(),
+            content: "hi".into(),
+            url: None,
+            quote: None,
+            ext: None,
+            client_msg_id: Some(client_msg_id.into()),
+            created_at: 1,
+            undelivered_for: vec!["a".into()],
+        }
+    }
+
     /// The connection opens on the store's file with its durability, and
     /// what it commits, the pool reads.
     #[tokio::test]
@@ -194,21 +212,7 @@ mod tests {
             .expect("pragma");
         assert_eq!(synchronous, 2, "FULL, as the pool");
         let task = store.create_task("c", 1, Some("a")).await.expect("task");
-        let new = NewMessage {
-            task_id: task.id,
-            sender: "c".into(),
-            recipient: "a".into(),
-            category: "customer".into(),
-            style: "normal".into(),
-            kind: "text".into(),
-            content: "hi".into(),
-            url: None,
-            quote: None,
-            ext: None,
-            client_msg_id: Some("x1".into()),
-            created_at: 1,
-            undelivered_for: vec!["a".into()],
-        };
+        let new = message(task.id, "x1");
         let written = direct.write_batch(&[&new, &new], &[]).expect("write");
         assert!(!written[0].duplicate && written[1].duplicate);
         assert_eq!(written[0].message, written[1].message);
@@ -227,5 +231,23 @@ mod tests {
         assert!(store.offline("a", 0, 10).await.expect("offline").is_empty());
         drop(direct);
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// An in-memory database lives in the pool's connections only, so its
+    /// writer stays on the pool.
+    #[tokio::test]
+    async fn an_in_memory_store_writes_through_the_pool() {
+        let store = Store::connect("sqlite::memory:").await.expect("connect");
+        assert!(store.sqlite.is_none());
+        store.migrate().await.expect("migrate");
+        let task = store.create_task("c", 1, Some("a")).await.expect("task");
+        let writer = crate::Writer::start(store.clone(), 8);
+        let written = writer.write(message(task.id, "m1")).await.expect("write");
+        let history = store
+            .history(task.id, None, 10, "a")
+            .await
+            .expect("history");
+        assert_eq!(history.len(), 1);
+        assert_eq!(history[0].message.id, written.message.id);
     }
 }
