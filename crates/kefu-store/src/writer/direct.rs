@@ -12,7 +12,7 @@ use super::{
     NewMessage, TakenRow, Written, ROWS_PER_STATEMENT,
 };
 use crate::entity::message;
-use crate::{Durability, Result, SqliteFile, StoreError};
+use crate::{Durability, Result, SqliteFile};
 use rusqlite::types::{Null, ToSqlOutput, ValueRef};
 use rusqlite::{params_from_iter, Connection, ToSql, TransactionBehavior};
 use sea_orm::{DbBackend, Statement, Value};
@@ -159,10 +159,8 @@ impl ToSql for Bound<'_> {
                 ToSqlOutput::from(Null)
             }
             other => {
-                let unsupported = StoreError::Conflict(format!("no SQLite binding for {other:?}"));
-                return Err(rusqlite::Error::ToSqlConversionFailure(Box::new(
-                    unsupported,
-                )));
+                let unsupported = format!("no SQLite binding for {other:?}");
+                return Err(rusqlite::Error::ToSqlConversionFailure(unsupported.into()));
             }
         })
     }
