@@ -10,7 +10,7 @@
 //! - [`entity`]: sea-orm entities, one per table.
 //! - [`migration`]: the schema.
 //! - [`writer`]: group commit of new messages, with dedup on
-//!   `(sender, client_msg_id)`.
+//!   `(sender, client_msg_id)`; on SQLite through a connection of its own.
 //! - [`users`], [`tasks`], [`messages`], [`files`]: queries, one file per concern.
 //! - [`metrics`]: batch sizes and commit times.
 

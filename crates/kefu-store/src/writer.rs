@@ -8,17 +8,19 @@
 //! every job in the order it was queued. If the batch fails (on MySQL, a
 //! race on the unique index with another worker), each job is retried alone
 //! so one bad row cannot fail its neighbours.
+//!
+//! A batch is written by `direct` (SQLite, on the writer's own connection)
+//! or `pool` (through the store's pool), from the statements of `sql` and
+//! with the dedup and answers of `batch`.
 
 use crate::entity::message;
 use crate::{Result, Store, StoreError};
-use sea_orm::{
-    ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait, QueryResult, Statement,
-    TransactionTrait,
-};
-use std::collections::{HashMap, HashSet};
+use sea_orm::DbBackend;
 use tokio::sync::{mpsc, oneshot};
 
+mod batch;
 mod direct;
+mod pool;
 mod sql;
 
 /// A message to store.
@@ -72,7 +74,7 @@ impl Writer {
     ///
     /// On SQLite the writer gets a thread of its own and a connection of
     /// its own, and runs its statements as calls on that thread
-    /// ([`direct`]). Through the pool, a batch was a dozen round trips to
+    /// (`writer/direct.rs`). Through the pool, a batch was a dozen round trips to
     /// the thread of an sqlx connection, and on the shared runtime each
     /// answer also waited its turn behind the connections' tasks. A server
     /// database's sockets belong to the runtime that opened them, so there
@@ -191,7 +193,7 @@ impl Target {
         consecutive_ids: bool,
     ) -> Result<Vec<Written>> {
         match self {
-            Target::Pool(store) => write_batch(store, batch, receipts, consecutive_ids).await,
+            Target::Pool(store) => pool::write_batch(store, batch, receipts, consecutive_ids).await,
             Target::Sqlite(conn) => conn.write_batch(batch, receipts),
         }
     }
@@ -200,7 +202,7 @@ impl Target {
 async fn run(mut target: Target, mut rx: mpsc::Receiver<Job>, max_batch: usize) {
     let mut jobs = Vec::with_capacity(max_batch);
     let consecutive_ids = match &target {
-        Target::Pool(store) => ids_are_consecutive(store).await,
+        Target::Pool(store) => pool::ids_are_consecutive(store).await,
         Target::Sqlite(_) => true,
     };
     while rx.recv_many(&mut jobs, max_batch).await > 0 {
@@ -241,284 +243,5 @@ async fn run(mut target: Target, mut rx: mpsc::Receiver<Job>, max_batch: usize) 
                 }
             }
         }
-    }
-}
-
-/// Whether one multi-row INSERT gets consecutive ids. SQLite and PostgreSQL
-/// return them; MySQL reports the first, and InnoDB hands out consecutive ids
-/// to a multi-row insert unless `innodb_autoinc_lock_mode` is 2.
-async fn ids_are_consecutive(store: &Store) -> bool {
-    if store.backend() != DbBackend::MySql {
-        return true;
-    }
-    let row = store
-        .db
-        .query_one(Statement::from_string(
-            DbBackend::MySql,
-            "SELECT @@innodb_autoinc_lock_mode AS mode",
-        ))
-        .await;
-    match row {
-        Ok(Some(row)) => row
-            .try_get::<i64>("", "mode")
-            .map(|m| m < 2)
-            .unwrap_or(false),
-        _ => false,
-    }
-}
-
-/// A message's dedup key, `(sender, client_msg_id)`.
-type Key<'a> = (&'a str, &'a str);
-
-fn key(m: &NewMessage) -> Option<Key<'_>> {
-    m.client_msg_id.as_deref().map(|c| (m.sender.as_str(), c))
-}
-
-fn stored_key(m: &message::Model) -> Option<Key<'_>> {
-    m.client_msg_id.as_deref().map(|c| (m.sender.as_str(), c))
-}
-
-/// Writes a batch and its receipts in one transaction, returning one result
-/// per message in order.
-///
-/// A message whose key is already stored, or appears earlier in the batch,
-/// is not inserted: it gets the first row back, marked duplicate. On SQLite
-/// and PostgreSQL the insert itself skips stored keys (`ON CONFLICT DO
-/// NOTHING`) and says which rows it took, so a batch of new messages costs
-/// no lookup; MySQL cannot say, so its batches look their keys up first.
-async fn write_batch(
-    store: &Store,
-    batch: &[&NewMessage],
-    receipts: &[(String, Vec<i64>)],
-    consecutive_ids: bool,
-) -> Result<Vec<Written>> {
-    let backend = store.backend();
-    let skip_stored = backend != DbBackend::MySql;
-    let mut stored = if skip_stored {
-        Vec::new()
-    } else {
-        existing(&store.db, batch.iter().filter_map(|m| key(m))).await?
-    };
-    let fresh = first_occurrences(batch, &stored);
-    let txn = store.db.begin().await?;
-    let ids = insert(&txn, &fresh, skip_stored, consecutive_ids).await?;
-    let (inserted, skipped) = inserted_and_skipped(&fresh, ids);
-    if !skipped.is_empty() {
-        stored.extend(existing(&txn, skipped.into_iter()).await?);
-    }
-    for chunk in marks(&inserted).chunks(ROWS_PER_STATEMENT) {
-        txn.execute(sql::insert_marks(backend, chunk)).await?;
-    }
-    for chunk in confirmed(receipts).chunks(ROWS_PER_STATEMENT) {
-        txn.execute(sql::delete_marks(backend, chunk)).await?;
-    }
-    txn.commit().await?;
-    answers(batch, inserted, &stored)
-}
-
-/// The first occurrence in the batch of each key not among `stored`, and
-/// every message without a key.
-fn first_occurrences<'a>(
-    batch: &[&'a NewMessage],
-    stored: &[message::Model],
-) -> Vec<&'a NewMessage> {
-    let mut seen: HashSet<Key> = stored.iter().filter_map(stored_key).collect();
-    batch
-        .iter()
-        .copied()
-        .filter(|m| key(m).is_none_or(|k| seen.insert(k)))
-        .collect()
-}
-
-/// Pairs each inserted message with its new row, and lists the keys an
-/// insert skipped as already stored (`None` ids).
-fn inserted_and_skipped<'a>(
-    fresh: &[&'a NewMessage],
-    ids: Vec<Option<i64>>,
-) -> (Vec<(&'a NewMessage, message::Model)>, Vec<Key<'a>>) {
-    let mut inserted = Vec::with_capacity(fresh.len());
-    let mut skipped = Vec::new();
-    for (&m, id) in fresh.iter().zip(ids) {
-        match id {
-            Some(id) => inserted.push((m, model(id, m))),
-            None => skipped.extend(key(m)),
-        }
-    }
-    (inserted, skipped)
-}
-
-/// The undelivered marks of new rows: one per recipient who has not got it.
-fn marks<'a>(inserted: &[(&'a NewMessage, message::Model)]) -> Vec<(&'a str, i64)> {
-    inserted
-        .iter()
-        .flat_map(|(m, row)| m.undelivered_for.iter().map(|u| (u.as_str(), row.id)))
-        .collect()
-}
-
-/// Every receipt of the batch as `(user, message id)` marks to delete, for
-/// a few statements rather than one per frame: agents confirm every few
-/// milliseconds, so frames outnumber batches.
-fn confirmed(receipts: &[(String, Vec<i64>)]) -> Vec<(&str, i64)> {
-    receipts
-        .iter()
-        .flat_map(|(user, ids)| ids.iter().map(move |&id| (user.as_str(), id)))
-        .collect()
-}
-
-/// One answer per message of the batch, in order: its new row, or the row
-/// first stored under its key (earlier in this batch, or before it).
-fn answers(
-    batch: &[&NewMessage],
-    inserted: Vec<(&NewMessage, message::Model)>,
-    stored: &[message::Model],
-) -> Result<Vec<Written>> {
-    let stored: HashMap<Key, &message::Model> = stored
-        .iter()
-        .filter_map(|row| Some((stored_key(row)?, row)))
-        .collect();
-    let missing = || StoreError::Conflict("a resent message's first row is missing".into());
-    // Keys inserted by this batch → the index of their answer.
-    let mut first_in_batch: HashMap<Key, usize> = HashMap::new();
-    let mut inserted = inserted.into_iter().peekable();
-    let mut answers: Vec<Written> = Vec::with_capacity(batch.len());
-    for &m in batch {
-        if let Some((_, row)) = inserted.next_if(|(new, _)| std::ptr::eq(*new, m)) {
-            if let Some(k) = key(m) {
-                first_in_batch.insert(k, answers.len());
-            }
-            answers.push(Written {
-                message: row,
-                duplicate: false,
-            });
-            continue;
-        }
-        let k = key(m).ok_or_else(missing)?;
-        let first = match first_in_batch.get(&k) {
-            Some(&i) => answers[i].message.clone(),
-            None => stored.get(&k).map(|&row| row.clone()).ok_or_else(missing)?,
-        };
-        answers.push(Written {
-            message: first,
-            duplicate: true,
-        });
-    }
-    Ok(answers)
-}
-
-/// Stored rows under these keys.
-async fn existing<'a>(
-    db: &impl ConnectionTrait,
-    keys: impl Iterator<Item = Key<'a>>,
-) -> Result<Vec<message::Model>> {
-    let keys: Vec<Key> = keys.collect();
-    let mut rows = Vec::new();
-    for chunk in keys.chunks(ROWS_PER_STATEMENT) {
-        let statement = sql::find_keys(db.get_database_backend(), chunk);
-        rows.extend(
-            message::Entity::find()
-                .from_raw_sql(statement)
-                .all(db)
-                .await?,
-        );
-    }
-    Ok(rows)
-}
-
-/// Rows per statement, well under every backend's parameter limit.
-const ROWS_PER_STATEMENT: usize = 100;
-
-/// Inserts rows in order and returns their ids, which increase in that
-/// order; with `skip_stored`, `None` for a row whose key was already stored.
-async fn insert(
-    txn: &DatabaseTransaction,
-    rows: &[&NewMessage],
-    skip_stored: bool,
-    consecutive_ids: bool,
-) -> Result<Vec<Option<i64>>> {
-    let backend = txn.get_database_backend();
-    let mut ids = Vec::with_capacity(rows.len());
-    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-        match skip_stored {
-            true => {
-                let statement = sql::insert_messages(backend, chunk, sql::Stored::SkipAndReturn);
-                let returned = txn.query_all(statement).await?;
-                ids.extend(returned_ids(chunk, taken_rows(&returned)?)?);
-            }
-            false if consecutive_ids => {
-                let statement = sql::insert_messages(backend, chunk, sql::Stored::Fail);
-                let first = txn.execute(statement).await?.last_insert_id() as i64;
-                ids.extend((first..first + chunk.len() as i64).map(Some));
-            }
-            false => {
-                for &m in chunk {
-                    let one = sql::insert_messages(backend, &[m], sql::Stored::Fail);
-                    ids.push(Some(txn.execute(one).await?.last_insert_id() as i64));
-                }
-            }
-        }
-    }
-    Ok(ids)
-}
-
-/// What an insert that skips stored keys returns of a row it took:
-/// `id, sender, client_msg_id`.
-type TakenRow = (i64, String, Option<String>);
-
-fn taken_rows(returned: &[QueryResult]) -> Result<Vec<TakenRow>> {
-    returned
-        .iter()
-        .map(|r| {
-            Ok((
-                r.try_get("", "id")?,
-                r.try_get("", "sender")?,
-                r.try_get("", "client_msg_id")?,
-            ))
-        })
-        .collect()
-}
-
-/// Matches the rows an insert returned to the rows it was given: the ids
-/// increase in the given order (RETURNING's own order is not promised), and
-/// a keyed row that did not come back was skipped as already stored.
-fn returned_ids(rows: &[&NewMessage], taken: Vec<TakenRow>) -> Result<Vec<Option<i64>>> {
-    let taken_keys: HashSet<Key> = taken
-        .iter()
-        .filter_map(|(_, s, c)| Some((s.as_str(), c.as_deref()?)))
-        .collect();
-    let mut ids: Vec<i64> = taken.iter().map(|(id, _, _)| *id).collect();
-    ids.sort_unstable();
-    let mut ids = ids.into_iter();
-    let matched = rows
-        .iter()
-        .map(|m| match key(m) {
-            Some(k) if !taken_keys.contains(&k) => Some(None),
-            _ => ids.next().map(Some),
-        })
-        .collect::<Option<Vec<_>>>();
-    match matched {
-        Some(matched) if ids.next().is_none() => Ok(matched),
-        _ => Err(StoreError::Conflict(
-            "an insert returned rows it was not given".into(),
-        )),
-    }
-}
-
-fn model(id: i64, m: &NewMessage) -> message::Model {
-    message::Model {
-        id,
-        task_id: m.task_id,
-        sender: m.sender.clone(),
-        recipient: m.recipient.clone(),
-        category: m.category.clone(),
-        style: m.style.clone(),
-        kind: m.kind.clone(),
-        content: m.content.clone(),
-        url: m.url.clone(),
-        quote: m.quote,
-        ext: m.ext.clone(),
-        client_msg_id: m.client_msg_id.clone(),
-        created_at: m.created_at,
-        is_read: false,
-        is_revoke: false,
     }
 }

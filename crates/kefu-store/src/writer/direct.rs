@@ -7,10 +7,11 @@
 //! that runs the writer, which has nothing else to do meanwhile. The
 //! statements are the pool's (`sql`), bound from the same values.
 
-use super::{
-    answers, confirmed, first_occurrences, inserted_and_skipped, marks, returned_ids, sql, Key,
-    NewMessage, TakenRow, Written, ROWS_PER_STATEMENT,
+use super::batch::{
+    answers, confirmed, first_occurrences, inserted_and_skipped, marks, returned_ids, Key,
+    TakenRow, ROWS_PER_STATEMENT,
 };
+use super::{sql, NewMessage, Written};
 use crate::entity::message;
 use crate::{Durability, Result, SqliteFile};
 use rusqlite::types::{Null, ToSqlOutput, ValueRef};
