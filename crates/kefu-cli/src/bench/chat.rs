@@ -9,7 +9,7 @@
 //! a message acked but never delivered is lost; one delivered twice to the
 //! agents is a duplicate; a send neither acked nor refused is unanswered.
 
-use super::report::{histogram, latency_row, percentiles};
+use super::report::{histogram, print, Results};
 use super::{duration, spawn_relay, token, ws_config};
 use clap::Args;
 use dashmap::DashMap;
@@ -85,20 +85,6 @@ struct Shared {
     errors: Mutex<HashMap<String, u64>>,
 }
 
-struct Results {
-    target: String,
-    sent: u64,
-    acked: u64,
-    delivered: u64,
-    lost: u64,
-    duplicates: u64,
-    unanswered: u64,
-    errors: HashMap<String, u64>,
-    delivered_per_sec: f64,
-    ack: Histogram<u64>,
-    delivery: Histogram<u64>,
-}
-
 pub async fn run(opts: ChatOptions) -> anyhow::Result<()> {
     anyhow::ensure!(
         opts.customers > 0 && opts.agents > 0,
@@ -117,7 +103,7 @@ pub async fn run(opts: ChatOptions) -> anyhow::Result<()> {
         None
     };
     let kefu = measure(&opts, "kefu").await?;
-    print(&opts, &kefu, baseline.as_ref());
+    print(opts.json, &kefu, baseline.as_ref());
     Ok(())
 }
 
@@ -465,42 +451,5 @@ async fn progress(shared: Arc<Shared>, label: String) {
             delivered - last.1
         );
         last = (sent, delivered);
-    }
-}
-
-fn to_json(r: &Results) -> Value {
-    json!({
-        "target": r.target, "sent": r.sent, "acked": r.acked, "delivered": r.delivered,
-        "lost": r.lost, "duplicates": r.duplicates, "unanswered": r.unanswered, "errors": r.errors,
-        "delivered_per_sec": r.delivered_per_sec,
-        "ack_latency": percentiles(&r.ack), "delivery_latency": percentiles(&r.delivery),
-    })
-}
-
-fn print(opts: &ChatOptions, kefu: &Results, relay: Option<&Results>) {
-    if opts.json {
-        let mut out = json!({"kefu": to_json(kefu)});
-        if let Some(r) = relay {
-            out["relay"] = to_json(r);
-            out["ratio_of_relay"] = json!(kefu.delivered_per_sec / r.delivered_per_sec.max(1e-9));
-        }
-        println!("{out}");
-        return;
-    }
-    for r in relay.into_iter().chain([kefu]) {
-        println!("== {} ==", r.target);
-        println!(
-            "sent {}  acked {}  delivered {}  lost {}  duplicates {}  unanswered {}  errors {:?}",
-            r.sent, r.acked, r.delivered, r.lost, r.duplicates, r.unanswered, r.errors
-        );
-        println!("delivered {:.0} msgs/s", r.delivered_per_sec);
-        println!("{}", latency_row("ack latency", &r.ack));
-        println!("{}", latency_row("delivery latency", &r.delivery));
-    }
-    if let Some(r) = relay {
-        println!(
-            "kefu / relay delivered throughput: {:.3}",
-            kefu.delivered_per_sec / r.delivered_per_sec.max(1e-9)
-        );
     }
 }

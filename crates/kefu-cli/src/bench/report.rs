@@ -1,7 +1,8 @@
-//! Latency histograms and the printed results.
+//! Latency histograms and a run's results, as a table or JSON.
 
 use hdrhistogram::Histogram;
 use serde_json::{json, Value};
+use std::collections::HashMap;
 
 /// Microsecond latencies, up to a minute.
 pub fn histogram() -> Histogram<u64> {
@@ -31,4 +32,57 @@ pub fn latency_row(name: &str, h: &Histogram<u64>) -> String {
         p(0.999),
         (h.max() as f64) / 1000.0
     )
+}
+
+/// One target's counts and latencies from a run.
+pub struct Results {
+    pub target: String,
+    pub sent: u64,
+    pub acked: u64,
+    pub delivered: u64,
+    pub lost: u64,
+    pub duplicates: u64,
+    pub unanswered: u64,
+    pub errors: HashMap<String, u64>,
+    pub delivered_per_sec: f64,
+    pub ack: Histogram<u64>,
+    pub delivery: Histogram<u64>,
+}
+
+fn to_json(r: &Results) -> Value {
+    json!({
+        "target": r.target, "sent": r.sent, "acked": r.acked, "delivered": r.delivered,
+        "lost": r.lost, "duplicates": r.duplicates, "unanswered": r.unanswered, "errors": r.errors,
+        "delivered_per_sec": r.delivered_per_sec,
+        "ack_latency": percentiles(&r.ack), "delivery_latency": percentiles(&r.delivery),
+    })
+}
+
+/// Prints a run's results, as a table or (`json`) one JSON object.
+pub fn print(json: bool, kefu: &Results, relay: Option<&Results>) {
+    if json {
+        let mut out = json!({"kefu": to_json(kefu)});
+        if let Some(r) = relay {
+            out["relay"] = to_json(r);
+            out["ratio_of_relay"] = json!(kefu.delivered_per_sec / r.delivered_per_sec.max(1e-9));
+        }
+        println!("{out}");
+        return;
+    }
+    for r in relay.into_iter().chain([kefu]) {
+        println!("== {} ==", r.target);
+        println!(
+            "sent {}  acked {}  delivered {}  lost {}  duplicates {}  unanswered {}  errors {:?}",
+            r.sent, r.acked, r.delivered, r.lost, r.duplicates, r.unanswered, r.errors
+        );
+        println!("delivered {:.0} msgs/s", r.delivered_per_sec);
+        println!("{}", latency_row("ack latency", &r.ack));
+        println!("{}", latency_row("delivery latency", &r.delivery));
+    }
+    if let Some(r) = relay {
+        println!(
+            "kefu / relay delivered throughput: {:.3}",
+            kefu.delivered_per_sec / r.delivered_per_sec.max(1e-9)
+        );
+    }
 }
