@@ -37,8 +37,10 @@ pub use writer::{NewMessage, Writer};
 pub enum StoreError {
     #[error("database: {0}")]
     Db(#[from] DbErr),
-    #[error("database: {0}")]
+    #[error("sqlite: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    #[error("sqlite journal mode {0:?}, not wal")]
+    NotWal(String),
     #[error("{0} not found")]
     NotFound(&'static str),
     #[error("conflict: {0}")]
@@ -59,6 +61,16 @@ pub enum Durability {
     PowerLoss,
     /// A crash of the process, kill -9 included (synchronous=NORMAL).
     ProcessCrash,
+}
+
+impl Durability {
+    /// SQLite's `synchronous` setting for it.
+    pub(crate) fn sqlite_synchronous(self) -> &'static str {
+        match self {
+            Durability::PowerLoss => "full",
+            Durability::ProcessCrash => "normal",
+        }
+    }
 }
 
 /// A connection pool to one Kefu database.
@@ -101,20 +113,17 @@ impl Store {
             let file: sea_orm::sqlx::sqlite::SqliteConnectOptions = url
                 .parse()
                 .map_err(|e| StoreError::UnsupportedUrl(format!("{url}: {e}")))?;
-            // An in-memory database exists only inside the pool's
-            // connections: the writer then uses those.
-            let in_memory = url.contains(":memory:") || url.contains("mode=memory");
-            sqlite = (!in_memory).then(|| SqliteFile {
+            sqlite = plain_file(url).then(|| SqliteFile {
                 path: file.get_filename().to_owned(),
                 durability,
             });
             // WAL: readers never wait for the writer. FULL syncs the WAL on
             // every commit; NORMAL leaves that to checkpoints, which a killed
             // process survives but a power loss may not.
-            let sync = match durability {
-                Durability::PowerLoss => sea_orm::sqlx::sqlite::SqliteSynchronous::Full,
-                Durability::ProcessCrash => sea_orm::sqlx::sqlite::SqliteSynchronous::Normal,
-            };
+            let sync: sea_orm::sqlx::sqlite::SqliteSynchronous = durability
+                .sqlite_synchronous()
+                .parse()
+                .map_err(|e| StoreError::UnsupportedUrl(format!("{url}: {e}")))?;
             options.max_connections(4).map_sqlx_sqlite_opts(move |o| {
                 o.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
                     .synchronous(sync)
@@ -141,6 +150,18 @@ impl Store {
     pub fn connection(&self) -> &DatabaseConnection {
         &self.db
     }
+}
+
+/// Whether an SQLite URL names a file that a second connection opens as the
+/// pool's do: not in memory (that database exists only inside the pool's
+/// connections), and no parameter but `mode=rwc` or `mode=rw` (a VFS, a
+/// shared cache or read-only would differ).
+fn plain_file(url: &str) -> bool {
+    let (path, params) = url.split_once('?').unwrap_or((url, ""));
+    !path.contains(":memory:")
+        && params
+            .split('&')
+            .all(|p| matches!(p, "" | "mode=rwc" | "mode=rw"))
 }
 
 /// Splits `scheme://.../NAME?params` into the server URL and the database name.

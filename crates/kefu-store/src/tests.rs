@@ -349,6 +349,25 @@ async fn files_round_trip(backend: &str) {
     cleanup(db).await;
 }
 
+#[test]
+fn only_a_plain_sqlite_file_gets_a_writer_connection_of_its_own() {
+    assert!(crate::plain_file("sqlite:///var/kefu/kefu.db?mode=rwc"));
+    assert!(crate::plain_file("sqlite://kefu.db"));
+    for shared_or_different in [
+        "sqlite::memory:",
+        "sqlite://:memory:",
+        "sqlite://?mode=memory",
+        "sqlite:///var/kefu/kefu.db?mode=ro",
+        "sqlite:///var/kefu/kefu.db?mode=rwc&vfs=unix-dotfile",
+        "sqlite:///var/kefu/kefu.db?cache=shared",
+    ] {
+        assert!(
+            !crate::plain_file(shared_or_different),
+            "{shared_or_different}"
+        );
+    }
+}
+
 macro_rules! on_every_backend {
     ($($name:ident),*) => {
         mod sqlite { $(#[tokio::test] async fn $name() { super::$name("sqlite").await })* }

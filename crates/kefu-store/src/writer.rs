@@ -87,26 +87,21 @@ impl Writer {
     /// the pool, as when its own connection cannot be opened.
     pub(crate) fn start_on(store: Store, max_batch: usize, direct: bool) -> Writer {
         let (tx, rx) = mpsc::channel(max_batch * 4);
-        let target = match &store.sqlite {
-            Some(file) if direct => match direct::Direct::open(file) {
-                Ok(conn) => Target::Sqlite(conn),
-                Err(e) => {
-                    tracing::warn!(error = %e, "the writer's SQLite connection did not open; it uses the pool");
-                    Target::Pool(store.clone())
-                }
-            },
-            _ => Target::Pool(store.clone()),
+        let backend = store.backend();
+        // Its own SQLite connection blocks the thread it runs on, so the
+        // task gets one only on a thread of its own.
+        let task = move |own_thread: bool| {
+            run(
+                Target::new(store, direct && own_thread),
+                rx,
+                max_batch.max(1),
+            )
         };
-        let task = run(target, rx, max_batch.max(1));
-        let on_shared_runtime = match store.backend() {
-            DbBackend::Sqlite => own_thread(task).err().map(|(e, task)| {
-                tracing::warn!(error = %e, "no thread for the writer; it shares the runtime");
-                task
-            }),
-            _ => Some(task),
-        };
-        if let Some(task) = on_shared_runtime {
-            tokio::spawn(task);
+        if backend != DbBackend::Sqlite {
+            tokio::spawn(task(false));
+        } else if let Err((e, task)) = own_thread(task) {
+            tracing::warn!(error = %e, "no thread for the writer; it shares the runtime");
+            tokio::spawn(task(false));
         }
         Writer { tx }
     }
@@ -147,33 +142,35 @@ impl Writer {
     }
 }
 
-/// Runs `task` on a new thread with a runtime of its own, or gives it back.
-fn own_thread<F>(task: F) -> std::result::Result<(), (std::io::Error, F)>
+/// Runs the task `make(true)` on a new thread with a runtime of its own,
+/// or gives `make` back.
+fn own_thread<M, F>(make: M) -> std::result::Result<(), (std::io::Error, M)>
 where
-    F: std::future::Future<Output = ()> + Send + 'static,
+    M: FnOnce(bool) -> F + Send + 'static,
+    F: std::future::Future<Output = ()>,
 {
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .build()
     {
         Ok(runtime) => runtime,
-        Err(e) => return Err((e, task)),
+        Err(e) => return Err((e, make)),
     };
     // The task moves into the thread only if the thread starts.
-    let (give, take) = std::sync::mpsc::sync_channel::<F>(1);
+    let (give, take) = std::sync::mpsc::sync_channel::<M>(1);
     let spawned = std::thread::Builder::new()
         .name("kefu-writer".into())
         .spawn(move || {
-            if let Ok(task) = take.recv() {
-                runtime.block_on(task);
+            if let Ok(make) = take.recv() {
+                runtime.block_on(make(true));
             }
         });
     match spawned {
         Ok(_) => {
-            let _ = give.send(task);
+            let _ = give.send(make);
             Ok(())
         }
-        Err(e) => Err((e, task)),
+        Err(e) => Err((e, make)),
     }
 }
 
@@ -186,6 +183,21 @@ enum Target {
 }
 
 impl Target {
+    /// The writer's own connection to the store's SQLite file when `direct`
+    /// and it opens, else the pool.
+    fn new(store: Store, direct: bool) -> Target {
+        let Some(file) = store.sqlite.as_ref().filter(|_| direct) else {
+            return Target::Pool(store);
+        };
+        match direct::Direct::open(file) {
+            Ok(conn) => Target::Sqlite(conn),
+            Err(e) => {
+                tracing::warn!(error = %e, "the writer's SQLite connection did not open; it uses the pool");
+                Target::Pool(store)
+            }
+        }
+    }
+
     async fn write(
         &mut self,
         batch: &[&NewMessage],

@@ -13,14 +13,15 @@ use super::batch::{
 };
 use super::{sql, NewMessage, Written};
 use crate::entity::message;
-use crate::{Durability, Result, SqliteFile};
+use crate::{Result, SqliteFile, StoreError};
 use rusqlite::types::{Null, ToSqlOutput, ValueRef};
 use rusqlite::{params_from_iter, Connection, ToSql, TransactionBehavior};
 use sea_orm::{DbBackend, Statement, Value};
 use std::time::Duration;
 
-/// Distinct statement texts kept prepared: one per table and chunk length.
-const STATEMENT_CACHE: usize = 512;
+/// Statement texts kept prepared: five shapes (the plain and the skipping
+/// insert, marks in and out, the key lookup), one text per chunk length.
+const STATEMENT_CACHE: usize = 5 * ROWS_PER_STATEMENT + 16;
 
 pub(super) struct Direct {
     conn: Connection,
@@ -29,15 +30,15 @@ pub(super) struct Direct {
 impl Direct {
     /// Opens `file` as the pool does (WAL, the same `synchronous`, waiting
     /// up to 30 s for another writer).
-    pub fn open(file: &SqliteFile) -> rusqlite::Result<Direct> {
+    pub fn open(file: &SqliteFile) -> Result<Direct> {
         let conn = Connection::open(&file.path)?;
         conn.busy_timeout(Duration::from_secs(30))?;
-        conn.pragma_update_and_check(None, "journal_mode", "wal", |_| Ok(()))?;
-        let synchronous = match file.durability {
-            Durability::PowerLoss => "full",
-            Durability::ProcessCrash => "normal",
-        };
-        conn.pragma_update(None, "synchronous", synchronous)?;
+        let mode: String =
+            conn.pragma_update_and_check(None, "journal_mode", "wal", |r| r.get(0))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(StoreError::NotWal(mode));
+        }
+        conn.pragma_update(None, "synchronous", file.durability.sqlite_synchronous())?;
         conn.pragma_update(None, "foreign_keys", "on")?;
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         Ok(Direct { conn })
@@ -146,7 +147,7 @@ fn values(statement: &Statement) -> impl Iterator<Item = Bound<'_>> {
     statement.values.iter().flat_map(|v| v.0.iter()).map(Bound)
 }
 
-/// A statement's value, bound without a copy.
+/// A statement's value, bound by reference.
 struct Bound<'a>(&'a Value);
 
 impl ToSql for Bound<'_> {
@@ -229,6 +230,20 @@ mod tests {
             .expect("receipt");
         assert!(store.offline("a", 0, 10).await.expect("offline").is_empty());
         drop(direct);
+        let crash_safe = SqliteFile {
+            durability: crate::Durability::ProcessCrash,
+            ..file
+        };
+        let normal = Direct::open(&crash_safe).expect("open");
+        let synchronous: i64 = normal
+            .conn
+            .pragma_query_value(None, "synchronous", |r| r.get(0))
+            .expect("pragma");
+        assert_eq!(
+            synchronous, 1,
+            "NORMAL when the store survives process crashes only"
+        );
+        drop(normal);
         let _ = std::fs::remove_dir_all(&dir);
     }
 
