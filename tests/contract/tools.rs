@@ -64,6 +64,10 @@ async fn a_short_bench_run_reports_zero_loss_for_kefu_and_the_relay() {
         for zero in ["lost", "duplicates", "unanswered"] {
             assert_eq!(r[zero], 0, "{target} {zero}: {r}");
         }
+        assert_eq!(
+            r["send_lag"]["count"], r["sent"],
+            "{target}: the open loop reports every send's lag: {r}"
+        );
     }
     assert!(report["ratio_of_relay"].as_f64().unwrap_or(0.0) > 0.0);
 }

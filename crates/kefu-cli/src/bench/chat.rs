@@ -140,10 +140,10 @@ async fn measure(opts: &ChatOptions, label: &str) -> anyhow::Result<Results> {
         let mut ws = connect(url, &token(&opts.secret, &id, Role::Customer)?).await?;
         let to = &agent_ids[i % agent_ids.len()];
         open(&mut ws, to).await?;
-        // The histogram (~140 KB) is made now, not in the customer's task:
-        // 500 of them made at the window's start stalled the generator
+        // The histograms (~140 KB each) are made now, not in the customer's
+        // task: 500 of them made at the window's start stalled the generator
         // itself for ~85 ms, which showed as every target's max latency.
-        customers.push((ws, to.clone(), histogram()));
+        customers.push((ws, to.clone(), [histogram(), histogram()]));
     }
     eprintln!("{label}: all connected; measuring for {:?}", opts.duration);
     let start = Instant::now();
@@ -154,7 +154,7 @@ async fn measure(opts: &ChatOptions, label: &str) -> anyhow::Result<Results> {
     let tasks: Vec<_> = customers
         .into_iter()
         .enumerate()
-        .map(|(i, (ws, to, ack_latency))| {
+        .map(|(i, (ws, to, histograms))| {
             let plan = Plan {
                 prefix: format!("m{run}-{i}-"),
                 to,
@@ -171,13 +171,14 @@ async fn measure(opts: &ChatOptions, label: &str) -> anyhow::Result<Results> {
                 stop,
                 end: stop + opts.grace,
             };
-            tokio::spawn(customer(ws, plan, ack_latency, shared.clone()))
+            tokio::spawn(customer(ws, plan, histograms, shared.clone()))
         })
         .collect();
-    let mut ack = histogram();
+    let [mut ack, mut send_lag] = [histogram(), histogram()];
     for t in tasks {
-        if let Ok(h) = t.await {
-            let _ = ack.add(h);
+        if let Ok([a, l]) = t.await {
+            let _ = ack.add(a);
+            let _ = send_lag.add(l);
         }
     }
     // Deliveries may trail the last ack a little.
@@ -191,15 +192,16 @@ async fn measure(opts: &ChatOptions, label: &str) -> anyhow::Result<Results> {
             let _ = delivery.add(h);
         }
     }
-    Ok(results(label, opts, &shared, ack, delivery))
+    let send_lag = opts.rate.is_some().then_some(send_lag);
+    Ok(results(label, opts, &shared, [ack, delivery], send_lag))
 }
 
 fn results(
     label: &str,
     opts: &ChatOptions,
     shared: &Shared,
-    ack: Histogram<u64>,
-    delivery: Histogram<u64>,
+    [ack, delivery]: [Histogram<u64>; 2],
+    send_lag: Option<Histogram<u64>>,
 ) -> Results {
     let mut lost = 0;
     let mut answered = 0;
@@ -231,6 +233,7 @@ fn results(
             / opts.duration.as_secs_f64(),
         ack,
         delivery,
+        send_lag,
     }
 }
 
@@ -289,12 +292,14 @@ struct Plan {
     end: Instant,
 }
 
+/// A customer: sends on its plan, records each ack's latency and, in the
+/// open loop, how late each send left against its schedule.
 async fn customer(
     ws: Ws,
     plan: Plan,
-    mut ack_latency: Histogram<u64>,
+    [mut ack_latency, mut send_lag]: [Histogram<u64>; 2],
     shared: Arc<Shared>,
-) -> Histogram<u64> {
+) -> [Histogram<u64>; 2] {
     let (mut sink, mut stream) = ws.split();
     let mut seq = 0u64;
     let mut in_flight = 0usize;
@@ -319,7 +324,7 @@ async fn customer(
     if ticker.is_none() {
         for _ in 0..plan.window {
             if sink.send(next_send(&mut seq)).await.is_err() {
-                return ack_latency;
+                return [ack_latency, send_lag];
             }
             in_flight += 1;
         }
@@ -331,7 +336,8 @@ async fn customer(
         }
         tokio::select! {
             _ = tokio::time::sleep_until(plan.end) => break,
-            _ = async { ticker.as_mut().expect("ticker").tick().await }, if sending && ticker.is_some() => {
+            due = async { ticker.as_mut().expect("ticker").tick().await }, if sending && ticker.is_some() => {
+                let _ = send_lag.record(due.elapsed().as_micros() as u64);
                 if sink.send(next_send(&mut seq)).await.is_err() {
                     break;
                 }
@@ -370,7 +376,7 @@ async fn customer(
         }
     }
     let _ = sink.close().await;
-    ack_latency
+    [ack_latency, send_lag]
 }
 
 /// An agent: records each delivery, confirms in batches, replies if asked.

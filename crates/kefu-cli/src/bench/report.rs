@@ -47,6 +47,11 @@ pub struct Results {
     pub delivered_per_sec: f64,
     pub ack: Histogram<u64>,
     pub delivery: Histogram<u64>,
+    /// Open loop only: how late each send left against its schedule. The
+    /// latencies count from the actual send (the timer's millisecond
+    /// granularity would otherwise be added to every one), so this shows
+    /// whether the generator kept its schedule (no coordinated omission).
+    pub send_lag: Option<Histogram<u64>>,
 }
 
 fn to_json(r: &Results) -> Value {
@@ -55,6 +60,7 @@ fn to_json(r: &Results) -> Value {
         "lost": r.lost, "duplicates": r.duplicates, "unanswered": r.unanswered, "errors": r.errors,
         "delivered_per_sec": r.delivered_per_sec,
         "ack_latency": percentiles(&r.ack), "delivery_latency": percentiles(&r.delivery),
+        "send_lag": r.send_lag.as_ref().map(percentiles),
     })
 }
 
@@ -78,6 +84,9 @@ pub fn print(json: bool, kefu: &Results, relay: Option<&Results>) {
         println!("delivered {:.0} msgs/s", r.delivered_per_sec);
         println!("{}", latency_row("ack latency", &r.ack));
         println!("{}", latency_row("delivery latency", &r.delivery));
+        if let Some(lag) = &r.send_lag {
+            println!("{}", latency_row("send lag", lag));
+        }
     }
     if let Some(r) = relay {
         println!(
