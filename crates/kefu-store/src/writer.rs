@@ -90,13 +90,7 @@ impl Writer {
         let backend = store.backend();
         // Its own SQLite connection blocks the thread it runs on, so the
         // task gets one only on a thread of its own.
-        let task = move |own_thread: bool| {
-            run(
-                Target::new(store, direct && own_thread),
-                rx,
-                max_batch.max(1),
-            )
-        };
+        let task = move |own_thread: bool| run(store, direct && own_thread, rx, max_batch.max(1));
         if backend != DbBackend::Sqlite {
             tokio::spawn(task(false));
         } else if let Err((e, task)) = own_thread(task) {
@@ -177,7 +171,7 @@ where
 /// Where the writer's batches go.
 enum Target {
     /// The store's pool: MySQL, PostgreSQL, or SQLite as a fallback.
-    Pool(Store),
+    Pool(pool::Pool),
     /// The writer's own SQLite connection.
     Sqlite(direct::Direct),
 }
@@ -185,38 +179,33 @@ enum Target {
 impl Target {
     /// The writer's own connection to the store's SQLite file when `direct`
     /// and it opens, else the pool.
-    fn new(store: Store, direct: bool) -> Target {
-        let Some(file) = store.sqlite.as_ref().filter(|_| direct) else {
-            return Target::Pool(store);
-        };
-        match direct::Direct::open(file) {
-            Ok(conn) => Target::Sqlite(conn),
-            Err(e) => {
-                tracing::warn!(error = %e, "the writer's SQLite connection did not open; it uses the pool");
-                Target::Pool(store)
+    async fn new(store: Store, direct: bool) -> Target {
+        if let Some(file) = store.sqlite.as_ref().filter(|_| direct) {
+            match direct::Direct::open(file) {
+                Ok(conn) => return Target::Sqlite(conn),
+                Err(e) => {
+                    tracing::warn!(error = %e, "the writer's SQLite connection did not open; it uses the pool");
+                }
             }
         }
+        Target::Pool(pool::Pool::new(store).await)
     }
 
     async fn write(
         &mut self,
         batch: &[&NewMessage],
         receipts: &[(String, Vec<i64>)],
-        consecutive_ids: bool,
     ) -> Result<Vec<Written>> {
         match self {
-            Target::Pool(store) => pool::write_batch(store, batch, receipts, consecutive_ids).await,
+            Target::Pool(pool) => pool.write_batch(batch, receipts).await,
             Target::Sqlite(conn) => conn.write_batch(batch, receipts),
         }
     }
 }
 
-async fn run(mut target: Target, mut rx: mpsc::Receiver<Job>, max_batch: usize) {
+async fn run(store: Store, direct: bool, mut rx: mpsc::Receiver<Job>, max_batch: usize) {
+    let mut target = Target::new(store, direct).await;
     let mut jobs = Vec::with_capacity(max_batch);
-    let consecutive_ids = match &target {
-        Target::Pool(store) => pool::ids_are_consecutive(store).await,
-        Target::Sqlite(_) => true,
-    };
     while rx.recv_many(&mut jobs, max_batch).await > 0 {
         let mut messages = Vec::new();
         let mut replies = Vec::new();
@@ -232,7 +221,7 @@ async fn run(mut target: Target, mut rx: mpsc::Receiver<Job>, max_batch: usize) 
         }
         let batch: Vec<&NewMessage> = messages.iter().collect();
         let started = std::time::Instant::now();
-        let result = target.write(&batch, &receipts, consecutive_ids).await;
+        let result = target.write(&batch, &receipts).await;
         crate::metrics::BATCH_MESSAGES.observe(batch.len() as f64);
         crate::metrics::BATCH_SECONDS.observe(started.elapsed().as_secs_f64());
         match result {
@@ -244,13 +233,10 @@ async fn run(mut target: Target, mut rx: mpsc::Receiver<Job>, max_batch: usize) 
             Err(e) => {
                 tracing::warn!(error = %e, size = batch.len(), "batch write failed, retrying one by one");
                 for (message, reply) in batch.iter().zip(replies) {
-                    let result = target
-                        .write(&[message], &[], consecutive_ids)
-                        .await
-                        .map(|mut w| w.remove(0));
+                    let result = target.write(&[message], &[]).await.map(|mut w| w.remove(0));
                     let _ = reply.send(result);
                 }
-                if let Err(e) = target.write(&[], &receipts, consecutive_ids).await {
+                if let Err(e) = target.write(&[], &receipts).await {
                     tracing::warn!(error = %e, "receipts lost; the messages stay offline");
                 }
             }

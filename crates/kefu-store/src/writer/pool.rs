@@ -13,13 +13,75 @@ use sea_orm::{
     TransactionTrait,
 };
 
-/// Whether one multi-row INSERT gets consecutive ids. SQLite and PostgreSQL
-/// return them; MySQL reports the first, and InnoDB hands out consecutive ids
-/// to a multi-row insert unless `innodb_autoinc_lock_mode` is 2.
-pub(super) async fn ids_are_consecutive(store: &Store) -> bool {
-    if store.backend() != DbBackend::MySql {
-        return true;
+/// The writer's way into the store's pool, and how its backend inserts.
+pub(super) struct Pool {
+    store: Store,
+    insert: Insert,
+}
+
+/// How a backend inserts a chunk and learns the new rows' ids.
+#[derive(Clone, Copy)]
+enum Insert {
+    /// Skipping stored keys and returning the rows taken (SQLite,
+    /// PostgreSQL): a batch of new messages needs no lookup first.
+    SkipAndReturn,
+    /// One multi-row insert whose ids are consecutive from the first one
+    /// reported (MySQL); stored keys are looked up before.
+    Consecutive,
+    /// One row at a time (MySQL with `innodb_autoinc_lock_mode = 2`, where
+    /// a multi-row insert's ids need not be consecutive).
+    OneByOne,
+}
+
+impl Pool {
+    pub async fn new(store: Store) -> Pool {
+        let insert = match store.backend() {
+            DbBackend::MySql if ids_are_consecutive(&store).await => Insert::Consecutive,
+            DbBackend::MySql => Insert::OneByOne,
+            _ => Insert::SkipAndReturn,
+        };
+        Pool { store, insert }
     }
+
+    /// Writes a batch and its receipts in one transaction, returning one
+    /// result per message in order.
+    ///
+    /// A message whose key is already stored, or appears earlier in the
+    /// batch, is not inserted: it gets the first row back, marked duplicate.
+    pub async fn write_batch(
+        &self,
+        batch: &[&NewMessage],
+        receipts: &[(String, Vec<i64>)],
+    ) -> Result<Vec<Written>> {
+        let db = &self.store.db;
+        let backend = self.store.backend();
+        let mut stored = match self.insert {
+            Insert::SkipAndReturn => Vec::new(),
+            Insert::Consecutive | Insert::OneByOne => {
+                existing(db, batch.iter().filter_map(|m| key(m))).await?
+            }
+        };
+        let fresh = first_occurrences(batch, &stored);
+        let txn = db.begin().await?;
+        let ids = insert(&txn, &fresh, self.insert).await?;
+        let (inserted, skipped) = inserted_and_skipped(&fresh, ids);
+        if !skipped.is_empty() {
+            stored.extend(existing(&txn, skipped.into_iter()).await?);
+        }
+        for chunk in marks(&inserted).chunks(ROWS_PER_STATEMENT) {
+            txn.execute(sql::insert_marks(backend, chunk)).await?;
+        }
+        for chunk in confirmed(receipts).chunks(ROWS_PER_STATEMENT) {
+            txn.execute(sql::delete_marks(backend, chunk)).await?;
+        }
+        txn.commit().await?;
+        answers(batch, inserted, &stored)
+    }
+}
+
+/// Whether one multi-row INSERT on MySQL gets consecutive ids: InnoDB hands
+/// them out so unless `innodb_autoinc_lock_mode` is 2.
+async fn ids_are_consecutive(store: &Store) -> bool {
     let row = store
         .db
         .query_one(Statement::from_string(
@@ -34,44 +96,6 @@ pub(super) async fn ids_are_consecutive(store: &Store) -> bool {
             .unwrap_or(false),
         _ => false,
     }
-}
-
-/// Writes a batch and its receipts in one transaction, returning one result
-/// per message in order.
-///
-/// A message whose key is already stored, or appears earlier in the batch,
-/// is not inserted: it gets the first row back, marked duplicate. On SQLite
-/// and PostgreSQL the insert itself skips stored keys (`ON CONFLICT DO
-/// NOTHING`) and says which rows it took, so a batch of new messages costs
-/// no lookup; MySQL cannot say, so its batches look their keys up first.
-pub(super) async fn write_batch(
-    store: &Store,
-    batch: &[&NewMessage],
-    receipts: &[(String, Vec<i64>)],
-    consecutive_ids: bool,
-) -> Result<Vec<Written>> {
-    let backend = store.backend();
-    let skip_stored = backend != DbBackend::MySql;
-    let mut stored = if skip_stored {
-        Vec::new()
-    } else {
-        existing(&store.db, batch.iter().filter_map(|m| key(m))).await?
-    };
-    let fresh = first_occurrences(batch, &stored);
-    let txn = store.db.begin().await?;
-    let ids = insert(&txn, &fresh, skip_stored, consecutive_ids).await?;
-    let (inserted, skipped) = inserted_and_skipped(&fresh, ids);
-    if !skipped.is_empty() {
-        stored.extend(existing(&txn, skipped.into_iter()).await?);
-    }
-    for chunk in marks(&inserted).chunks(ROWS_PER_STATEMENT) {
-        txn.execute(sql::insert_marks(backend, chunk)).await?;
-    }
-    for chunk in confirmed(receipts).chunks(ROWS_PER_STATEMENT) {
-        txn.execute(sql::delete_marks(backend, chunk)).await?;
-    }
-    txn.commit().await?;
-    answers(batch, inserted, &stored)
 }
 
 /// Stored rows under these keys.
@@ -94,28 +118,27 @@ async fn existing<'a>(
 }
 
 /// Inserts rows in order and returns their ids, which increase in that
-/// order; with `skip_stored`, `None` for a row whose key was already stored.
+/// order; `None` for a row whose key was already stored (skipped).
 async fn insert(
     txn: &DatabaseTransaction,
     rows: &[&NewMessage],
-    skip_stored: bool,
-    consecutive_ids: bool,
+    how: Insert,
 ) -> Result<Vec<Option<i64>>> {
     let backend = txn.get_database_backend();
     let mut ids = Vec::with_capacity(rows.len());
     for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-        match skip_stored {
-            true => {
+        match how {
+            Insert::SkipAndReturn => {
                 let statement = sql::insert_messages(backend, chunk, sql::Stored::SkipAndReturn);
                 let returned = txn.query_all(statement).await?;
                 ids.extend(returned_ids(chunk, taken_rows(&returned)?)?);
             }
-            false if consecutive_ids => {
+            Insert::Consecutive => {
                 let statement = sql::insert_messages(backend, chunk, sql::Stored::Fail);
                 let first = txn.execute(statement).await?.last_insert_id() as i64;
                 ids.extend((first..first + chunk.len() as i64).map(Some));
             }
-            false => {
+            Insert::OneByOne => {
                 for &m in chunk {
                     let one = sql::insert_messages(backend, &[m], sql::Stored::Fail);
                     ids.push(Some(txn.execute(one).await?.last_insert_id() as i64));
