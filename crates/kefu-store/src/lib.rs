@@ -120,13 +120,9 @@ impl Store {
             // WAL: readers never wait for the writer. FULL syncs the WAL on
             // every commit; NORMAL leaves that to checkpoints, which a killed
             // process survives but a power loss may not.
-            let sync: sea_orm::sqlx::sqlite::SqliteSynchronous = durability
-                .sqlite_synchronous()
-                .parse()
-                .map_err(|e| StoreError::UnsupportedUrl(format!("{url}: {e}")))?;
             options.max_connections(4).map_sqlx_sqlite_opts(move |o| {
                 o.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
-                    .synchronous(sync)
+                    .pragma("synchronous", durability.sqlite_synchronous())
                     .busy_timeout(Duration::from_secs(30))
                     .create_if_missing(true)
             });

@@ -172,6 +172,7 @@ impl ToSql for Bound<'_> {
 mod tests {
     use super::*;
     use crate::Store;
+    use sea_orm::ConnectionTrait;
 
     fn message(task_id: i64, client_msg_id: &str) -> NewMessage {
         NewMessage {
@@ -210,7 +211,19 @@ mod tests {
             .conn
             .pragma_query_value(None, "synchronous", |r| r.get(0))
             .expect("pragma");
-        assert_eq!(synchronous, 2, "FULL, as the pool");
+        assert_eq!(synchronous, 2, "FULL");
+        let pool_synchronous: i64 = store
+            .connection()
+            .query_one(sea_orm::Statement::from_string(
+                DbBackend::Sqlite,
+                "PRAGMA synchronous",
+            ))
+            .await
+            .expect("pragma")
+            .expect("a row")
+            .try_get_by_index(0)
+            .expect("a number");
+        assert_eq!(pool_synchronous, synchronous, "as the pool");
         let task = store.create_task("c", 1, Some("a")).await.expect("task");
         let new = message(task.id, "x1");
         let written = direct.write_batch(&[&new, &new], &[]).expect("write");
