@@ -203,6 +203,41 @@ on_every_backend! {
         let (status, body) = rate(&server, &chat.customer.token, chat.task_id, 1).await;
         assert!(status == 200 || status == 201, "a valid score after those: {status} {body}");
     }
+
+    async fn a_customer_lists_their_tasks_newest_first_with_agent_and_rating(backend: Backend) {
+        let server = Server::start_on(backend).await;
+        let mut chat = ended_chat(&server).await;
+        let (status, body) = rate(&server, &chat.customer.token, chat.task_id, 5).await;
+        assert_eq!(status, 201, "{body}");
+        let next = chat.customer.say("c-again", "back again").await;
+
+        let (status, body) = server.get("/api/tasks", &chat.customer.token).await;
+
+        assert_eq!(status, 200, "{body}");
+        let tasks = body["tasks"].as_array().expect("a task list");
+        assert_eq!(tasks.len(), 2, "{body}");
+        assert_eq!(int(&tasks[0], "task_id"), next.task_id);
+        assert_eq!(tasks[0]["status"], "open");
+        assert_eq!(int(&tasks[1], "task_id"), chat.task_id);
+        assert_eq!(tasks[1]["status"], "ended");
+        assert_eq!(tasks[1]["agent_id"], "a1");
+        assert_eq!(tasks[1]["rating"], json!({"score": 5, "comment": "quick and kind"}));
+        assert!(tasks[1]["ended_at"].is_i64(), "{body}");
+    }
+
+    async fn an_agent_lists_a_customers_tasks_and_a_customer_only_their_own(backend: Backend) {
+        let server = Server::start_on(backend).await;
+        let chat = Chat::open(&server).await;
+
+        let (status, body) = server.get("/api/tasks?customer=c1", &chat.agent.token).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(int(&body["tasks"][0], "task_id"), chat.task_id);
+
+        let (status, body) = server.get("/api/tasks?customer=c2", &chat.customer.token).await;
+        assert_http_error(status, &body, 403, "forbidden");
+        let (status, body) = server.get("/api/tasks", &chat.agent.token).await;
+        assert_http_error(status, &body, 400, "bad_request");
+    }
 }
 
 #[tokio::test]

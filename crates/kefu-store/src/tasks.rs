@@ -153,6 +153,16 @@ impl Store {
         Ok(())
     }
 
+    /// A customer's tasks, newest first, at most `limit`.
+    pub async fn tasks_of_customer(&self, customer: &str, limit: u64) -> Result<Vec<task::Model>> {
+        Ok(task::Entity::find()
+            .filter(task::Column::CustomerId.eq(customer))
+            .order_by_desc(task::Column::Id)
+            .limit(limit)
+            .all(&self.db)
+            .await?)
+    }
+
     /// Whether an agent was ever assigned to the task.
     pub async fn was_assigned(&self, task_id: i64, agent: &str) -> Result<bool> {
         Ok(task_agent::Entity::find_by_id((task_id, agent.to_owned()))
