@@ -17,7 +17,8 @@
 //! - `contract/messaging.rs`: send, ack, fan-out to devices, dedup, ids.
 //! - `contract/delivery.rs`: retransmission and offline messages.
 //! - `contract/queue.rs`: waiting customers, queue positions, away agents.
-//! - `contract/tasks.rs`: transfer, end, rating.
+//! - `contract/tasks.rs`: transfer, end, rating, a customer's task list.
+//! - `contract/desk.rs`: quick replies, customer details, the queue's length.
 //! - `contract/receipts.rs`: read, unread, revoke, delete, typing.
 //! - `contract/history.rs`: history pages and who may read them.
 //! - `contract/http_api.rs`: visitor, login, 401s, contacts, agents, health.
@@ -105,6 +106,8 @@ mod bad_input;
 mod cluster;
 #[path = "contract/delivery.rs"]
 mod delivery;
+#[path = "contract/desk.rs"]
+mod desk;
 #[path = "contract/durability.rs"]
 mod durability;
 #[path = "contract/files.rs"]

@@ -4,6 +4,7 @@ pub mod file;
 pub mod file_chunk;
 pub mod message;
 pub mod message_delete;
+pub mod quick_reply;
 pub mod task;
 pub mod task_agent;
 pub mod task_sequence;

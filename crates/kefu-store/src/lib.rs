@@ -11,7 +11,8 @@
 //! - [`migration`]: the schema.
 //! - [`writer`]: group commit of new messages, with dedup on
 //!   `(sender, client_msg_id)`; on SQLite through a connection of its own.
-//! - [`users`], [`tasks`], [`messages`], [`files`]: queries, one file per concern.
+//! - [`users`], [`tasks`], [`messages`], [`files`], [`quick_replies`]: queries,
+//!   one file per concern.
 //! - [`metrics`]: batch sizes and commit times.
 
 #![forbid(unsafe_code)]
@@ -21,6 +22,7 @@ pub mod files;
 pub mod messages;
 pub mod metrics;
 pub mod migration;
+pub mod quick_replies;
 pub mod tasks;
 pub mod users;
 pub mod writer;

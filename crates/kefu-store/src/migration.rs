@@ -3,12 +3,16 @@
 use sea_orm_migration::prelude::*;
 
 mod m20261126_000001_init;
+mod m20261201_000002_quick_replies;
 
 pub struct Migrator;
 
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20261126_000001_init::Migration)]
+        vec![
+            Box::new(m20261126_000001_init::Migration),
+            Box::new(m20261201_000002_quick_replies::Migration),
+        ]
     }
 }

@@ -4,8 +4,8 @@ use crate::entity::{task, task_agent, task_sequence};
 use crate::{Result, Store, StoreError};
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, Condition, EntityTrait, FromQueryResult, QueryFilter,
-    QueryOrder, QuerySelect, TransactionTrait,
+    ActiveValue::Set, ColumnTrait, Condition, EntityTrait, FromQueryResult, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
 };
 use std::collections::HashMap;
 
@@ -102,6 +102,14 @@ impl Store {
             .order_by_asc(task::Column::CreatedAt)
             .order_by_asc(task::Column::Id)
             .all(&self.db)
+            .await?)
+    }
+
+    /// How many tasks wait for an agent.
+    pub async fn count_waiting(&self) -> Result<u64> {
+        Ok(task::Entity::find()
+            .filter(task::Column::Status.eq(WAITING))
+            .count(&self.db)
             .await?)
     }
 

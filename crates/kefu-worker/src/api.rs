@@ -13,6 +13,8 @@ use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::sync::Arc;
 
+mod desk;
+
 type Reply = Result<(u16, Value), ProtocolError>;
 
 pub(crate) async fn handle(inner: &Arc<Inner>, request: ApiRequest) -> ApiReply {
@@ -54,7 +56,12 @@ async fn route(
         ("GET", ["api", "unread"]) => unread(inner, sender).await,
         ("GET", ["api", "contacts"]) => contacts(inner, sender, query).await,
         ("GET", ["api", "agents"]) => agents(inner, sender).await,
-        ("GET", ["api", "tasks"]) => customer_tasks(inner, sender, query).await,
+        ("GET", ["api", "tasks"]) => desk::customer_tasks(inner, sender, query).await,
+        ("GET", ["api", "customers", id]) => desk::customer(inner, sender, id).await,
+        ("GET", ["api", "queue"]) => desk::queue(inner, sender).await,
+        (method, ["api", "quick-replies", rest @ ..]) => {
+            desk::quick_replies(inner, sender, method, rest, &request.body).await
+        }
         ("PUT", ["api", "agents", "me", "status"]) => {
             set_status(inner, sender, &request.body).await
         }
@@ -69,10 +76,13 @@ async fn route(
                     #[derive(Deserialize)]
                     struct Body {
                         to_agent: String,
+                        #[serde(default)]
+                        reason: Option<String>,
                     }
                     let body: Body = json_body(&request.body)?;
                     in_lane(inner, sender, task_id, move |i, s| async move {
-                        tasks::transfer(&i, &s, task_id, &body.to_agent).await
+                        let reason = body.reason.as_deref();
+                        tasks::transfer(&i, &s, task_id, &body.to_agent, reason).await
                     })
                     .await
                 }
@@ -326,67 +336,6 @@ async fn contacts(inner: &Inner, sender: &Sender, query: &HashMap<String, String
         }));
     }
     Ok((200, json!({"contacts": contacts})))
-}
-
-/// How many of a customer's tasks `GET /api/tasks` lists, newest first.
-const TASK_LIST_LIMIT: u64 = 100;
-
-/// A customer's service sessions, newest first: their own for a customer,
-/// `?customer=ID`'s for agents and admins (the summary only; history keeps
-/// its own check).
-async fn customer_tasks(inner: &Inner, sender: &Sender, query: &HashMap<String, String>) -> Reply {
-    let customer = match (sender.role, query.get("customer")) {
-        (Role::Customer, None) => sender.user().to_owned(),
-        (Role::Customer, Some(_)) => {
-            return Err(ProtocolError::forbidden(
-                "customers may list only their own tasks",
-            ))
-        }
-        (_, Some(id)) if !id.is_empty() => id.clone(),
-        (_, _) => return Err(ProtocolError::bad_request("`customer` is required")),
-    };
-    let tasks = inner
-        .store
-        .tasks_of_customer(&customer, TASK_LIST_LIMIT)
-        .await
-        .map_err(store_error)?;
-    let mut agent_ids: Vec<String> = tasks.iter().filter_map(|t| t.agent_id.clone()).collect();
-    agent_ids.sort();
-    agent_ids.dedup();
-    let names: HashMap<String, String> = inner
-        .store
-        .users(&agent_ids)
-        .await
-        .map_err(store_error)?
-        .into_iter()
-        .map(|u| (u.id, u.name))
-        .collect();
-    let list: Vec<Value> = tasks
-        .iter()
-        .map(|t| {
-            let agent_name = t.agent_id.as_ref().map(|a| {
-                names
-                    .get(a)
-                    .filter(|n| !n.is_empty())
-                    .cloned()
-                    .unwrap_or_else(|| a.clone())
-            });
-            let rating = t
-                .rating_score
-                .map(|score| json!({"score": score, "comment": t.rating_comment}));
-            json!({
-                "task_id": t.id,
-                "status": t.status,
-                "customer_id": t.customer_id,
-                "agent_id": t.agent_id,
-                "agent_name": agent_name,
-                "created_at": t.created_at,
-                "ended_at": t.ended_at,
-                "rating": rating,
-            })
-        })
-        .collect();
-    Ok((200, json!({"tasks": list})))
 }
 
 async fn agents(inner: &Inner, sender: &Sender) -> Reply {

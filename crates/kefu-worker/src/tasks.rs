@@ -231,8 +231,12 @@ enum Transfer<'a> {
     AtOnce,
     /// Taken from the queue after the customer waited.
     Waited,
-    /// Handed over by its agent (or an admin; None when it had no agent).
-    From(Option<&'a str>),
+    /// Handed over by its agent (or an admin; `old` is None when it had no
+    /// agent), with the reason the new agent is shown.
+    From {
+        old: Option<&'a str>,
+        reason: Option<&'a str>,
+    },
 }
 
 /// Tells the sides of an assignment what changed, and gives the agent what
@@ -255,14 +259,17 @@ async fn on_assigned(inner: &Inner, task: &task::Model, agent: &str, how: Transf
             .map_or(id.to_owned(), |u| u.name.clone())
     };
     let customer = name_of(&task.customer_id);
-    let (event, from) = match how {
-        Transfer::From(from) => ("transferred", from),
-        _ => ("assigned", None),
+    let (event, from, reason) = match how {
+        Transfer::From { old, reason } => ("transferred", old, reason),
+        _ => ("assigned", None, None),
     };
-    let ext = json!({"event": event, "task_id": task.id, "customer_id": task.customer_id,
+    let mut ext = json!({"event": event, "task_id": task.id, "customer_id": task.customer_id,
         "agent_id": agent, "from_agent": from});
+    if let Some(reason) = reason {
+        ext["reason"] = json!(reason);
+    }
     let to_customer = match how {
-        Transfer::From(_) => format!("You are now talking with {}.", name_of(agent)),
+        Transfer::From { .. } => format!("You are now talking with {}.", name_of(agent)),
         _ => format!("{} is now serving you.", name_of(agent)),
     };
     let customer_id = &task.customer_id;
@@ -275,14 +282,17 @@ async fn on_assigned(inner: &Inner, task: &task::Model, agent: &str, how: Transf
         ext.clone(),
     )
     .await;
-    if let Transfer::From(from) = how {
-        let text = match from {
+    if let Transfer::From { old: from, reason } = how {
+        let mut text = match from {
             Some(old) => format!(
                 "{} handed you the conversation with {customer}.",
                 name_of(old)
             ),
             None => format!("You were given the conversation with {customer}."),
         };
+        if let Some(reason) = reason {
+            text.push_str(&format!(" Reason: {reason}"));
+        }
         system_message(inner, task.id, agent, "toast", text, ext.clone()).await;
         if let Some(old) = from {
             let text = format!("Conversation with {customer} handed to {}.", name_of(agent));
@@ -337,12 +347,22 @@ async fn managed_task(
     Ok(task)
 }
 
+/// The longest reason a transfer may give.
+const MAX_REASON_CHARS: usize = 500;
+
 pub(crate) async fn transfer(
     inner: &Inner,
     sender: &Sender,
     task_id: i64,
     to_agent: &str,
+    reason: Option<&str>,
 ) -> Result<serde_json::Value, ProtocolError> {
+    let reason = reason.map(str::trim).filter(|r| !r.is_empty());
+    if reason.is_some_and(|r| r.chars().count() > MAX_REASON_CHARS) {
+        return Err(ProtocolError::bad_request(format!(
+            "reason is over {MAX_REASON_CHARS} characters"
+        )));
+    }
     let task = managed_task(inner, sender, task_id).await?;
     if task.agent_id.as_deref() == Some(to_agent) {
         return Err(ProtocolError::bad_request("the task is already theirs"));
@@ -379,7 +399,10 @@ pub(crate) async fn transfer(
         inner,
         &task,
         to_agent,
-        Transfer::From(task.agent_id.as_deref()),
+        Transfer::From {
+            old: task.agent_id.as_deref(),
+            reason,
+        },
     )
     .await;
     assign_waiting(inner).await;
