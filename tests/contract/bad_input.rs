@@ -472,3 +472,33 @@ async fn a_connection_sending_too_fast_is_rate_limited_and_nothing_refused_is_st
         assert!(!stored.contains(cmid), "refused {cmid} was stored");
     }
 }
+
+#[tokio::test]
+async fn a_visitor_name_with_a_nul_character_is_a_bad_request() {
+    let server = Server::start().await;
+    let (status, body) = server
+        .request(
+            reqwest::Method::POST,
+            "/api/visitor",
+            None,
+            Some(json!({"name": "Eve\u{0}"})),
+        )
+        .await;
+    assert_http_error(status, &body, 400, "bad_request");
+}
+
+on_every_backend! {
+    async fn text_with_a_nul_character_is_refused_and_the_chat_goes_on(backend: Backend) {
+        let server = Server::start_on(backend).await;
+        let mut chat = Chat::open(&server).await;
+
+        let refused = chat.customer.send_text("nul-1", "a\u{0}b").await;
+        let card = json!({"style": "card", "ext": {"title": "x", "url": "javascript:alert(1)"}});
+        let evil = chat.customer.send_with("js-1", "x", card).await;
+
+        assert_error_ack(&refused, "bad_request");
+        assert_error_ack(&evil, "bad_request");
+        let next = chat.customer.say("ok-1", "still here").await;
+        chat.agent.recv_until(push_of(next.id), WAIT).await;
+    }
+}

@@ -180,3 +180,32 @@ async fn an_upload_just_under_the_limit_is_accepted() {
 
     assert!(status == 200 || status == 201, "{status} {body}");
 }
+
+#[tokio::test]
+async fn only_images_audio_video_and_pdf_are_shown_inline_the_rest_downloads() {
+    let server = Server::start().await;
+    let customer = server.token("c1", "customer");
+    let html = b"<html><script>alert(1)</script></html>".to_vec();
+    let zip = b"PK\x03\x04\x14\x00\x00\x00\x08\x00rest-of-a-zip".to_vec();
+    let cases = [
+        ("dot.png", "image/png", PNG_1X1.to_vec(), false),
+        ("page.html", "text/html", html, true),
+        ("files.zip", "application/zip", zip, true),
+    ];
+    for (name, mime, data, attachment) in cases {
+        let (status, body) = server.upload(Some(&customer), name, mime, data).await;
+        assert_eq!(status, 201, "{body}");
+        let served = server.fetch(body["url"].as_str().expect("url")).await;
+        let disposition = served
+            .headers()
+            .get("content-disposition")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        assert_eq!(
+            disposition == "attachment",
+            attachment,
+            "{name}: {disposition:?}"
+        );
+    }
+}

@@ -93,6 +93,7 @@ fn routes(gateway: Gateway) -> Router {
         )
         .route("/api/{*rest}", any(api))
         .route("/files/{key}", get(file))
+        .merge(gateway.inner.config.pages.router())
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(gateway.inner)
 }
@@ -224,6 +225,12 @@ async fn visitor(State(inner): State<Arc<Inner>>, body: Bytes) -> Response {
     };
     if body.name.as_ref().is_some_and(|n| n.chars().count() > 64) {
         return error(ErrorCode::BadRequest, "name is over 64 characters");
+    }
+    if body.name.as_ref().is_some_and(|n| n.contains('\0')) {
+        return error(
+            ErrorCode::BadRequest,
+            "name may not contain the NUL character",
+        );
     }
     let user_id = format!("v_{:016x}", rand::random::<u64>());
     match mint(&inner, &user_id, Role::Customer, body.name.clone()) {
@@ -409,8 +416,29 @@ async fn file(State(inner): State<Arc<Inner>>, Path(key): Path<String>) -> Respo
                 header::CONTENT_SECURITY_POLICY,
                 HeaderValue::from_static("default-src 'none'; sandbox"),
             );
+            let inline = headers
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(shown_inline);
+            if !inline {
+                headers.insert(
+                    header::CONTENT_DISPOSITION,
+                    HeaderValue::from_static("attachment"),
+                );
+            }
             response
         }
         Err(r) => r,
     }
+}
+
+/// Types a browser may show in its own tab from our origin; anything else
+/// (HTML, SVG, XML, scripts, archives) is downloaded instead.
+fn shown_inline(content_type: &str) -> bool {
+    let mime = content_type.split(';').next().unwrap_or("").trim();
+    let svg = mime.eq_ignore_ascii_case("image/svg+xml");
+    (mime.starts_with("image/") && !svg)
+        || mime.starts_with("audio/")
+        || mime.starts_with("video/")
+        || mime.eq_ignore_ascii_case("application/pdf")
 }

@@ -230,6 +230,19 @@ fn send(frame: Frame, claims: &Claims, limits: &Limits) -> Result<Command, Proto
             return Err(ProtocolError::new(ErrorCode::TooLarge, "ext is too large"));
         }
     }
+    check_text(
+        &content,
+        frame.url.as_deref(),
+        frame.ext.as_ref(),
+        &client_msg_id,
+    )?;
+    check_links(
+        &style,
+        &kind,
+        &content,
+        frame.url.as_deref(),
+        frame.ext.as_ref(),
+    )?;
     if claims.role == Role::Agent && frame.to.is_none() && frame.task_id.is_none() {
         return Err(ProtocolError::bad_request(
             "an agent's send needs to or task_id",
@@ -246,6 +259,81 @@ fn send(frame: Frame, claims: &Claims, limits: &Limits) -> Result<Command, Proto
         ext: frame.ext,
         client_msg_id,
     }))
+}
+
+/// NUL cannot be stored by every database (PostgreSQL refuses it in text),
+/// so it is refused here rather than failing at the commit.
+fn check_text(
+    content: &str,
+    url: Option<&str>,
+    ext: Option<&Value>,
+    client_msg_id: &str,
+) -> Result<(), ProtocolError> {
+    let nul = content.contains('\0')
+        || url.is_some_and(|u| u.contains('\0'))
+        || client_msg_id.contains('\0')
+        || ext.is_some_and(has_nul);
+    if nul {
+        return Err(ProtocolError::bad_request(
+            "text may not contain the NUL character",
+        ));
+    }
+    Ok(())
+}
+
+fn has_nul(value: &Value) -> bool {
+    match value {
+        Value::String(s) => s.contains('\0'),
+        Value::Array(items) => items.iter().any(has_nul),
+        Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
+        _ => false,
+    }
+}
+
+/// Kinds whose content is the address of the file.
+const FILE_KINDS: &[&str] = &["picture", "video", "audio", "file"];
+
+/// Every address a client will open or load (the message's `url`, a file's
+/// content, a card's or order's `ext.url` and `ext.image`) is http(s), so a
+/// message cannot carry `javascript:` or `data:` into another user's page.
+fn check_links(
+    style: &str,
+    kind: &str,
+    content: &str,
+    url: Option<&str>,
+    ext: Option<&Value>,
+) -> Result<(), ProtocolError> {
+    let mut links: Vec<(&str, &str)> = Vec::new();
+    if let Some(url) = url.filter(|u| !u.is_empty()) {
+        links.push(("url", url));
+    }
+    if FILE_KINDS.contains(&kind) {
+        links.push(("content", content));
+    }
+    if matches!(style, "card" | "order") {
+        for field in ["url", "image"] {
+            if let Some(v) = ext.and_then(|e| e.get(field)).and_then(Value::as_str) {
+                if !v.is_empty() {
+                    links.push((field, v));
+                }
+            }
+        }
+    }
+    for (name, link) in links {
+        if !is_web_url(link) {
+            return Err(ProtocolError::bad_request(format!(
+                "{name} must be an http or https URL"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// An absolute http(s) URL, scheme in any case, nothing before it.
+pub fn is_web_url(link: &str) -> bool {
+    let lower = link.get(..8).unwrap_or(link).to_ascii_lowercase();
+    (lower.starts_with("http://") && link.len() > 7)
+        || (lower.starts_with("https://") && link.len() > 8)
 }
 
 fn receive(frame: &Frame, limits: &Limits) -> Result<Command, ProtocolError> {

@@ -129,3 +129,46 @@ fn clients_cannot_send_system_styles() {
     let err = parse(r#"{"category":"customer","action":"send","style":"toast","content":"x","client_msg_id":"1"}"#, &customer()).unwrap_err();
     assert_eq!(err.code, ErrorCode::Forbidden);
 }
+
+fn send_error(extra: &str) -> Option<ErrorCode> {
+    let json =
+        format!(r#"{{"category":"customer","action":"send","client_msg_id":"c-1",{extra}}}"#);
+    parse(&json, &customer()).err().map(|e| e.code)
+}
+
+#[test]
+fn text_with_a_nul_character_is_a_bad_request_wherever_it_hides() {
+    for extra in [
+        r#""content":"a\u0000b""#,
+        r#""content":"hi","url":"https://x.example/\u0000""#,
+        r#""content":"hi","ext":{"note":"\u0000"}"#,
+        r#""content":"hi","ext":{"list":[{"deep":"x\u0000"}]}"#,
+        r#""content":"hi","ext":{"k\u0000":1}"#,
+    ] {
+        assert_eq!(send_error(extra), Some(ErrorCode::BadRequest), "{extra}");
+    }
+}
+
+#[test]
+fn links_a_client_would_open_must_be_http_or_https() {
+    let refused = [
+        r#""content":"hi","url":"javascript:alert(1)""#,
+        r#""content":"hi","url":" https://x.example""#,
+        r#""kind":"picture","content":"data:image/png;base64,AAAA""#,
+        r#""kind":"file","content":"file:///etc/passwd""#,
+        r#""style":"card","content":"t","ext":{"url":"JavaScript:alert(1)"}"#,
+        r#""style":"order","content":"t","ext":{"image":"vbscript:x"}"#,
+    ];
+    for extra in refused {
+        assert_eq!(send_error(extra), Some(ErrorCode::BadRequest), "{extra}");
+    }
+    let accepted = [
+        r#""content":"see javascript:alert(1) as text""#,
+        r#""content":"hi","url":"HTTPS://shop.example/p/1""#,
+        r#""kind":"picture","content":"http://kefu.example/files/abc""#,
+        r#""style":"card","content":"t","ext":{"url":"https://s.example","image":""}"#,
+    ];
+    for extra in accepted {
+        assert_eq!(send_error(extra), None, "{extra}");
+    }
+}
