@@ -99,6 +99,30 @@ pub struct ServeOptions {
     pub database_url: Option<String>,
     #[command(flatten)]
     pub tuning: Tuning,
+    #[command(flatten)]
+    pub web: WebOptions,
+}
+
+/// How a gateway serves the web pages (`/widget.js`, `/chat`, `/agent`).
+#[derive(Args, Debug, Clone)]
+pub struct WebOptions {
+    /// Serve the web pages from this folder (a `web/` build) instead of the
+    /// copy inside the binary; for front-end work.
+    #[arg(long, env = "KEFU_WEB_DIR")]
+    pub web_dir: Option<PathBuf>,
+    /// Sites allowed to embed the chat widget, comma-separated origins
+    /// (https://shop.example.com, https://*.example.com). Unset: any site.
+    #[arg(long, env = "KEFU_WIDGET_ORIGINS", value_delimiter = ',')]
+    pub widget_origins: Vec<String>,
+}
+
+impl WebOptions {
+    pub fn pages(&self) -> anyhow::Result<kefu_web::Pages> {
+        Ok(kefu_web::Pages::new(kefu_web::WebConfig {
+            dir: self.web_dir.clone(),
+            widget_origins: self.widget_origins.clone(),
+        })?)
+    }
 }
 
 /// Limits and timeouts shared by `serve` and the cluster roles.
@@ -206,6 +230,8 @@ pub struct GatewayOptions {
     pub cluster: ClusterOptions,
     #[command(flatten)]
     pub tuning: Tuning,
+    #[command(flatten)]
+    pub web: WebOptions,
 }
 
 impl Tuning {

@@ -37,9 +37,12 @@ pub async fn run(opts: ServeOptions) -> anyhow::Result<()> {
         register.clone(),
         Arc::new(gateways.clone()),
     );
-    let gateway_config = opts
-        .tuning
-        .gateway_config(GatewayConfig::default().id, secret);
+    let gateway_config = GatewayConfig {
+        pages: opts.web.pages()?,
+        ..opts
+            .tuning
+            .gateway_config(GatewayConfig::default().id, secret)
+    };
     let gateway = Gateway::new(
         gateway_config,
         Arc::new(LocalWorker(worker.clone())),

@@ -28,6 +28,8 @@ pub struct GatewayConfig {
     /// Lifetime of tokens minted by /api/visitor and /api/login.
     pub token_ttl: Duration,
     pub limits: kefu_protocol::Limits,
+    /// The widget loader, the chat and the console, and how they are served.
+    pub pages: kefu_web::Pages,
 }
 
 impl Default for GatewayConfig {
@@ -46,6 +48,7 @@ impl Default for GatewayConfig {
             send_queue: 1024,
             token_ttl: Duration::from_secs(7 * 24 * 3600),
             limits: kefu_protocol::Limits::default(),
+            pages: kefu_web::Pages::default(),
         }
     }
 }

@@ -1,0 +1,51 @@
+import { describe, expect, test } from 'vitest';
+import { jwtExp, tokenFresh } from './identity';
+import { isAgentMessage, isSystem } from './messages';
+import { brandColor, cleanSettings, DEFAULT_COLOR } from './settings';
+
+const b64url = (o: object) => Buffer.from(JSON.stringify(o)).toString('base64url');
+const jwt = (claims: object) => `${b64url({ alg: 'HS256', typ: 'JWT' })}.${b64url(claims)}.sig`;
+
+describe('host settings', () => {
+  test('only hex colours reach the style', () => {
+    expect(brandColor('#0f766e')).toBe('#0f766e');
+    expect(brandColor('#abc')).toBe('#abc');
+    for (const bad of ['red;background:url(x)', 'url(javascript:1)', '#12', 'expression(alert(1))', 7, null]) {
+      expect(brandColor(bad)).toBe(DEFAULT_COLOR);
+    }
+  });
+
+  test('unknown fields are dropped and types enforced', () => {
+    const s = cleanSettings({ token: 't', sound: 'no', position: 'top', evil: '<x>', name: 42, title: '  Help  ' });
+    expect(s).toMatchObject({ token: 't', sound: true, position: 'right', title: 'Help' });
+    expect(s.name).toBeUndefined();
+    expect('evil' in s).toBe(false);
+    expect(cleanSettings({ sound: false }).sound).toBe(false);
+    expect(cleanSettings(null).color).toBe(DEFAULT_COLOR);
+  });
+});
+
+describe('visitor tokens', () => {
+  test('exp is read from the JWT payload', () => {
+    expect(jwtExp(jwt({ sub: 'v_1', exp: 1_900_000_000 }))).toBe(1_900_000_000);
+    expect(jwtExp('not-a-jwt')).toBeNull();
+    expect(jwtExp('a.%%%.c')).toBeNull();
+  });
+
+  test('a token expiring within a minute counts as expired', () => {
+    const now = 1_800_000_000_000;
+    expect(tokenFresh(jwt({ exp: now / 1000 + 3600 }), now)).toBe(true);
+    expect(tokenFresh(jwt({ exp: now / 1000 + 30 }), now)).toBe(false);
+    expect(tokenFresh(jwt({ sub: 'no exp' }), now)).toBe(false);
+  });
+});
+
+describe('who wrote a message', () => {
+  const base = { key: 'k', kind: 'text' as const, content: 'x' };
+  test('agents, the customer and the system', () => {
+    expect(isAgentMessage({ ...base, mine: false, category: 'manager', from: 'alice' })).toBe(true);
+    expect(isAgentMessage({ ...base, mine: true, category: 'customer', from: 'v_1' })).toBe(false);
+    expect(isAgentMessage({ ...base, mine: false, category: 'system', from: 'system' })).toBe(false);
+    expect(isSystem({ ...base, mine: false, category: 'system', from: 'system', style: 'toast' })).toBe(true);
+  });
+});
