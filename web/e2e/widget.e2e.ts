@@ -252,7 +252,9 @@ describe('the customer widget', () => {
     expect(await box.evaluate((el) => parseFloat(getComputedStyle(el).fontSize))).toBeGreaterThanOrEqual(16);
     await box.tap();
     await say(chat, 'typed on a phone');
-    await alice.waitFor((f) => f.content === 'typed on a phone', 'the phone message');
+    const msg = await alice.waitFor((f) => f.content === 'typed on a phone', 'the phone message');
+    await alice.reply(msg.from, 'Hi! Your parcel left our warehouse this morning.\nTracking: https://track.example.com/SF1234');
+    await chat.getByText(/Your parcel left/).waitFor();
     await shot(page, 'widget-phone-open');
     await context.close();
     await site.stop();
