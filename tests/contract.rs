@@ -24,6 +24,7 @@
 //! - `contract/http_api.rs`: visitor, login, 401s, contacts, agents, health.
 //! - `contract/files.rs`: uploads.
 //! - `contract/bad_input.rs`: refused frames and the close codes.
+//! - `contract/limits.rs`: slow and stalled clients, limits against abuse.
 //! - `contract/durability.rs`: SIGTERM drain, kill -9, restarts.
 //! - `contract/tools.rs`: `kefu bench` (a smoke run: no loss) and `--config`.
 //! - `contract/cluster.rs`: a worker, a register replica, a gateway killed;
@@ -116,6 +117,8 @@ mod files;
 mod history;
 #[path = "contract/http_api.rs"]
 mod http_api;
+#[path = "contract/limits.rs"]
+mod limits;
 #[path = "contract/messaging.rs"]
 mod messaging;
 #[path = "contract/queue.rs"]

@@ -208,7 +208,7 @@ impl Server {
         self.dir.path()
     }
 
-    fn log_path(&self) -> PathBuf {
+    pub fn log_path(&self) -> PathBuf {
         self.dir
             .path()
             .join(format!("serve-{}.log", self.generation))

@@ -152,6 +152,13 @@ pub struct Tuning {
     /// process (kill -9) but not of the machine, and commits faster.
     #[arg(long, env = "KEFU_SQLITE_SYNC", default_value = "full", value_parser = ["full", "normal"])]
     pub sqlite_sync: String,
+    /// Frames queued for one client connection; a client that falls this
+    /// far behind is closed with 1013 and catches up from /api/offline.
+    #[arg(long, env = "KEFU_SEND_QUEUE", default_value_t = 1024)]
+    pub send_queue: usize,
+    /// A write to a client socket that takes longer closes it with 1013.
+    #[arg(long, env = "KEFU_WRITE_TIMEOUT", value_parser = duration, default_value = "10s")]
+    pub write_timeout: Duration,
     /// How long to wait for in-flight work on SIGTERM.
     #[arg(long, env = "KEFU_DRAIN_TIMEOUT", value_parser = duration, default_value = "10s")]
     pub drain_timeout: Duration,
@@ -245,6 +252,8 @@ impl Tuning {
             max_upload_bytes: self.max_upload_bytes,
             max_frames_per_sec: self.max_frames_per_second,
             frame_burst: 2.0 * self.max_frames_per_second,
+            send_queue: self.send_queue.max(1),
+            write_timeout: self.write_timeout,
             ..kefu_gateway::GatewayConfig::default()
         }
     }

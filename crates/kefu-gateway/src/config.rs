@@ -23,8 +23,12 @@ pub struct GatewayConfig {
     pub max_frames_per_sec: f64,
     /// How many frames a connection may send at once above that rate.
     pub frame_burst: f64,
-    /// Frames queued for one connection before it is closed as too slow.
+    /// Frames queued for one connection before it is closed as too slow
+    /// (1013).
     pub send_queue: usize,
+    /// A write to a client's socket that takes longer closes it (1013): a
+    /// client that stopped reading holds no more than its queue.
+    pub write_timeout: Duration,
     /// Lifetime of tokens minted by /api/visitor and /api/login.
     pub token_ttl: Duration,
     pub limits: kefu_protocol::Limits,
@@ -46,6 +50,7 @@ impl Default for GatewayConfig {
             max_frames_per_sec: 500.0,
             frame_burst: 1000.0,
             send_queue: 1024,
+            write_timeout: Duration::from_secs(10),
             token_ttl: Duration::from_secs(7 * 24 * 3600),
             limits: kefu_protocol::Limits::default(),
             pages: kefu_web::Pages::default(),

@@ -2,7 +2,7 @@
 //! until the client leaves, idles, misbehaves or the gateway drains.
 
 use crate::retransmit::Retransmits;
-use crate::{metrics, ConnHandle, Inner, Out};
+use crate::{metrics, ConnHandle, Inner, Out, Overflow};
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use bytes::Bytes;
 use futures::stream::{SplitSink, SplitStream};
@@ -22,6 +22,11 @@ pub const CLOSE_AUTH: u16 = 4401;
 pub const CLOSE_POLICY: u16 = 1008;
 pub const CLOSE_TOO_BIG: u16 = 1009;
 pub const CLOSE_AWAY: u16 = 1001;
+pub const CLOSE_SLOW: u16 = 1013;
+
+/// How long the close frame may take to leave; a client that stopped
+/// reading gets its socket dropped instead.
+const CLOSE_WRITE: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Runs a freshly upgraded socket to its end.
 pub(crate) async fn run(
@@ -54,8 +59,14 @@ pub(crate) async fn run(
         gateway_id: inner.config.id.clone(),
     });
     let (tx, rx) = flume::bounded(inner.config.send_queue);
-    Box::pin(open(&inner, &session, tx)).await;
-    if sink.send(Message::Text(auth_ack(&session))).await.is_ok() {
+    let overflow = Arc::new(Overflow::default());
+    Box::pin(open(&inner, &session, tx, overflow.clone())).await;
+    let acked = tokio::time::timeout(
+        inner.config.write_timeout,
+        sink.send(Message::Text(auth_ack(&session))),
+    )
+    .await;
+    if matches!(acked, Ok(Ok(()))) {
         Connection {
             inner: inner.clone(),
             session: session.clone(),
@@ -65,6 +76,7 @@ pub(crate) async fn run(
             refused: VecDeque::new(),
             unanswered: HashMap::new(),
             bucket: Bucket::full(&inner.config),
+            overflow,
         }
         .relay(stream, rx)
         // At debug level only: an enabled span costs every idle connection
@@ -88,12 +100,18 @@ fn auth_ack(session: &Session) -> Utf8Bytes {
     ack.to_json().into()
 }
 
-async fn open(inner: &Inner, session: &Arc<Session>, tx: flume::Sender<Out>) {
+async fn open(
+    inner: &Inner,
+    session: &Arc<Session>,
+    tx: flume::Sender<Out>,
+    overflow: Arc<Overflow>,
+) {
     inner.conns.insert(
         session.conn_id.clone(),
         ConnHandle {
             session: Arc::clone(session),
             tx,
+            overflow,
         },
     );
     inner
@@ -148,7 +166,7 @@ async fn send_close(sink: &mut Sink, code: u16, reason: &'static str) {
         code,
         reason: Utf8Bytes::from_static(reason),
     };
-    let _ = sink.send(Message::Close(Some(frame))).await;
+    let _ = tokio::time::timeout(CLOSE_WRITE, sink.send(Message::Close(Some(frame)))).await;
 }
 
 /// Auth by `?token=` or by a first `auth` frame within the auth timeout.
@@ -223,6 +241,7 @@ struct Connection {
     /// Sends forwarded and not yet answered, by client_msg_id.
     unanswered: HashMap<String, u32>,
     bucket: Bucket,
+    overflow: Arc<Overflow>,
 }
 
 /// A token bucket: how many frames a connection may send right now.
@@ -291,6 +310,7 @@ fn refusal(action: &str, cmid: Option<String>, code: ErrorCode, message: &str) -
 
 impl Connection {
     async fn relay(mut self, mut stream: Stream, rx: flume::Receiver<Out>) {
+        let overflow = self.overflow.clone();
         let mut draining = self.inner.draining.subscribe();
         let idle = self.inner.config.idle_timeout;
         let mut idle_at = Instant::now() + idle;
@@ -320,6 +340,7 @@ impl Connection {
                 _ = sleep_until(retransmit_at), if retransmit_at < far => self.retransmit().await,
                 _ = sleep_until(idle_at) => Err(End::Close(CLOSE_AWAY, "idle timeout")),
                 _ = draining.changed() => Err(End::Close(CLOSE_AWAY, "server shutting down")),
+                _ = overflow.notify.notified() => Err(End::Close(CLOSE_SLOW, "too slow")),
             };
             if let Err(end) = step {
                 break end;
@@ -332,13 +353,13 @@ impl Connection {
 
     async fn write(&mut self, frame: Utf8Bytes) -> Result<(), End> {
         metrics::FRAMES_OUT.inc();
-        self.sink
-            .send(Message::Text(frame))
-            .await
-            .map_err(|_| End::Gone)
+        let limit = self.inner.config.write_timeout;
+        let write = self.sink.send(Message::Text(frame));
+        timed(limit, &self.overflow, &self.session, write).await
     }
 
     async fn outgoing(&mut self, first: Out, rx: &flume::Receiver<Out>) -> Result<(), End> {
+        let limit = self.inner.config.write_timeout;
         let mut next = Some(first);
         // Write what is queued, then flush once.
         while let Some(out) = next.take() {
@@ -353,10 +374,8 @@ impl Connection {
                         self.count_refusal()?;
                     }
                     metrics::FRAMES_OUT.inc();
-                    self.sink
-                        .feed(Message::Text(frame))
-                        .await
-                        .map_err(|_| End::Gone)?;
+                    let write = self.sink.feed(Message::Text(frame));
+                    timed(limit, &self.overflow, &self.session, write).await?;
                 }
                 Out::Answer(frame, cmid) => {
                     // One answer per forwarded send: a retried send's second
@@ -373,23 +392,22 @@ impl Connection {
                     }
                     let refused = is_error_ack(&frame);
                     metrics::FRAMES_OUT.inc();
-                    self.sink
-                        .feed(Message::Text(frame))
-                        .await
-                        .map_err(|_| End::Gone)?;
+                    let write = self.sink.feed(Message::Text(frame));
+                    timed(limit, &self.overflow, &self.session, write).await?;
                     if refused {
                         self.count_refusal()?;
                     }
                 }
                 Out::Confirmed(ids) => self.retransmits.confirmed(&ids),
                 Out::Close(code, reason) => {
-                    let _ = self.sink.flush().await;
+                    let _ = tokio::time::timeout(CLOSE_WRITE, self.sink.flush()).await;
                     return Err(End::Close(code, reason));
                 }
             }
             next = rx.try_recv().ok();
         }
-        self.sink.flush().await.map_err(|_| End::Gone)
+        let flush = self.sink.flush();
+        timed(limit, &self.overflow, &self.session, flush).await
     }
 
     async fn retransmit(&mut self) -> Result<(), End> {
@@ -531,6 +549,31 @@ impl Connection {
             return Err(End::Close(CLOSE_POLICY, "too many refused frames"));
         }
         Ok(())
+    }
+}
+
+/// A socket write bounded by the write timeout: a client that stopped
+/// reading is closed with 1013 instead of holding its connection's task.
+async fn timed<F>(
+    limit: std::time::Duration,
+    overflow: &Overflow,
+    session: &Session,
+    write: F,
+) -> Result<(), End>
+where
+    F: std::future::Future<Output = Result<(), axum::Error>>,
+{
+    match tokio::time::timeout(limit, write).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(_)) => Err(End::Gone),
+        Err(_) => {
+            if overflow.raise() {
+                metrics::SLOW_CONSUMERS.inc();
+                tracing::warn!(conn_id = %session.conn_id, user_id = %session.user_id,
+                    "write timed out, closing with 1013");
+            }
+            Err(End::Close(CLOSE_SLOW, "write timed out"))
+        }
     }
 }
 

@@ -65,6 +65,27 @@ pub(crate) enum Out {
 pub(crate) struct ConnHandle {
     pub session: Arc<kefu_proto::v1::Session>,
     pub tx: flume::Sender<Out>,
+    /// Raised once when a push finds the queue full.
+    pub overflow: Arc<Overflow>,
+}
+
+/// A connection's send queue overflowed: it is closed with 1013 at once,
+/// nothing more is queued for it, and it is logged and counted once.
+#[derive(Default)]
+pub(crate) struct Overflow {
+    raised: std::sync::atomic::AtomicBool,
+    pub notify: tokio::sync::Notify,
+}
+
+impl Overflow {
+    /// True the first time only.
+    pub(crate) fn raise(&self) -> bool {
+        let first = !self.raised.swap(true, Ordering::Relaxed);
+        if first {
+            self.notify.notify_one();
+        }
+        first
+    }
 }
 
 /// A gateway; cheap to clone.
@@ -207,12 +228,10 @@ impl Inner {
         if let Err(flume::TrySendError::Full(_)) = handle.tx.try_send(out) {
             // A client this far behind cannot keep up: close it; it will
             // reconnect and catch up from /api/offline.
-            metrics::SLOW_CONSUMERS.inc();
-            tracing::warn!(conn_id = conn, user_id = %handle.session.user_id, "send queue full, closing");
-            let tx = handle.tx.clone();
-            tokio::spawn(async move {
-                let _ = tx.send_async(Out::Close(1013, "too slow")).await;
-            });
+            if handle.overflow.raise() {
+                metrics::SLOW_CONSUMERS.inc();
+                tracing::warn!(conn_id = conn, user_id = %handle.session.user_id, "send queue full, closing with 1013");
+            }
         }
     }
 }

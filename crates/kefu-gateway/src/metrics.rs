@@ -43,7 +43,7 @@ pub static RETRANSMITS: LazyLock<IntCounter> = LazyLock::new(|| {
 pub static SLOW_CONSUMERS: LazyLock<IntCounter> = LazyLock::new(|| {
     register_int_counter!(
         "kefu_gateway_slow_consumers_total",
-        "connections closed for a full send queue"
+        "connections closed with 1013 as too slow: a full send queue or a write timeout"
     )
     .expect("metric")
 });

@@ -34,7 +34,7 @@ impl Source {
                 let etag = format!("\"{}\"", hex(&hash[..16]));
                 File {
                     data: Bytes::from(file.data.into_owned()),
-                    content_type: content_type(&file.metadata.mimetype()),
+                    content_type: content_type(file.metadata.mimetype()),
                     etag: HeaderValue::from_str(&etag).ok(),
                 }
             })),
