@@ -217,6 +217,7 @@ pub async fn gateway(opts: GatewayOptions) -> anyhow::Result<()> {
     workers.refresh().await;
     let config = kefu_gateway::GatewayConfig {
         pages: opts.web.pages()?,
+        client_limits: opts.client_limits.config(),
         ..opts
             .tuning
             .gateway_config(id.clone(), opts.secret.as_bytes().to_vec())

@@ -79,6 +79,13 @@ pub enum Command {
     Bench(crate::bench::BenchOptions),
 }
 
+/// `10.0.0.0/8`, or one address as a range of one.
+fn ip_range(s: &str) -> Result<ipnet::IpNet, String> {
+    s.parse::<ipnet::IpNet>()
+        .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .map_err(|_| format!("{s:?} is neither an IP address nor a CIDR range"))
+}
+
 fn duration(s: &str) -> Result<Duration, humantime::DurationError> {
     humantime::parse_duration(s)
 }
@@ -101,6 +108,8 @@ pub struct ServeOptions {
     pub tuning: Tuning,
     #[command(flatten)]
     pub web: WebOptions,
+    #[command(flatten)]
+    pub client_limits: ClientLimitOptions,
 }
 
 /// How a gateway serves the web pages (`/widget.js`, `/chat`, `/agent`).
@@ -122,6 +131,37 @@ impl WebOptions {
             dir: self.web_dir.clone(),
             widget_origins: self.widget_origins.clone(),
         })?)
+    }
+}
+
+/// Limits on what anyone may do without an account, per client address.
+#[derive(Args, Debug, Clone)]
+pub struct ClientLimitOptions {
+    /// Anonymous visitors one client address may create per minute (0: no
+    /// limit); more get 429 with Retry-After.
+    #[arg(long, env = "KEFU_VISITORS_PER_MINUTE", default_value_t = 60)]
+    pub visitors_per_minute: u32,
+    /// Login attempts one client address may make per minute (0: no limit).
+    #[arg(long, env = "KEFU_LOGINS_PER_MINUTE", default_value_t = 20)]
+    pub logins_per_minute: u32,
+    /// Wrong passwords in a row after which an account is locked: 30 s,
+    /// doubling with each further failure up to 15 min.
+    #[arg(long, env = "KEFU_LOGIN_FAILURES", default_value_t = 5)]
+    pub login_failures: u32,
+    /// Proxies (addresses or CIDR ranges, comma-separated) whose
+    /// X-Forwarded-For names the client; others are the client themselves.
+    #[arg(long, env = "KEFU_TRUSTED_PROXIES", value_delimiter = ',', value_parser = ip_range)]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+}
+
+impl ClientLimitOptions {
+    pub fn config(&self) -> kefu_gateway::LimitsConfig {
+        kefu_gateway::LimitsConfig {
+            visitors_per_minute: self.visitors_per_minute,
+            logins_per_minute: self.logins_per_minute,
+            login_failures: self.login_failures,
+            trusted_proxies: self.trusted_proxies.clone(),
+        }
     }
 }
 
@@ -239,6 +279,8 @@ pub struct GatewayOptions {
     pub tuning: Tuning,
     #[command(flatten)]
     pub web: WebOptions,
+    #[command(flatten)]
+    pub client_limits: ClientLimitOptions,
 }
 
 impl Tuning {

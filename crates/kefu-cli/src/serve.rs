@@ -39,6 +39,7 @@ pub async fn run(opts: ServeOptions) -> anyhow::Result<()> {
     );
     let gateway_config = GatewayConfig {
         pages: opts.web.pages()?,
+        client_limits: opts.client_limits.config(),
         ..opts
             .tuning
             .gateway_config(GatewayConfig::default().id, secret)

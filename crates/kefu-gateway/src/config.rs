@@ -34,6 +34,8 @@ pub struct GatewayConfig {
     pub limits: kefu_protocol::Limits,
     /// The widget loader, the chat and the console, and how they are served.
     pub pages: kefu_web::Pages,
+    /// Visitor creation and login, per client address.
+    pub client_limits: crate::LimitsConfig,
 }
 
 impl Default for GatewayConfig {
@@ -54,6 +56,7 @@ impl Default for GatewayConfig {
             token_ttl: Duration::from_secs(7 * 24 * 3600),
             limits: kefu_protocol::Limits::default(),
             pages: kefu_web::Pages::default(),
+            client_limits: crate::LimitsConfig::default(),
         }
     }
 }

@@ -3,7 +3,9 @@
 
 use crate::{conn, Gateway, Inner};
 use axum::body::{Body, Bytes};
-use axum::extract::{DefaultBodyLimit, Multipart, Path, Query, RawQuery, State, WebSocketUpgrade};
+use axum::extract::{
+    ConnectInfo, DefaultBodyLimit, Multipart, Path, Query, RawQuery, State, WebSocketUpgrade,
+};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
@@ -54,6 +56,7 @@ async fn serve_router(
     let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
         let _ = tcp.set_nodelay(true);
     });
+    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             shutdown.await;
@@ -210,7 +213,33 @@ fn mint(inner: &Inner, user_id: &str, role: Role, name: Option<String>) -> Resul
         .map_err(|e| Refusal(ErrorCode::Internal, e.to_string()))
 }
 
-async fn visitor(State(inner): State<Arc<Inner>>, body: Bytes) -> Response {
+/// 429 with `Retry-After` in whole seconds.
+fn too_many(wait: std::time::Duration, what: &str) -> Response {
+    let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    let mut response = error(
+        ErrorCode::RateLimited,
+        &format!("too many {what}; retry in {seconds} s"),
+    );
+    if let Ok(value) = HeaderValue::from_str(&seconds.max(1).to_string()) {
+        response.headers_mut().insert(header::RETRY_AFTER, value);
+    }
+    response
+}
+
+fn client_ip(inner: &Inner, peer: std::net::SocketAddr, headers: &HeaderMap) -> std::net::IpAddr {
+    let forwarded = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
+    inner.limits.client_ip(peer, forwarded)
+}
+
+async fn visitor(
+    State(inner): State<Arc<Inner>>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Err(wait) = inner.limits.visitor(client_ip(&inner, peer, &headers)) {
+        return too_many(wait, "new visitors from this address");
+    }
     #[derive(Deserialize, Default)]
     struct Body {
         name: Option<String>,
@@ -251,7 +280,26 @@ async fn forward(inner: &Inner, request: ApiRequest) -> Result<ApiReply, Respons
         .map_err(|e| error(ErrorCode::Unavailable, &e.to_string()))
 }
 
-async fn login(State(inner): State<Arc<Inner>>, body: Bytes) -> Response {
+async fn login(
+    State(inner): State<Arc<Inner>>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    #[derive(Deserialize)]
+    struct Attempt {
+        username: String,
+    }
+    // The worker checks the body; the account is only the back-off's key.
+    let account = serde_json::from_slice::<Attempt>(&body)
+        .map(|a| a.username)
+        .unwrap_or_default();
+    if let Err(wait) = inner
+        .limits
+        .login(client_ip(&inner, peer, &headers), &account)
+    {
+        return too_many(wait, "login attempts");
+    }
     let request = ApiRequest {
         method: "POST".into(),
         path: "/api/login".into(),
@@ -262,9 +310,13 @@ async fn login(State(inner): State<Arc<Inner>>, body: Bytes) -> Response {
         Ok(r) => r,
         Err(r) => return r,
     };
+    if reply.status == 401 {
+        inner.limits.login_result(&account, false);
+    }
     if reply.status != 200 {
         return self::reply(reply);
     }
+    inner.limits.login_result(&account, true);
     #[derive(Deserialize)]
     struct Account {
         user_id: String,

@@ -11,6 +11,8 @@
 //! - [`config`]: limits and timeouts.
 //! - [`http`]: the axum router: `/ws`, `/api/*`, `/files/*`, `/healthz`, `/metrics`.
 //! - [`conn`]: one WebSocket connection, from auth to close.
+//! - [`limits`]: visitor creation and login per client address, and the
+//!   back-off after wrong passwords.
 //! - [`retransmit`]: the per-connection back-off schedule.
 //! - [`grpc`]: the `Gateway` gRPC service (deliver).
 //! - [`workers`]: [`workers::RingLink`], the cluster's way to workers:
@@ -23,11 +25,13 @@ pub mod config;
 pub mod conn;
 pub mod grpc;
 pub mod http;
+pub mod limits;
 pub mod metrics;
 pub mod retransmit;
 pub mod workers;
 
 pub use config::GatewayConfig;
+pub use limits::LimitsConfig;
 
 use axum::extract::ws::Utf8Bytes;
 use dashmap::DashMap;
@@ -100,6 +104,7 @@ pub(crate) struct Inner {
     pub register: Arc<dyn Register>,
     pub conns: DashMap<String, ConnHandle>,
     pub users: DashMap<String, Vec<String>>,
+    pub limits: limits::Limits,
     next_conn: AtomicU64,
     /// Flips to true when the gateway drains.
     pub draining: watch::Sender<bool>,
@@ -114,6 +119,7 @@ impl Gateway {
         metrics::init();
         Gateway {
             inner: Arc::new(Inner {
+                limits: limits::Limits::new(config.client_limits.clone()),
                 config,
                 workers,
                 register,

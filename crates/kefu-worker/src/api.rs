@@ -11,7 +11,7 @@ use kefu_store::entity::file;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 mod desk;
 
@@ -410,6 +410,25 @@ async fn set_status(inner: &Inner, sender: &Sender, body: &[u8]) -> Reply {
     ))
 }
 
+/// Password checks running at once. Argon2 takes tens of milliseconds of
+/// CPU: on the async runtime a burst of logins stalled every connection;
+/// on the blocking pool without a bound it would take every core.
+static PASSWORD_CHECKS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
+
+/// The hash checked when there is no account, so that an unknown name takes
+/// as long to refuse as a wrong password and names cannot be probed.
+static NO_ACCOUNT: LazyLock<String> = LazyLock::new(|| {
+    use argon2::password_hash::{rand_core::OsRng, SaltString};
+    use argon2::PasswordHasher;
+    Argon2::default()
+        .hash_password(
+            b"no account has this password",
+            &SaltString::generate(&mut OsRng),
+        )
+        .map(|h| h.to_string())
+        .unwrap_or_default()
+});
+
 async fn login(inner: &Inner, body: &[u8]) -> Reply {
     #[derive(Deserialize)]
     struct Body {
@@ -423,16 +442,31 @@ async fn login(inner: &Inner, body: &[u8]) -> Reply {
         .user(&body.username)
         .await
         .map_err(store_error)?
-        .ok_or_else(wrong)?;
-    let hash = user.password_hash.as_deref().ok_or_else(wrong)?;
-    let parsed = PasswordHash::new(hash).map_err(|_| wrong())?;
-    Argon2::default()
-        .verify_password(body.password.as_bytes(), &parsed)
-        .map_err(|_| wrong())?;
-    Ok((
-        200,
-        json!({"user_id": user.id, "name": user.name, "role": user.role}),
-    ))
+        .filter(|u| u.role == "agent");
+    let hash = user
+        .as_ref()
+        .and_then(|u| u.password_hash.clone())
+        .unwrap_or_else(|| NO_ACCOUNT.clone());
+    let _permit = PASSWORD_CHECKS
+        .acquire()
+        .await
+        .map_err(|_| ProtocolError::new(ErrorCode::Unavailable, "shutting down"))?;
+    let verified = tokio::task::spawn_blocking(move || {
+        PasswordHash::new(&hash).is_ok_and(|parsed| {
+            Argon2::default()
+                .verify_password(body.password.as_bytes(), &parsed)
+                .is_ok()
+        })
+    })
+    .await
+    .unwrap_or(false);
+    match user {
+        Some(user) if verified => Ok((
+            200,
+            json!({"user_id": user.id, "name": user.name, "role": user.role}),
+        )),
+        _ => Err(wrong()),
+    }
 }
 
 async fn upload(inner: &Inner, sender: &Sender, request: &ApiRequest) -> Reply {
