@@ -246,3 +246,95 @@ async fn an_unknown_name_is_refused_as_slowly_as_a_wrong_password() {
         "unknown name refused in {unknown:?}, wrong password in {known:?}"
     );
 }
+
+fn addr_of(server: &Server) -> std::net::SocketAddr {
+    server
+        .url()
+        .trim_start_matches("http://")
+        .parse()
+        .expect("a socket address")
+}
+
+/// Reads until the server closes the connection; panics if it has not
+/// within `within`.
+async fn closed_by_server(mut tcp: tokio::net::TcpStream, within: Duration, what: &str) {
+    use tokio::io::AsyncReadExt;
+    let mut sink = Vec::new();
+    let read = tokio::time::timeout(within, tcp.read_to_end(&mut sink)).await;
+    assert!(read.is_ok(), "{what}: still open after {within:?}");
+}
+
+#[tokio::test]
+async fn connections_that_never_finish_their_request_are_closed() {
+    use tokio::io::AsyncWriteExt;
+    let server = Server::builder()
+        .arg("--header-timeout", "1s")
+        .arg("--body-timeout", "1s")
+        .start()
+        .await;
+    let addr = addr_of(&server);
+    let silent = tokio::net::TcpStream::connect(addr)
+        .await
+        .expect("connects");
+    let mut half = tokio::net::TcpStream::connect(addr)
+        .await
+        .expect("connects");
+    half.write_all(b"GET /healthz HTTP/1.1\r\nHost: kefu\r\nX-Slow: ")
+        .await
+        .expect("writes");
+    let mut body = tokio::net::TcpStream::connect(addr)
+        .await
+        .expect("connects");
+    body.write_all(
+        b"POST /api/visitor HTTP/1.1\r\nHost: kefu\r\nContent-Type: application/json\r\n\
+          Content-Length: 1000\r\n\r\n{\"name\":",
+    )
+    .await
+    .expect("writes");
+
+    let within = Duration::from_secs(5);
+    closed_by_server(silent, within, "a connection that sent nothing").await;
+    closed_by_server(half, within, "half-sent headers").await;
+    closed_by_server(body, within, "a body that stopped").await;
+    assert_eq!(server.fetch("/healthz").await.status().as_u16(), 200);
+}
+
+#[tokio::test]
+async fn one_address_cannot_take_every_connection() {
+    let server = Server::builder()
+        .arg("--max-connections-per-ip", "3")
+        .arg("--header-timeout", "30s")
+        .start()
+        .await;
+    let addr = addr_of(&server);
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        held.push(
+            tokio::net::TcpStream::connect(addr)
+                .await
+                .expect("connects"),
+        );
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let fourth = tokio::net::TcpStream::connect(addr)
+        .await
+        .expect("connects");
+    closed_by_server(fourth, Duration::from_secs(5), "a fourth connection").await;
+
+    // Another address is served as usual.
+    let socket = TcpSocket::new_v4().expect("a socket");
+    socket
+        .bind("127.0.0.2:0".parse().expect("an address"))
+        .expect("binds");
+    let mut other = socket.connect(addr).await.expect("connects");
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    other
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: kefu\r\nConnection: close\r\n\r\n")
+        .await
+        .expect("writes");
+    let mut reply = String::new();
+    other.read_to_string(&mut reply).await.expect("reads");
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    drop(held);
+}

@@ -215,13 +215,13 @@ pub async fn gateway(opts: GatewayOptions) -> anyhow::Result<()> {
         .unwrap_or_else(|| unique_id("gateway", &advertise));
     let workers = RingLink::start(register.clone(), opts.cluster.cluster_secret.clone());
     workers.refresh().await;
-    let config = kefu_gateway::GatewayConfig {
+    let mut config = kefu_gateway::GatewayConfig {
         pages: opts.web.pages()?,
-        client_limits: opts.client_limits.config(),
         ..opts
             .tuning
             .gateway_config(id.clone(), opts.secret.as_bytes().to_vec())
     };
+    opts.client_limits.apply(&mut config);
     let gateway = Gateway::new(config, Arc::new(workers), register.clone());
     let member = Member {
         id: id.clone(),

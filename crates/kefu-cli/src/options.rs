@@ -148,6 +148,10 @@ pub struct ClientLimitOptions {
     /// doubling with each further failure up to 15 min.
     #[arg(long, env = "KEFU_LOGIN_FAILURES", default_value_t = 5)]
     pub login_failures: u32,
+    /// Open connections one client address may hold (0: no limit); more
+    /// are closed at once. Trusted proxies are not limited.
+    #[arg(long, env = "KEFU_MAX_CONNECTIONS_PER_IP", default_value_t = 256)]
+    pub max_connections_per_ip: usize,
     /// Proxies (addresses or CIDR ranges, comma-separated) whose
     /// X-Forwarded-For names the client; others are the client themselves.
     #[arg(long, env = "KEFU_TRUSTED_PROXIES", value_delimiter = ',', value_parser = ip_range)]
@@ -155,13 +159,16 @@ pub struct ClientLimitOptions {
 }
 
 impl ClientLimitOptions {
-    pub fn config(&self) -> kefu_gateway::LimitsConfig {
-        kefu_gateway::LimitsConfig {
+    /// Sets these limits on a gateway's configuration.
+    pub fn apply(&self, config: &mut kefu_gateway::GatewayConfig) {
+        config.client_limits = kefu_gateway::LimitsConfig {
             visitors_per_minute: self.visitors_per_minute,
             logins_per_minute: self.logins_per_minute,
             login_failures: self.login_failures,
             trusted_proxies: self.trusted_proxies.clone(),
-        }
+        };
+        config.server.max_connections_per_ip = self.max_connections_per_ip;
+        config.server.trusted_proxies = self.trusted_proxies.clone();
     }
 }
 
@@ -196,9 +203,16 @@ pub struct Tuning {
     /// far behind is closed with 1013 and catches up from /api/offline.
     #[arg(long, env = "KEFU_SEND_QUEUE", default_value_t = 1024)]
     pub send_queue: usize,
-    /// A write to a client socket that takes longer closes it with 1013.
+    /// A write to a client socket that takes longer closes it (a WebSocket
+    /// with 1013).
     #[arg(long, env = "KEFU_WRITE_TIMEOUT", value_parser = duration, default_value = "10s")]
     pub write_timeout: Duration,
+    /// A connection must send its request headers within this.
+    #[arg(long, env = "KEFU_HEADER_TIMEOUT", value_parser = duration, default_value = "10s")]
+    pub header_timeout: Duration,
+    /// A request body that sends nothing for this long fails the request.
+    #[arg(long, env = "KEFU_BODY_TIMEOUT", value_parser = duration, default_value = "30s")]
+    pub body_timeout: Duration,
     /// How long to wait for in-flight work on SIGTERM.
     #[arg(long, env = "KEFU_DRAIN_TIMEOUT", value_parser = duration, default_value = "10s")]
     pub drain_timeout: Duration,
@@ -296,6 +310,12 @@ impl Tuning {
             frame_burst: 2.0 * self.max_frames_per_second,
             send_queue: self.send_queue.max(1),
             write_timeout: self.write_timeout,
+            body_timeout: self.body_timeout,
+            server: kefu_gateway::server::ServerLimits {
+                header_timeout: self.header_timeout,
+                write_timeout: self.write_timeout,
+                ..Default::default()
+            },
             ..kefu_gateway::GatewayConfig::default()
         }
     }

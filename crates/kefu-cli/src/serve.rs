@@ -37,13 +37,13 @@ pub async fn run(opts: ServeOptions) -> anyhow::Result<()> {
         register.clone(),
         Arc::new(gateways.clone()),
     );
-    let gateway_config = GatewayConfig {
+    let mut gateway_config = GatewayConfig {
         pages: opts.web.pages()?,
-        client_limits: opts.client_limits.config(),
         ..opts
             .tuning
             .gateway_config(GatewayConfig::default().id, secret)
     };
+    opts.client_limits.apply(&mut gateway_config);
     let gateway = Gateway::new(
         gateway_config,
         Arc::new(LocalWorker(worker.clone())),

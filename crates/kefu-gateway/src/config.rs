@@ -36,6 +36,10 @@ pub struct GatewayConfig {
     pub pages: kefu_web::Pages,
     /// Visitor creation and login, per client address.
     pub client_limits: crate::LimitsConfig,
+    /// Timeouts and connections per address of the HTTP listener.
+    pub server: crate::server::ServerLimits,
+    /// A request body with no data for this long fails the request.
+    pub body_timeout: Duration,
 }
 
 impl Default for GatewayConfig {
@@ -57,6 +61,8 @@ impl Default for GatewayConfig {
             limits: kefu_protocol::Limits::default(),
             pages: kefu_web::Pages::default(),
             client_limits: crate::LimitsConfig::default(),
+            server: crate::server::ServerLimits::default(),
+            body_timeout: Duration::from_secs(30),
         }
     }
 }

@@ -53,16 +53,12 @@ async fn serve_router(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let drain = gateway.clone();
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            drain.drain();
-        })
-        .await
+    let limits = gateway.inner.config.server.clone();
+    crate::server::serve(listener, app, limits, async move {
+        shutdown.await;
+        drain.drain();
+    })
+    .await
 }
 
 pub fn router(gateway: Gateway) -> Router {
@@ -98,6 +94,10 @@ fn routes(gateway: Gateway) -> Router {
         .route("/files/{key}", get(file))
         .merge(gateway.inner.config.pages.router())
         .method_not_allowed_fallback(method_not_allowed)
+        // A request body that stops arriving is cut, and the request fails.
+        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
+            gateway.inner.config.body_timeout,
+        ))
         .with_state(gateway.inner)
 }
 

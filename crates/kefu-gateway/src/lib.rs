@@ -14,6 +14,8 @@
 //! - [`limits`]: visitor creation and login per client address, and the
 //!   back-off after wrong passwords.
 //! - [`retransmit`]: the per-connection back-off schedule.
+//! - [`server`]: the listener: header and write timeouts, connections per
+//!   client address, back-off on accept errors.
 //! - [`grpc`]: the `Gateway` gRPC service (deliver).
 //! - [`workers`]: [`workers::RingLink`], the cluster's way to workers:
 //!   consistent hashing, one frame stream per worker, retry on failure.
@@ -28,6 +30,7 @@ pub mod http;
 pub mod limits;
 pub mod metrics;
 pub mod retransmit;
+pub mod server;
 pub mod workers;
 
 pub use config::GatewayConfig;

@@ -48,6 +48,14 @@ pub static SLOW_CONSUMERS: LazyLock<IntCounter> = LazyLock::new(|| {
     .expect("metric")
 });
 
+pub static CONNECTIONS_REFUSED: LazyLock<IntCounter> = LazyLock::new(|| {
+    register_int_counter!(
+        "kefu_gateway_connections_refused_total",
+        "TCP connections refused: their client address held too many"
+    )
+    .expect("metric")
+});
+
 /// Registers every metric now, so /metrics lists them from the start.
 pub fn init() {
     LazyLock::force(&CONNECTIONS);
@@ -56,4 +64,5 @@ pub fn init() {
     LazyLock::force(&FRAMES_OUT);
     LazyLock::force(&RETRANSMITS);
     LazyLock::force(&SLOW_CONSUMERS);
+    LazyLock::force(&CONNECTIONS_REFUSED);
 }
