@@ -338,3 +338,24 @@ async fn one_address_cannot_take_every_connection() {
     assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
     drop(held);
 }
+
+#[tokio::test]
+async fn a_user_has_a_bounded_number_of_devices_and_the_newest_is_refused() {
+    let server = Server::builder()
+        .arg("--max-devices-per-user", "2")
+        .start()
+        .await;
+    let token = server.token("c1", "customer");
+    let mut first = server.customer_on("c1", "phone").await;
+    let _second = server.customer_on("c1", "pc").await;
+
+    let mut third = Client::connect_raw(&server, &format!("?token={token}")).await;
+    let refusal = third
+        .recv_until(|f| f["category"] == "ack" && f["action"] == "auth", WAIT)
+        .await;
+    assert_eq!(error_code(&refusal), Some("rate_limited"), "{refusal}");
+    assert_eq!(third.expect_close(WAIT).await, 4429);
+
+    let _agent = server.agent("a1").await;
+    first.say("still-1", "the first device still works").await;
+}

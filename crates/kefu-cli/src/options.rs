@@ -152,6 +152,10 @@ pub struct ClientLimitOptions {
     /// are closed at once. Trusted proxies are not limited.
     #[arg(long, env = "KEFU_MAX_CONNECTIONS_PER_IP", default_value_t = 256)]
     pub max_connections_per_ip: usize,
+    /// WebSocket connections one user may hold on a gateway (0: no limit);
+    /// a further one gets an error ack and close code 4429.
+    #[arg(long, env = "KEFU_MAX_DEVICES_PER_USER", default_value_t = 10)]
+    pub max_devices_per_user: usize,
     /// Proxies (addresses or CIDR ranges, comma-separated) whose
     /// X-Forwarded-For names the client; others are the client themselves.
     #[arg(long, env = "KEFU_TRUSTED_PROXIES", value_delimiter = ',', value_parser = ip_range)]
@@ -168,6 +172,7 @@ impl ClientLimitOptions {
             trusted_proxies: self.trusted_proxies.clone(),
         };
         config.server.max_connections_per_ip = self.max_connections_per_ip;
+        config.max_devices_per_user = self.max_devices_per_user;
         config.server.trusted_proxies = self.trusted_proxies.clone();
     }
 }

@@ -23,6 +23,9 @@ pub struct GatewayConfig {
     pub max_frames_per_sec: f64,
     /// How many frames a connection may send at once above that rate.
     pub frame_burst: f64,
+    /// Connections one user may hold on this gateway; a further one is
+    /// refused (error ack, then close 4429). 0: no limit.
+    pub max_devices_per_user: usize,
     /// Frames queued for one connection before it is closed as too slow
     /// (1013).
     pub send_queue: usize,
@@ -55,6 +58,7 @@ impl Default for GatewayConfig {
             refused_window: Duration::from_secs(10),
             max_frames_per_sec: 500.0,
             frame_burst: 1000.0,
+            max_devices_per_user: 10,
             send_queue: 1024,
             write_timeout: Duration::from_secs(10),
             token_ttl: Duration::from_secs(7 * 24 * 3600),

@@ -23,6 +23,8 @@ pub const CLOSE_POLICY: u16 = 1008;
 pub const CLOSE_TOO_BIG: u16 = 1009;
 pub const CLOSE_AWAY: u16 = 1001;
 pub const CLOSE_SLOW: u16 = 1013;
+/// The user already holds `max_devices_per_user` connections here.
+pub const CLOSE_TOO_MANY_DEVICES: u16 = 4429;
 
 /// How long the close frame may take to leave; a client that stopped
 /// reading gets its socket dropped instead.
@@ -49,6 +51,16 @@ pub(crate) async fn run(
     else {
         return;
     };
+    let max = inner.config.max_devices_per_user;
+    let devices = inner.users.get(&claims.sub).map_or(0, |c| c.len());
+    if max > 0 && devices >= max {
+        let message = format!("this user already has {devices} connections; close one first");
+        let ack = Frame::error("auth", None, ErrorCode::RateLimited, &message);
+        let _ =
+            tokio::time::timeout(CLOSE_WRITE, sink.send(Message::Text(ack.to_json().into()))).await;
+        send_close(&mut sink, CLOSE_TOO_MANY_DEVICES, "too many devices").await;
+        return;
+    }
     // One copy per connection, shared by its loop and the gateway's map.
     let session = Arc::new(Session {
         user_id: claims.sub.clone(),
