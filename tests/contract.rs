@@ -26,6 +26,7 @@
 //! - `contract/bad_input.rs`: refused frames and the close codes.
 //! - `contract/limits.rs`: slow and stalled clients, limits against abuse.
 //! - `contract/durability.rs`: SIGTERM drain, kill -9, restarts.
+//! - `contract/outages.rs`: the database gone and back.
 //! - `contract/tools.rs`: `kefu bench` (a smoke run: no loss) and `--config`.
 //! - `contract/cluster.rs`: a worker, a register replica, a gateway killed;
 //!   Redis restarted empty.
@@ -121,6 +122,8 @@ mod http_api;
 mod limits;
 #[path = "contract/messaging.rs"]
 mod messaging;
+#[path = "contract/outages.rs"]
+mod outages;
 #[path = "contract/queue.rs"]
 mod queue;
 #[path = "contract/receipts.rs"]

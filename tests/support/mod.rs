@@ -14,6 +14,8 @@
 //!   optional automatic `receive` confirmations.
 //! - [`frames`]: reading frames and HTTP bodies: field getters, predicates for
 //!   `recv_until`, the success/error ack checks.
+//! - [`postgres`]: a PostgreSQL server of the test's own, to crash and
+//!   restart for outage tests.
 //! - [`chat`]: [`Chat`], the common opening: an agent online and a customer
 //!   whose first message opened a task.
 
@@ -25,6 +27,7 @@ pub mod client;
 pub mod cluster;
 pub mod frames;
 pub mod http;
+pub mod postgres;
 pub mod server;
 
 pub use backend::Backend;

@@ -51,9 +51,33 @@ pub enum StoreError {
     UnsupportedUrl(String),
     #[error("the message writer has stopped")]
     WriterStopped,
+    #[error("database unreachable: {0}")]
+    Unreachable(String),
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+impl StoreError {
+    /// The database cannot be reached (as opposed to refusing one
+    /// statement): retrying the same work at once would only fail again.
+    pub fn is_unreachable(&self) -> bool {
+        use sea_orm::sqlx::Error as Sqlx;
+        use sea_orm::RuntimeErr;
+        match self {
+            StoreError::Db(DbErr::ConnectionAcquire(_)) => true,
+            StoreError::Db(
+                DbErr::Conn(RuntimeErr::SqlxError(e))
+                | DbErr::Exec(RuntimeErr::SqlxError(e))
+                | DbErr::Query(RuntimeErr::SqlxError(e)),
+            ) => matches!(
+                e,
+                Sqlx::Io(_) | Sqlx::PoolTimedOut | Sqlx::PoolClosed | Sqlx::WorkerCrashed
+            ),
+            StoreError::Db(DbErr::Conn(_)) | StoreError::Unreachable(_) => true,
+            _ => false,
+        }
+    }
+}
 
 /// What a committed SQLite transaction survives. MySQL and PostgreSQL follow
 /// their servers' own settings.
@@ -129,7 +153,12 @@ impl Store {
                     .create_if_missing(true)
             });
         } else {
-            options.max_connections(16).min_connections(1);
+            options
+                .max_connections(16)
+                .min_connections(1)
+                .acquire_timeout(SERVER_ACQUIRE);
+            let db = server_pool(url, options).await?;
+            return Ok(Store { db, sqlite });
         }
         let db = Database::connect(options).await?;
         Ok(Store { db, sqlite })
@@ -264,6 +293,62 @@ pub async fn drop_database(url: &str) -> Result<()> {
         db.close().await?;
     }
     Ok(())
+}
+
+/// How long a query waits for a connection to MySQL or PostgreSQL. When the
+/// server is gone, new connections are refused at once and this is how long
+/// a request takes to be answered `unavailable` (the contract allows 2 s).
+const SERVER_ACQUIRE: Duration = Duration::from_secs(1);
+
+/// A pooled connection idle this long is pinged before use: after an outage
+/// the pool still holds connections to the server that died, and the first
+/// request after it returns must not be the one that finds out.
+const PING_IF_IDLE: Duration = Duration::from_millis(250);
+
+/// The pool for MySQL or PostgreSQL: sea-orm's options, plus the ping of
+/// idle connections, which sea-orm cannot set. A busy pool's connections are
+/// never idle that long, so the ping costs nothing under load.
+async fn server_pool(url: &str, options: ConnectOptions) -> Result<DatabaseConnection> {
+    use sea_orm::sqlx::{self, ConnectOptions as _};
+    fn ping_if_idle<C: sqlx::Connection>(
+        conn: &mut C,
+        meta: sqlx::pool::PoolConnectionMetadata,
+    ) -> futures::future::BoxFuture<'_, std::result::Result<bool, sqlx::Error>> {
+        Box::pin(async move {
+            if meta.idle_for >= PING_IF_IDLE {
+                conn.ping().await?;
+            }
+            Ok(true)
+        })
+    }
+    let bad_url = |e: sqlx::Error| StoreError::UnsupportedUrl(format!("{url}: {e}"));
+    if url.starts_with("postgres") {
+        let connect = url
+            .parse::<sqlx::postgres::PgConnectOptions>()
+            .map_err(bad_url)?
+            .disable_statement_logging();
+        let pool = options
+            .sqlx_pool_options::<sqlx::Postgres>()
+            .before_acquire(|c, m| ping_if_idle(c, m))
+            .connect_with(connect)
+            .await
+            .map_err(|e| DbErr::Conn(sea_orm::RuntimeErr::SqlxError(e)))?;
+        Ok(sea_orm::SqlxPostgresConnector::from_sqlx_postgres_pool(
+            pool,
+        ))
+    } else {
+        let connect = url
+            .parse::<sqlx::mysql::MySqlConnectOptions>()
+            .map_err(bad_url)?
+            .disable_statement_logging();
+        let pool = options
+            .sqlx_pool_options::<sqlx::MySql>()
+            .before_acquire(|c, m| ping_if_idle(c, m))
+            .connect_with(connect)
+            .await
+            .map_err(|e| DbErr::Conn(sea_orm::RuntimeErr::SqlxError(e)))?;
+        Ok(sea_orm::SqlxMySqlConnector::from_sqlx_mysql_pool(pool))
+    }
 }
 
 #[cfg(test)]

@@ -230,6 +230,14 @@ async fn run(store: Store, direct: bool, mut rx: mpsc::Receiver<Job>, max_batch:
                     let _ = reply.send(Ok(w));
                 }
             }
+            Err(e) if e.is_unreachable() => {
+                // Every message would wait for a connection in turn: answer
+                // them all now, so senders hear `unavailable` at once.
+                tracing::warn!(error = %e, size = batch.len(), "database unreachable, batch refused");
+                for reply in replies {
+                    let _ = reply.send(Err(StoreError::Unreachable(e.to_string())));
+                }
+            }
             Err(e) => {
                 tracing::warn!(error = %e, size = batch.len(), "batch write failed, retrying one by one");
                 for (message, reply) in batch.iter().zip(replies) {
