@@ -28,6 +28,28 @@ on_every_backend! {
         assert!(says, "a toast says something: {toast}");
     }
 
+    async fn the_agent_sees_the_customers_words_not_the_customers_queue_notices(backend: Backend) {
+        let server = Server::start_on(backend).await;
+        let mut customer = server.customer("c1").await;
+        let sent = customer.say("c-1", "hello?").await;
+        let toast = customer.recv_until(queue_toast(1), WAIT).await;
+        let mut agent = server.agent("a1").await;
+        agent.recv_until(push_of(sent.id), WAIT).await;
+
+        let theirs = server.history(&agent.token, sent.task_id, "").await;
+        let (_, contacts) = server.get("/api/contacts", &agent.token).await;
+
+        message_with_id(&theirs, sent.id);
+        assert!(
+            theirs.iter().all(|m| m["from"] != "system" || m["to"] == "a1"),
+            "the agent's history holds the customer's notices: {theirs:?}"
+        );
+        let last = &contacts["contacts"][0]["last_message"];
+        assert_eq!(int(last, "id"), sent.id, "{contacts}");
+        let mine = server.history(&customer.token, sent.task_id, "").await;
+        message_with_id(&mine, int(&toast, "id"));
+    }
+
     async fn a_waiting_task_goes_to_the_first_agent_who_comes_online(backend: Backend) {
         let server = Server::start_on(backend).await;
         let mut customer = server.customer("c1").await;

@@ -5,9 +5,12 @@ use crate::entity::{message, message_delete, undelivered};
 use crate::{Result, Store};
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, EntityTrait, FromQueryResult, QueryFilter, QueryOrder,
-    QuerySelect, TransactionTrait,
+    ActiveValue::Set, ColumnTrait, Condition, EntityTrait, FromQueryResult, QueryFilter,
+    QueryOrder, QuerySelect, TransactionTrait,
 };
+
+/// The sender of toasts and the assess invitation.
+const SYSTEM: &str = "system";
 use std::collections::{HashMap, HashSet};
 
 /// A message as one user sees it.
@@ -42,7 +45,34 @@ impl Store {
         limit: u64,
         viewer: &str,
     ) -> Result<Vec<Seen>> {
-        let mut query = message::Entity::find().filter(message::Column::TaskId.eq(task_id));
+        self.history_where(task_id, before, limit, viewer, Condition::all())
+            .await
+    }
+
+    /// Like [`Store::history`], without the system notices addressed to
+    /// someone else: a customer's queue positions are not the agent's.
+    pub async fn participant_history(
+        &self,
+        task_id: i64,
+        before: Option<i64>,
+        limit: u64,
+        viewer: &str,
+    ) -> Result<Vec<Seen>> {
+        self.history_where(task_id, before, limit, viewer, notices_for(viewer))
+            .await
+    }
+
+    async fn history_where(
+        &self,
+        task_id: i64,
+        before: Option<i64>,
+        limit: u64,
+        viewer: &str,
+        only: Condition,
+    ) -> Result<Vec<Seen>> {
+        let mut query = message::Entity::find()
+            .filter(message::Column::TaskId.eq(task_id))
+            .filter(only);
         if let Some(before) = before {
             query = query.filter(message::Column::Id.lt(before));
         }
@@ -167,7 +197,13 @@ impl Store {
     }
 
     /// The newest message of each task.
-    pub async fn last_messages(&self, task_ids: &[i64]) -> Result<HashMap<i64, message::Model>> {
+    /// Each task's newest message that `viewer` sees (system notices to
+    /// others left out).
+    pub async fn last_messages(
+        &self,
+        task_ids: &[i64],
+        viewer: &str,
+    ) -> Result<HashMap<i64, message::Model>> {
         if task_ids.is_empty() {
             return Ok(HashMap::new());
         }
@@ -175,6 +211,7 @@ impl Store {
             .select_only()
             .column_as(message::Column::Id.max(), "id")
             .filter(message::Column::TaskId.is_in(task_ids.iter().copied()))
+            .filter(notices_for(viewer))
             .group_by(message::Column::TaskId)
             .into_model::<TaskMax>()
             .all(&self.db)
@@ -248,4 +285,11 @@ impl Store {
             })
             .collect())
     }
+}
+
+/// Messages people wrote, and system notices addressed to `viewer`.
+fn notices_for(viewer: &str) -> Condition {
+    Condition::any()
+        .add(message::Column::Sender.ne(SYSTEM))
+        .add(message::Column::Recipient.eq(viewer))
 }

@@ -234,11 +234,17 @@ async fn history(
         .map(|_| number(query, "before", 0, i64::MAX))
         .transpose()?;
     let limit = number(query, "limit", 50, 200)?.max(1);
-    let rows = inner
-        .store
-        .history(task_id, before, limit as u64, sender.user())
-        .await
-        .map_err(store_error)?;
+    // Admins audit the whole task; a participant sees the notices meant
+    // for them, not the other side's.
+    let (store, viewer, page) = (&inner.store, sender.user(), limit as u64);
+    let rows = if sender.role == Role::Admin {
+        store.history(task_id, before, page, viewer).await
+    } else {
+        store
+            .participant_history(task_id, before, page, viewer)
+            .await
+    }
+    .map_err(store_error)?;
     let messages: Vec<_> = rows
         .iter()
         .map(|s| view::message_frame(&s.message, s.deleted))
@@ -301,7 +307,7 @@ async fn contacts(inner: &Inner, sender: &Sender, query: &HashMap<String, String
         .map_err(store_error)?;
     let last = inner
         .store
-        .last_messages(&task_ids)
+        .last_messages(&task_ids, sender.user())
         .await
         .map_err(store_error)?;
     let q = query
