@@ -1,4 +1,4 @@
-// The pages Kefu serves (/chat, later /agent), built with hashed asset
+// The pages Kefu serves (/chat and /agent), built with hashed asset
 // names into dist/, which the `kefu` binary embeds.
 import { defineConfig } from 'vite';
 
@@ -11,7 +11,7 @@ export default defineConfig({
     target: 'es2020',
     modulePreload: { polyfill: false },
     rollupOptions: {
-      input: { chat: 'chat.html' },
+      input: { chat: 'chat.html', agent: 'agent.html' },
     },
   },
 });

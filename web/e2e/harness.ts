@@ -307,3 +307,81 @@ export function gradientPng(width: number, height: number): Buffer {
     chunk('IEND', Buffer.alloc(0)),
   ]);
 }
+
+/**
+ * A customer played by a script: an anonymous visitor (POST /api/visitor
+ * with a name), one WebSocket, every pushed message confirmed.
+ */
+export class ScriptedCustomer {
+  readonly frames: Frame[] = [];
+  private seq = 0;
+
+  private constructor(
+    private readonly ws: WebSocket,
+    readonly token: string,
+    readonly userId: string,
+    readonly name: string | null,
+  ) {
+    ws.on('message', (data) => {
+      const frame = JSON.parse(String(data)) as Frame;
+      this.frames.push(frame);
+      if (typeof frame.id === 'number' && frame.category !== 'ack') {
+        ws.send(JSON.stringify({ category: 'receive', id: frame.id }));
+      }
+    });
+  }
+
+  static async connect(kefu: Kefu, name?: string): Promise<ScriptedCustomer> {
+    const res = await fetch(`${kefu.url}/api/visitor`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(name === undefined ? {} : { name }),
+    });
+    if (res.status !== 201) throw new Error(`visitor: ${res.status} ${await res.text()}`);
+    const v = (await res.json()) as { token: string; user_id: string; name: string | null };
+    const ws = new WebSocket(kefu.url.replace(/^http/, 'ws') + '/ws');
+    await new Promise((ok, fail) => {
+      ws.once('open', ok);
+      ws.once('error', fail);
+    });
+    const c = new ScriptedCustomer(ws, v.token, v.user_id, v.name);
+    ws.send(JSON.stringify({ action: 'auth', content: v.token, ext: { device: 'script' } }));
+    await eventually(() => c.frames.find((f) => f.action === 'auth'), 'auth ack');
+    return c;
+  }
+
+  /** Sends a message (text, or any other fields) and waits for its ack. */
+  async say(content: string, extra: Frame = {}): Promise<Frame> {
+    const client_msg_id = `cust-${++this.seq}-${Date.now()}`;
+    this.ws.send(JSON.stringify({ category: 'customer', action: 'send', kind: 'text', content, client_msg_id, ...extra }));
+    const ack = await eventually(() => this.frames.find((f) => f.category === 'ack' && f.client_msg_id === client_msg_id), `ack of ${content}`);
+    if (ack.ext?.error) throw new Error(`refused: ${JSON.stringify(ack.ext.error)}`);
+    return ack;
+  }
+
+  /** Messages agents sent this customer, in arrival order (retransmissions dropped). */
+  fromAgents(): Frame[] {
+    const seen = new Set<number>();
+    return this.frames.filter((f) => f.category === 'manager' && f.action === 'send' && !seen.has(f.id) && seen.add(f.id));
+  }
+
+  async waitFor(pred: (f: Frame) => boolean, what: string, ms?: number): Promise<Frame> {
+    return eventually(() => this.frames.find(pred), what, ms);
+  }
+
+  read(taskId: number, upTo: number): void {
+    this.ws.send(JSON.stringify({ category: 'customer', action: 'read', task_id: taskId, quote: upTo }));
+  }
+
+  typing(): void {
+    this.ws.send(JSON.stringify({ category: 'customer', action: 'typing' }));
+  }
+
+  revoke(id: number): void {
+    this.ws.send(JSON.stringify({ category: 'customer', action: 'revoke', quote: id, client_msg_id: `rv-${id}` }));
+  }
+
+  close(): void {
+    this.ws.close();
+  }
+}

@@ -176,6 +176,27 @@ describe('the customer widget', () => {
     await site.stop();
   });
 
+  test('a customer withdraws their own message and both sides see it go', async () => {
+    const alice = await agent();
+    const { page, chat, context, site } = await shop();
+    await openWidget(page, chat);
+    await say(chat, 'my card number is 4111');
+    const msg = await alice.waitFor((f) => f.content === 'my card number is 4111', 'the message');
+    await expect.poll(() => own(chat, 'my card number is 4111').getAttribute('data-state')).toMatch(/sent|read/);
+
+    await own(chat, 'my card number is 4111').hover();
+    await chat.getByRole('button', { name: 'Withdraw' }).click();
+
+    await alice.waitFor((f) => f.action === 'revoke' && f.quote === msg.id, 'the revoke notice');
+    await expect.poll(() => chat.getByText('my card number is 4111').count()).toBe(0);
+    await chat.getByText(/withdrew a message|Message withdrawn/).first().waitFor();
+    const history = await kefu.api(alice.token, 'GET', `/api/tasks/${msg.task_id}/messages`);
+    const stored = history.body.messages.find((m: any) => m.id === msg.id);
+    expect(stored).toMatchObject({ is_revoke: true, content: '' });
+    await context.close();
+    await site.stop();
+  });
+
   test('with no agent online the customer waits in line and is told who serves them', async () => {
     const { page, chat, context, site } = await shop();
     await openWidget(page, chat);

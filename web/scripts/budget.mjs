@@ -1,5 +1,5 @@
-// Bundle budgets: widget.js (the loader on every host page) and the chat
-// page's JS+CSS, gzipped. Exits 1 when either is over its limit.
+// Bundle budgets: widget.js (the loader on every host page), the chat
+// page's JS+CSS and the agent console's, gzipped. Exits 1 when one is over.
 import { readFileSync } from 'node:fs';
 import { gzipSync } from 'node:zlib';
 import { dirname, join } from 'node:path';
@@ -13,32 +13,36 @@ const budgets = [];
 
 budgets.push({ name: 'widget.js', size: gz(join(dist, 'widget.js')), limit: 5 * 1024 });
 
-// Every script and stylesheet the chat page references (its own assets only).
-const html = readFileSync(join(dist, 'chat.html'), 'utf8');
-const assets = [...html.matchAll(/(?:src|href)="\/(assets\/[^"]+\.(?:js|css))"/g)].map((m) => m[1]);
-// Chunks the entry imports are loaded too: follow static imports of JS assets.
-const seen = new Set();
-const queue = [...assets];
-while (queue.length) {
-  const a = queue.shift();
-  if (seen.has(a)) continue;
-  seen.add(a);
-  if (a.endsWith('.js')) {
-    const src = readFileSync(join(dist, a), 'utf8');
-    for (const m of src.matchAll(/(?:from|import)\s*"\.\/([^"]+\.(?:js|css))"/g)) queue.push(`assets/${m[1]}`);
+// Every script and stylesheet a page references (its own assets only),
+// and the chunks its entry imports, which load with it.
+function pageAssets(page) {
+  const html = readFileSync(join(dist, page), 'utf8');
+  const queue = [...html.matchAll(/(?:src|href)="\/(assets\/[^"]+\.(?:js|css))"/g)].map((m) => m[1]);
+  const seen = new Set();
+  while (queue.length) {
+    const a = queue.shift();
+    if (seen.has(a)) continue;
+    seen.add(a);
+    if (a.endsWith('.js')) {
+      const src = readFileSync(join(dist, a), 'utf8');
+      for (const m of src.matchAll(/(?:from|import)\s*"\.\/([^"]+\.(?:js|css))"/g)) queue.push(`assets/${m[1]}`);
+    }
   }
+  if (seen.size === 0) {
+    console.error(`budget: ${page} references no assets`);
+    process.exit(1);
+  }
+  let total = 0;
+  for (const a of seen) {
+    const n = gz(join(dist, a));
+    console.log(`  ${page} ${a}: ${kb(n)} gzipped`);
+    total += n;
+  }
+  return total;
 }
-if (seen.size === 0) {
-  console.error('budget: chat.html references no assets');
-  process.exit(1);
-}
-let chat = 0;
-for (const a of seen) {
-  const n = gz(join(dist, a));
-  console.log(`  ${a}: ${kb(n)} gzipped`);
-  chat += n;
-}
-budgets.push({ name: 'chat page (JS+CSS)', size: chat, limit: 60 * 1024 });
+
+budgets.push({ name: 'chat page (JS+CSS)', size: pageAssets('chat.html'), limit: 60 * 1024 });
+budgets.push({ name: 'agent console (JS+CSS)', size: pageAssets('agent.html'), limit: 120 * 1024 });
 
 let over = false;
 for (const b of budgets) {

@@ -1,7 +1,7 @@
 // The coloured top bar: title, who is serving, the connection line (only when
 // not connected) and, inside the widget, a close button.
 import type { T } from '../locales';
-import { CloseIcon } from './icons';
+import { CloseIcon } from '../shared/icons';
 import type { View } from './store';
 
 export function Header({ view, t, title, onClose }: { view: View; t: T; title: string; onClose?: () => void }) {

@@ -2,7 +2,7 @@
 // optional comment, and a thank-you once rated (or when already rated).
 import { useState } from 'preact/hooks';
 import type { T } from '../locales';
-import { StarIcon } from './icons';
+import { StarIcon } from '../shared/icons';
 import type { Rating } from './store';
 
 export function RatingCard({ t, text, rating, onRate }: { t: T; text: string; rating?: Rating; onRate: (score: number, comment: string) => Promise<void> }) {

@@ -2,6 +2,7 @@
 // for kefu:init with the host's settings; as a full page it starts at once.
 import { render } from 'preact';
 import '../shared/base.css';
+import '../shared/messages.css';
 import './chat.css';
 import { App } from './App';
 import { embedded, listen, post, type HostCommand } from './bridge';

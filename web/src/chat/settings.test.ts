@@ -1,6 +1,6 @@
 import { describe, expect, test } from 'vitest';
 import { jwtExp, tokenFresh } from './identity';
-import { isAgentMessage, isSystem } from './messages';
+import { isAgentMessage, isSystem } from '../shared/messages';
 import { brandColor, cleanSettings, DEFAULT_COLOR } from './settings';
 
 const b64url = (o: object) => Buffer.from(JSON.stringify(o)).toString('base64url');

@@ -5,7 +5,7 @@
 import { KefuClient, Conversation, ApiError, toChat } from '../lib';
 import type { ChatMessage, ConnectionState, Message, TaskSummary } from '../lib';
 import { dropVisitor, loadJson, newVisitor, saveJson, storedVisitor } from './identity';
-import { isAgentMessage } from './messages';
+import { canRevoke, isAgentMessage } from '../shared/messages';
 
 export const MAX_UPLOAD = 20 * 1024 * 1024;
 const TYPING_MS = 5000;
@@ -16,7 +16,7 @@ export interface Upload {
   percent: number;
 }
 
-export type Notice = { key: 'fileTooLarge' | 'uploadFailed' | 'ratingFailed' | 'signInFailed'; vars?: Record<string, string | number> };
+export type Notice = { key: 'fileTooLarge' | 'uploadFailed' | 'ratingFailed' | 'signInFailed' | 'withdrawFailed'; vars?: Record<string, string | number> };
 
 export interface Rating {
   score: number;
@@ -428,6 +428,20 @@ export class ChatStore {
 
   retry(key: string) {
     this.client?.retry(key);
+  }
+
+  canRevoke(m: ChatMessage): boolean {
+    return canRevoke(m, this.now());
+  }
+
+  /** Withdraws one of the customer's own messages; both sides see it go. */
+  async revoke(id: number): Promise<void> {
+    try {
+      await this.client?.revoke(id);
+    } catch (e) {
+      const reason = e instanceof Error ? e.message : String(e);
+      this.set({ notice: { key: 'withdrawFailed', vars: { reason } } });
+    }
   }
 
   /** Only into a live task: after the service ended there is no one to tell. */

@@ -120,4 +120,34 @@ describe('Api', () => {
     expect(FakeXHR.last.headers.Authorization).toBe('Bearer TOK');
     expect(FakeXHR.last.url).toBe(`${base}/api/upload`);
   });
+  it('speaks the console\'s endpoints: customer details, queue, quick replies, a transfer reason', async () => {
+    const net = fakeFetch((url, init) => {
+      if (url.includes('/customers/')) return { body: { user_id: 'v_1', name: 'Dana', first_seen: 1, online: true, devices: ['pc'] } };
+      if (url.endsWith('/queue')) return { body: { waiting: 3 } };
+      if (url.endsWith('/quick-replies') && init?.method === 'GET') return { body: { quick_replies: [{ id: 7, title: 'hours', content: '9-18', updated_at: 1 }] } };
+      if (url.includes('/quick-replies') && init?.method === 'DELETE') return { body: { deleted: 7 } };
+      if (url.includes('/quick-replies')) return { status: init?.method === 'POST' ? 201 : 200, body: { id: 7, title: 'hours', content: '8-20', updated_at: 2 } };
+      return { body: {} };
+    });
+    const api = new Api(base, 'TOK', net.fetch);
+    expect(await api.customer('v_1/x')).toMatchObject({ name: 'Dana', devices: ['pc'] });
+    expect(await api.queue()).toBe(3);
+    expect(await api.quickReplies()).toEqual([{ id: 7, title: 'hours', content: '9-18', updated_at: 1 }]);
+    expect(await api.addQuickReply('hours', '8-20')).toMatchObject({ id: 7 });
+    expect(await api.updateQuickReply(7, 'hours', '8-20')).toMatchObject({ content: '8-20' });
+    await api.deleteQuickReply(7);
+    await api.transfer(9, 'bob', 'asks about a refund');
+    expect(net.calls.map((c) => `${c.init?.method} ${c.url}`)).toEqual([
+      `GET ${base}/api/customers/v_1%2Fx`,
+      `GET ${base}/api/queue`,
+      `GET ${base}/api/quick-replies`,
+      `POST ${base}/api/quick-replies`,
+      `PUT ${base}/api/quick-replies/7`,
+      `DELETE ${base}/api/quick-replies/7`,
+      `POST ${base}/api/tasks/9/transfer`,
+    ]);
+    expect(JSON.parse(net.calls[3].init!.body as string)).toEqual({ title: 'hours', content: '8-20' });
+    expect(JSON.parse(net.calls[6].init!.body as string)).toEqual({ to_agent: 'bob', reason: 'asks about a refund' });
+    for (const c of net.calls) expect((c.init!.headers as Record<string, string>).Authorization).toBe('Bearer TOK');
+  });
 });

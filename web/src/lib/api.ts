@@ -2,7 +2,7 @@
 // the token in an Authorization header, never in the URL, so it stays out of
 // server logs, proxies and the browser history.
 
-import type { Agent, Contact, ErrorCode, HistoryPage, Message, TaskSummary, Upload, WireError } from './types';
+import type { Agent, Contact, CustomerInfo, ErrorCode, HistoryPage, Message, QuickReply, TaskSummary, Upload, WireError } from './types';
 
 const STATUS: Record<string, number> = {
   bad_request: 400,
@@ -167,6 +167,33 @@ export class Api {
 
   async end(taskId: number): Promise<void> {
     await this.req('POST', `/api/tasks/${taskId}/end`);
+  }
+
+  /** A customer's details (agents). */
+  customer(id: string): Promise<CustomerInfo> {
+    return this.req('GET', `/api/customers/${encodeURIComponent(id)}`);
+  }
+
+  /** How many tasks wait for an agent, across the system. */
+  async queue(): Promise<number> {
+    return (await this.req<{ waiting: number }>('GET', '/api/queue')).waiting;
+  }
+
+  /** The caller's saved answers, sorted by title. */
+  async quickReplies(): Promise<QuickReply[]> {
+    return (await this.req<{ quick_replies: QuickReply[] }>('GET', '/api/quick-replies')).quick_replies;
+  }
+
+  addQuickReply(title: string, content: string): Promise<QuickReply> {
+    return this.req('POST', '/api/quick-replies', { title, content });
+  }
+
+  updateQuickReply(id: number, title: string, content: string): Promise<QuickReply> {
+    return this.req('PUT', `/api/quick-replies/${id}`, { title, content });
+  }
+
+  async deleteQuickReply(id: number): Promise<void> {
+    await this.req('DELETE', `/api/quick-replies/${id}`);
   }
 
   async rate(taskId: number, score: number, comment?: string): Promise<void> {

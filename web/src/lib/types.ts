@@ -140,3 +140,21 @@ export interface Upload {
   kind: Kind;
   content_type: string;
 }
+
+/** GET /api/customers/{id}. */
+export interface CustomerInfo {
+  user_id: string;
+  name: string | null;
+  first_seen: number;
+  online: boolean;
+  /** One device name per open connection. */
+  devices: string[];
+}
+
+/** One of an agent's saved answers. */
+export interface QuickReply {
+  id: number;
+  title: string;
+  content: string;
+  updated_at: number;
+}

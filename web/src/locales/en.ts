@@ -24,6 +24,8 @@ export const en = {
   read: 'Read',
   failed: 'Not sent',
   sendFailed: 'Not sent: {reason}',
+  withdraw: 'Withdraw',
+  withdrawFailed: 'Could not withdraw the message: {reason}',
   withdrawn: 'Message withdrawn',
   withdrawnMine: 'You withdrew a message',
   today: 'Today',

@@ -25,6 +25,8 @@ export const zh: Table<typeof en> = {
   read: '已读',
   failed: '发送失败',
   sendFailed: '发送失败：{reason}',
+  withdraw: '撤回',
+  withdrawFailed: '无法撤回消息：{reason}',
   withdrawn: '消息已撤回',
   withdrawnMine: '你撤回了一条消息',
   today: '今天',

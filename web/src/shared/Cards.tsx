@@ -1,7 +1,7 @@
 // Product and order cards. Their fields come from a host page or a customer,
 // so every link and image goes through safeHttpUrl and text stays text.
 import type { ComponentChildren } from 'preact';
-import { safeHttpUrl } from '../shared/url';
+import { safeHttpUrl } from './url';
 import type { T } from '../locales';
 
 const str = (v: unknown): string => (typeof v === 'string' ? v : typeof v === 'number' ? String(v) : '');

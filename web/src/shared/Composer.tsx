@@ -1,9 +1,11 @@
 // The message composer: an auto-growing textarea (Enter sends, Shift+Enter
 // breaks the line, nothing is sent mid-IME-composition), an emoji picker, an
-// attach button, and pasting images.
+// attach button, and pasting images. The console adds its own tools, a
+// popup above the box (quick replies) and a first look at each key.
+import type { ComponentChildren, Ref } from 'preact';
 import { useEffect, useRef, useState } from 'preact/hooks';
 import type { T } from '../locales';
-import { EMOJI } from '../shared/emoji';
+import { EMOJI } from './emoji';
 import { ClipIcon, SendIcon, SmileIcon } from './icons';
 
 const MAX_HEIGHT = 128;
@@ -13,12 +15,30 @@ export interface ComposerProps {
   onSend: (text: string) => boolean;
   onFiles: (files: File[]) => void;
   onTyping: () => void;
+  /** Controlled text (e.g. a draft per conversation); else the composer keeps its own. */
+  value?: string;
+  onValue?: (text: string) => void;
+  /** Sees each key first; returning true means it was handled. */
+  onKey?: (e: KeyboardEvent) => boolean;
+  /** More tool buttons, before Send. */
+  tools?: ComponentChildren;
+  /** Shown above the box, like the emoji picker. */
+  popup?: ComponentChildren;
+  disabled?: boolean;
+  placeholder?: string;
+  inputRef?: Ref<HTMLTextAreaElement>;
+  /** Extra attributes for the textarea (ARIA for a popup). */
+  inputAria?: Record<string, string | boolean | undefined>;
 }
 
-export function Composer({ t, onSend, onFiles, onTyping }: ComposerProps) {
-  const [text, setText] = useState('');
+export function Composer(p: ComposerProps) {
+  const { t, onSend, onFiles, onTyping } = p;
+  const [own, setOwn] = useState('');
+  const text = p.value ?? own;
+  const setText = (s: string) => (p.onValue ? p.onValue(s) : setOwn(s));
   const [picker, setPicker] = useState(false);
-  const area = useRef<HTMLTextAreaElement>(null);
+  const localArea = useRef<HTMLTextAreaElement>(null);
+  const area = (p.inputRef as { current: HTMLTextAreaElement | null } | undefined) ?? localArea;
   const fileInput = useRef<HTMLInputElement>(null);
   const emojiBtn = useRef<HTMLButtonElement>(null);
   const pickerRef = useRef<HTMLDivElement>(null);
@@ -43,14 +63,16 @@ export function Composer({ t, onSend, onFiles, onTyping }: ComposerProps) {
   }, [picker]);
 
   const send = () => {
+    if (p.disabled) return;
     if (onSend(text)) setText('');
     area.current?.focus();
   };
 
   const onKeyDown = (e: KeyboardEvent) => {
-    if (e.key !== 'Enter' || e.shiftKey) return;
     // 229: the key went to an input method (Safari reports it this way).
     if (e.isComposing || e.keyCode === 229) return;
+    if (p.onKey?.(e)) return;
+    if (e.key !== 'Enter' || e.shiftKey) return;
     e.preventDefault();
     send();
   };
@@ -96,16 +118,19 @@ export function Composer({ t, onSend, onFiles, onTyping }: ComposerProps) {
           ))}
         </div>
       ) : null}
+      {p.popup}
       <div class="composer-box">
         <textarea
           ref={area}
           class="input"
           rows={1}
           aria-label={t('message')}
-          placeholder={t('placeholder')}
+          placeholder={p.placeholder ?? t('placeholder')}
           value={text}
           maxLength={10000}
           enterkeyhint="send"
+          disabled={p.disabled}
+          {...p.inputAria}
           onInput={(e) => {
             setText((e.currentTarget as HTMLTextAreaElement).value);
             onTyping();
@@ -121,13 +146,15 @@ export function Composer({ t, onSend, onFiles, onTyping }: ComposerProps) {
             aria-label={t('emoji')}
             aria-expanded={picker}
             aria-haspopup="dialog"
+            disabled={p.disabled}
             onClick={() => setPicker(!picker)}
           >
             <SmileIcon />
           </button>
-          <button type="button" class="tool" aria-label={t('attachFile')} onClick={() => fileInput.current?.click()}>
+          <button type="button" class="tool" aria-label={t('attachFile')} disabled={p.disabled} onClick={() => fileInput.current?.click()}>
             <ClipIcon />
           </button>
+          {p.tools}
           <input
             ref={fileInput}
             type="file"
@@ -142,7 +169,7 @@ export function Composer({ t, onSend, onFiles, onTyping }: ComposerProps) {
               if (files.length) onFiles(files);
             }}
           />
-          <button type="button" class="send" aria-label={t('send')} disabled={!text.trim()} onClick={send}>
+          <button type="button" class="send" aria-label={t('send')} disabled={p.disabled || !text.trim()} onClick={send}>
             <SendIcon />
           </button>
         </div>

@@ -1,7 +1,7 @@
 // Inline SVG icons (no icon font, no files). Decorative: aria-hidden.
 import type { JSX } from 'preact';
 
-function Svg(props: { children: JSX.Element | JSX.Element[]; size?: number }) {
+export function Svg(props: { children: JSX.Element | JSX.Element[]; size?: number }) {
   const s = String(props.size ?? 20);
   return (
     <svg width={s} height={s} viewBox="0 0 24 24" fill="none" stroke="currentColor" stroke-width="2" stroke-linecap="round" stroke-linejoin="round" aria-hidden="true" focusable="false">
