@@ -50,7 +50,12 @@ async fn without_the_database_sends_and_calls_fail_fast_and_the_first_after_succ
     tokio::time::sleep(Duration::from_secs(1)).await;
     pg.up();
     let (status, body) = server.get("/api/unread", &chat.customer.token).await;
-    assert_eq!(status, 200, "the first call after the outage: {body}\n{}", server.log_tail());
+    assert_eq!(
+        status,
+        200,
+        "the first call after the outage: {body}\n{}",
+        server.log_tail()
+    );
     let after = chat
         .customer
         .say("during", "written during the outage")

@@ -214,39 +214,73 @@ export async function eventually<T>(check: () => T | undefined | Promise<T | und
 
 export type Frame = Record<string, any>;
 
+/** A WebSocket authenticated with a first `auth` frame. */
+async function authenticatedSocket(kefu: Kefu, token: string): Promise<{ ws: WebSocket; frames: Frame[] }> {
+  const ws = new WebSocket(kefu.url.replace(/^http/, 'ws') + '/ws');
+  const frames: Frame[] = [];
+  ws.on('message', (data) => frames.push(JSON.parse(String(data)) as Frame));
+  await new Promise((ok, fail) => {
+    ws.once('open', ok);
+    ws.once('error', fail);
+  });
+  ws.send(JSON.stringify({ action: 'auth', content: token, ext: { device: 'script' } }));
+  await eventually(() => frames.find((f) => f.action === 'auth'), 'auth ack');
+  return { ws, frames };
+}
+
 /**
- * An agent played by a script: one WebSocket, every pushed message
- * confirmed, every frame kept for the test to look at.
+ * A person played by a script over the WebSocket contract: every pushed
+ * message confirmed, every frame kept for the test to look at.
  */
-export class ScriptedAgent {
-  readonly frames: Frame[] = [];
+class ScriptedPerson {
   private seq = 0;
 
-  private constructor(
-    private readonly ws: WebSocket,
+  protected constructor(
+    protected readonly ws: WebSocket,
+    readonly frames: Frame[],
     readonly token: string,
     readonly userId: string,
+    private readonly category: 'customer' | 'manager',
   ) {
     ws.on('message', (data) => {
       const frame = JSON.parse(String(data)) as Frame;
-      this.frames.push(frame);
       if (typeof frame.id === 'number' && frame.category !== 'ack') {
         ws.send(JSON.stringify({ category: 'receive', id: frame.id }));
       }
     });
   }
 
+  async waitFor(pred: (f: Frame) => boolean, what: string, ms?: number): Promise<Frame> {
+    return eventually(() => this.frames.find(pred), what, ms);
+  }
+
+  /** Sends a message and waits for its ack, a success or an error. */
+  protected async send(content: string, fields: Frame): Promise<Frame> {
+    const client_msg_id = `${this.category}-${++this.seq}-${Date.now()}`;
+    const frame = { category: this.category, action: 'send', kind: 'text', content, client_msg_id, ...fields };
+    this.ws.send(JSON.stringify(frame));
+    return this.waitFor((f) => f.category === 'ack' && f.client_msg_id === client_msg_id, `ack of ${content}`);
+  }
+
+  protected frame(fields: Frame): void {
+    this.ws.send(JSON.stringify({ category: this.category, ...fields }));
+  }
+
+  read(taskId: number, upTo: number): void {
+    this.frame({ action: 'read', task_id: taskId, quote: upTo });
+  }
+
+  close(): void {
+    this.ws.close();
+  }
+}
+
+/** An agent played by a script, with a token from `kefu token`. */
+export class ScriptedAgent extends ScriptedPerson {
   static async connect(kefu: Kefu, userId: string, name: string): Promise<ScriptedAgent> {
     const token = kefu.token(userId, 'agent', name);
-    const ws = new WebSocket(kefu.url.replace(/^http/, 'ws') + '/ws');
-    await new Promise((ok, fail) => {
-      ws.once('open', ok);
-      ws.once('error', fail);
-    });
-    const agent = new ScriptedAgent(ws, token, userId);
-    ws.send(JSON.stringify({ action: 'auth', content: token, ext: { device: 'script' } }));
-    await eventually(() => agent.frames.find((f) => f.action === 'auth'), 'auth ack');
-    return agent;
+    const { ws, frames } = await authenticatedSocket(kefu, token);
+    return new ScriptedAgent(ws, frames, token, userId, 'manager');
   }
 
   /** Messages a customer sent this agent, in arrival order. */
@@ -254,26 +288,13 @@ export class ScriptedAgent {
     return this.frames.filter((f) => f.category === 'customer' && f.action === 'send');
   }
 
-  async waitFor(pred: (f: Frame) => boolean, what: string, ms?: number): Promise<Frame> {
-    return eventually(() => this.frames.find(pred), what, ms);
-  }
-
+  /** Answers `to`; resolves with the ack, refused or not. */
   async reply(to: string, content: string, extra: Frame = {}): Promise<Frame> {
-    const client_msg_id = `agent-${++this.seq}-${Date.now()}`;
-    this.ws.send(JSON.stringify({ category: 'manager', action: 'send', kind: 'text', to, content, client_msg_id, ...extra }));
-    return this.waitFor((f) => f.category === 'ack' && f.client_msg_id === client_msg_id, `ack of ${content}`);
-  }
-
-  read(taskId: number, upTo: number): void {
-    this.ws.send(JSON.stringify({ category: 'manager', action: 'read', task_id: taskId, quote: upTo }));
+    return this.send(content, { to, ...extra });
   }
 
   typing(taskId: number): void {
-    this.ws.send(JSON.stringify({ category: 'manager', action: 'typing', task_id: taskId }));
-  }
-
-  close(): void {
-    this.ws.close();
+    this.frame({ action: 'typing', task_id: taskId });
   }
 }
 
@@ -310,26 +331,10 @@ export function gradientPng(width: number, height: number): Buffer {
 
 /**
  * A customer played by a script: an anonymous visitor (POST /api/visitor
- * with a name), one WebSocket, every pushed message confirmed.
+ * with a name).
  */
-export class ScriptedCustomer {
-  readonly frames: Frame[] = [];
-  private seq = 0;
-
-  private constructor(
-    private readonly ws: WebSocket,
-    readonly token: string,
-    readonly userId: string,
-    readonly name: string | null,
-  ) {
-    ws.on('message', (data) => {
-      const frame = JSON.parse(String(data)) as Frame;
-      this.frames.push(frame);
-      if (typeof frame.id === 'number' && frame.category !== 'ack') {
-        ws.send(JSON.stringify({ category: 'receive', id: frame.id }));
-      }
-    });
-  }
+export class ScriptedCustomer extends ScriptedPerson {
+  name: string | null = null;
 
   static async connect(kefu: Kefu, name?: string): Promise<ScriptedCustomer> {
     const res = await fetch(`${kefu.url}/api/visitor`, {
@@ -339,22 +344,15 @@ export class ScriptedCustomer {
     });
     if (res.status !== 201) throw new Error(`visitor: ${res.status} ${await res.text()}`);
     const v = (await res.json()) as { token: string; user_id: string; name: string | null };
-    const ws = new WebSocket(kefu.url.replace(/^http/, 'ws') + '/ws');
-    await new Promise((ok, fail) => {
-      ws.once('open', ok);
-      ws.once('error', fail);
-    });
-    const c = new ScriptedCustomer(ws, v.token, v.user_id, v.name);
-    ws.send(JSON.stringify({ action: 'auth', content: v.token, ext: { device: 'script' } }));
-    await eventually(() => c.frames.find((f) => f.action === 'auth'), 'auth ack');
-    return c;
+    const { ws, frames } = await authenticatedSocket(kefu, v.token);
+    const customer = new ScriptedCustomer(ws, frames, v.token, v.user_id, 'customer');
+    customer.name = v.name;
+    return customer;
   }
 
   /** Sends a message (text, or any other fields) and waits for its ack. */
   async say(content: string, extra: Frame = {}): Promise<Frame> {
-    const client_msg_id = `cust-${++this.seq}-${Date.now()}`;
-    this.ws.send(JSON.stringify({ category: 'customer', action: 'send', kind: 'text', content, client_msg_id, ...extra }));
-    const ack = await eventually(() => this.frames.find((f) => f.category === 'ack' && f.client_msg_id === client_msg_id), `ack of ${content}`);
+    const ack = await this.send(content, extra);
     if (ack.ext?.error) throw new Error(`refused: ${JSON.stringify(ack.ext.error)}`);
     return ack;
   }
@@ -365,23 +363,11 @@ export class ScriptedCustomer {
     return this.frames.filter((f) => f.category === 'manager' && f.action === 'send' && !seen.has(f.id) && seen.add(f.id));
   }
 
-  async waitFor(pred: (f: Frame) => boolean, what: string, ms?: number): Promise<Frame> {
-    return eventually(() => this.frames.find(pred), what, ms);
-  }
-
-  read(taskId: number, upTo: number): void {
-    this.ws.send(JSON.stringify({ category: 'customer', action: 'read', task_id: taskId, quote: upTo }));
-  }
-
   typing(): void {
-    this.ws.send(JSON.stringify({ category: 'customer', action: 'typing' }));
+    this.frame({ action: 'typing' });
   }
 
   revoke(id: number): void {
-    this.ws.send(JSON.stringify({ category: 'customer', action: 'revoke', quote: id, client_msg_id: `rv-${id}` }));
-  }
-
-  close(): void {
-    this.ws.close();
+    this.frame({ action: 'revoke', quote: id, client_msg_id: `rv-${id}` });
   }
 }

@@ -154,6 +154,34 @@ describe('the customer widget', () => {
     await site.stop();
   });
 
+  test('older history loads by scrolling up, each message once', async () => {
+    const alice = await agent();
+    const { page, chat, context, site } = await shop();
+    await openWidget(page, chat);
+    await say(chat, 'tell me everything');
+    const msg = await alice.waitFor((f) => f.category === 'customer', 'the message');
+    for (let i = 0; i < 60; i++) await alice.reply(msg.from, `line ${i}`);
+
+    // A fresh page loads the newest page of history (50) first.
+    const again = await context.newPage();
+    await again.goto(site.url);
+    const chat2 = again.frameLocator('iframe[title]');
+    await openWidget(again, chat2);
+    await chat2.getByText('line 59', { exact: true }).waitFor();
+    const log = chat2.getByRole('log');
+    await expect
+      .poll(async () => {
+        await log.evaluate((el) => (el.scrollTop = 0));
+        return chat2.getByText('tell me everything').count();
+      }, { timeout: 15_000 })
+      .toBe(1);
+    for (const i of [0, 9, 10, 59]) {
+      expect(await chat2.getByText(`line ${i}`, { exact: true }).count()).toBe(1);
+    }
+    await context.close();
+    await site.stop();
+  });
+
   test('three messages written during a network drop reach the agent once each, in order', async () => {
     const alice = await agent();
     const { page, chat, context, site } = await shop();
