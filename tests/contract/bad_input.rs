@@ -502,3 +502,46 @@ on_every_backend! {
         chat.agent.recv_until(push_of(next.id), WAIT).await;
     }
 }
+
+#[tokio::test]
+async fn a_text_frame_that_is_not_utf8_closes_with_1007() {
+    use futures::StreamExt;
+    use tokio::io::AsyncWriteExt;
+    let server = Server::start().await;
+    let token = server.token("c1", "customer");
+    let url = format!("{}?token={token}", server.ws_url());
+    let addr = url
+        .trim_start_matches("ws://")
+        .split('/')
+        .next()
+        .expect("host:port")
+        .to_owned();
+    let tcp = tokio::net::TcpStream::connect(addr)
+        .await
+        .expect("connects");
+    let (mut ws, _) = tokio_tungstenite::client_async(url, tcp)
+        .await
+        .expect("upgrades");
+    ws.next().await.expect("the auth ack").expect("readable");
+
+    // A masked text frame holding the bytes FF FE, written past the client
+    // library, which would refuse to send it.
+    let payload = [0xffu8, 0xfe];
+    let mask = [1u8, 2, 3, 4];
+    let mut frame = vec![0x81, 0x80 | payload.len() as u8];
+    frame.extend_from_slice(&mask);
+    frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    ws.get_mut().write_all(&frame).await.expect("writes");
+
+    let code = tokio::time::timeout(WAIT, async {
+        while let Some(Ok(message)) = ws.next().await {
+            if let tokio_tungstenite::tungstenite::Message::Close(Some(close)) = message {
+                return Some(u16::from(close.code));
+            }
+        }
+        None
+    })
+    .await
+    .expect("closed in time");
+    assert_eq!(code, Some(1007));
+}

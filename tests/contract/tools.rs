@@ -112,3 +112,43 @@ async fn a_config_file_sets_options_and_flags_win_over_it() {
         "--secret on the command line wins over the file"
     );
 }
+
+#[test]
+fn serve_keeps_its_data_dir_to_its_owner() {
+    use std::io::{BufRead, BufReader};
+    use std::os::unix::fs::PermissionsExt;
+    let parent = crate::support::backend::TempDir::new();
+    let dir = parent.path().join("fresh");
+    let mut child = std::process::Command::new(crate::support::server::KEFU)
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&dir)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("kefu serve starts");
+    let stdout = child.stdout.take().expect("stdout");
+    let serving = BufReader::new(stdout)
+        .lines()
+        .map_while(Result::ok)
+        .any(|line| line.contains("serving on"));
+    let mode = |name: &str| {
+        std::fs::metadata(dir.join(name))
+            .map(|m| m.permissions().mode() & 0o777)
+            .unwrap_or(0)
+    };
+    let modes = (
+        mode(""),
+        mode("kefu.db"),
+        mode("kefu.db-wal"),
+        mode("secret"),
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+
+    assert!(serving, "kefu serve did not start");
+    assert_eq!(
+        modes,
+        (0o700, 0o600, 0o600, 0o600),
+        "dir, database, WAL, secret"
+    );
+}

@@ -16,8 +16,7 @@ pub fn load_or_create(given: Option<&str>, data_dir: &Path) -> anyhow::Result<Ve
     if let Ok(existing) = std::fs::read_to_string(&path) {
         return Ok(existing.trim().as_bytes().to_vec());
     }
-    std::fs::create_dir_all(data_dir)
-        .with_context(|| format!("creating {}", data_dir.display()))?;
+    crate::tools::private_dir(data_dir)?;
     let secret = format!(
         "{:032x}{:032x}",
         rand::random::<u128>(),

@@ -45,12 +45,35 @@ pub fn token(opts: TokenOptions) -> anyhow::Result<()> {
 
 /// The database URL of a data dir's embedded SQLite.
 pub fn sqlite_url(data_dir: &Path) -> anyhow::Result<String> {
-    std::fs::create_dir_all(data_dir)
-        .with_context(|| format!("creating {}", data_dir.display()))?;
-    Ok(format!(
-        "sqlite://{}?mode=rwc",
-        data_dir.join("kefu.db").display()
-    ))
+    private_dir(data_dir)?;
+    let db = data_dir.join("kefu.db");
+    // Created empty and private before SQLite opens it: SQLite gives its
+    // -wal and -shm files the database file's mode.
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(&db) {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(e).with_context(|| format!("creating {}", db.display())),
+    }
+    Ok(format!("sqlite://{}?mode=rwc", db.display()))
+}
+
+/// Creates the data dir readable by its owner only (messages and the
+/// signing secret live there); an existing one is left as it is.
+pub fn private_dir(dir: &Path) -> anyhow::Result<()> {
+    if dir.exists() {
+        return Ok(());
+    }
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder
+        .create(dir)
+        .with_context(|| format!("creating {}", dir.display()))
 }
 
 pub async fn agent(opts: AgentOptions) -> anyhow::Result<()> {

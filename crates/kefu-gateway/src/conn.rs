@@ -23,6 +23,7 @@ pub const CLOSE_POLICY: u16 = 1008;
 pub const CLOSE_TOO_BIG: u16 = 1009;
 pub const CLOSE_AWAY: u16 = 1001;
 pub const CLOSE_SLOW: u16 = 1013;
+pub const CLOSE_BAD_DATA: u16 = 1007;
 /// The user already holds `max_devices_per_user` connections here.
 pub const CLOSE_TOO_MANY_DEVICES: u16 = 4429;
 
@@ -341,7 +342,13 @@ impl Connection {
                     }
                     Some(Err(e)) => {
                         tracing::debug!(error = %e, "read failed");
-                        Err(if is_capacity(&e) { End::Close(CLOSE_TOO_BIG, "frame too large") } else { End::Gone })
+                        Err(if is_capacity(&e) {
+                            End::Close(CLOSE_TOO_BIG, "frame too large")
+                        } else if is_bad_utf8(&e) {
+                            End::Close(CLOSE_BAD_DATA, "text frames must be UTF-8")
+                        } else {
+                            End::Gone
+                        })
                     }
                     None => Err(End::Gone),
                 },
@@ -593,6 +600,12 @@ where
 fn is_error_ack(frame: &Utf8Bytes) -> bool {
     let text = frame.as_str();
     text.starts_with(r#"{"category":"ack""#) && text.contains(r#""error":{"#)
+}
+
+/// A text frame whose bytes are not UTF-8.
+fn is_bad_utf8(e: &axum::Error) -> bool {
+    let text = e.to_string().to_lowercase();
+    text.contains("utf-8") || text.contains("utf8")
 }
 
 fn is_capacity(e: &axum::Error) -> bool {

@@ -62,6 +62,9 @@ pub enum TokenError {
     Sign(String),
 }
 
+/// The sender of toasts and the assess invitation; no token may claim it.
+pub const SYSTEM_USER: &str = "system";
+
 /// Longest user id a token may carry.
 pub const MAX_USER_ID: usize = 128;
 
@@ -80,6 +83,8 @@ pub fn verify(secret: &[u8], token: &str) -> Result<Claims, TokenError> {
     let mut validation = Validation::new(Algorithm::HS256);
     validation.set_required_spec_claims(&["exp"]);
     validation.leeway = 0;
+    // A token minted for later is not valid yet.
+    validation.validate_nbf = true;
     let data = decode::<Claims>(token, &DecodingKey::from_secret(secret), &validation).map_err(
         |e| match e.kind() {
             jsonwebtoken::errors::ErrorKind::ExpiredSignature => TokenError::Expired,
@@ -89,6 +94,11 @@ pub fn verify(secret: &[u8], token: &str) -> Result<Claims, TokenError> {
     let claims = data.claims;
     if claims.sub.is_empty() || claims.sub.len() > MAX_USER_ID {
         return Err(TokenError::Invalid("sub must be 1 to 128 bytes".into()));
+    }
+    if claims.sub == SYSTEM_USER {
+        return Err(TokenError::Invalid(format!(
+            "sub {SYSTEM_USER:?} is reserved for the server's notices"
+        )));
     }
     Ok(claims)
 }
@@ -139,6 +149,29 @@ mod tests {
         let body = serde_json::json!({"sub": "u", "role": "agent"});
         let token = encode(&header, &body, &EncodingKey::from_secret(b"s")).unwrap();
         assert!(verify(b"s", &token).is_err());
+    }
+
+    #[test]
+    fn a_token_not_valid_before_a_later_time_is_refused_until_then() {
+        let exp = expiry_after(std::time::Duration::from_secs(3600));
+        let later = expiry_after(std::time::Duration::from_secs(600));
+        let header = Header::new(Algorithm::HS256);
+        let body = serde_json::json!({"sub": "u", "role": "agent", "exp": exp, "nbf": later});
+        let token = encode(&header, &body, &EncodingKey::from_secret(b"s")).unwrap();
+        assert!(verify(b"s", &token).is_err());
+        let body = serde_json::json!({"sub": "u", "role": "agent", "exp": exp, "nbf": 1_000});
+        let token = encode(&header, &body, &EncodingKey::from_secret(b"s")).unwrap();
+        assert!(verify(b"s", &token).is_ok());
+    }
+
+    #[test]
+    fn no_token_may_speak_as_the_system() {
+        let c = Claims {
+            sub: SYSTEM_USER.into(),
+            ..claims(expiry_after(std::time::Duration::from_secs(60)))
+        };
+        let token = sign(b"s", &c).unwrap();
+        assert!(matches!(verify(b"s", &token), Err(TokenError::Invalid(_))));
     }
 
     #[test]
