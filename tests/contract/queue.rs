@@ -50,6 +50,35 @@ on_every_backend! {
         message_with_id(&mine, int(&toast, "id"));
     }
 
+    async fn customers_arriving_at_once_never_push_an_agent_past_capacity(backend: Backend) {
+        let server = Server::builder().on(backend).max_tasks_per_agent(2).start().await;
+        let agent = server.agent("a1").await;
+        let mut customers = Vec::new();
+        for i in 0..12 {
+            customers.push(server.customer(&format!("race-{i}")).await);
+        }
+
+        // In a cluster their tasks fall to both workers, which race for a1.
+        let ids: Vec<String> = (0..12).map(|i| format!("race-{i}")).collect();
+        let sends = customers
+            .iter_mut()
+            .zip(&ids)
+            .map(|(c, id)| c.send_text(id, "hello all at once"));
+        for ack in futures::future::join_all(sends).await {
+            assert_acked(&ack);
+        }
+
+        let (_, agents) = server.get("/api/agents", &agent.token).await;
+        let a1 = agents["agents"]
+            .as_array()
+            .and_then(|list| list.iter().find(|a| a["user_id"] == "a1"))
+            .cloned()
+            .unwrap_or_default();
+        assert_eq!(a1["open_tasks"], 2, "{agents}");
+        let (_, queue) = server.get("/api/queue", &agent.token).await;
+        assert_eq!(queue["waiting"], 10, "{queue}");
+    }
+
     async fn a_waiting_task_goes_to_the_first_agent_who_comes_online(backend: Backend) {
         let server = Server::start_on(backend).await;
         let mut customer = server.customer("c1").await;

@@ -1,6 +1,6 @@
 //! Service sessions: opening, assignment, the waiting queue, transfer, end, rating.
 
-use crate::entity::{task, task_agent, task_sequence};
+use crate::entity::{task, task_agent, task_sequence, user};
 use crate::{Result, Store, StoreError};
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
@@ -75,7 +75,36 @@ impl Store {
     /// `from`. Fails with Conflict otherwise, so two workers assigning or
     /// transferring at once cannot both win.
     pub async fn assign_task(&self, id: i64, agent: &str, from: Option<&str>) -> Result<()> {
+        self.assign_task_within(id, agent, from, None).await
+    }
+
+    /// Like [`Store::assign_task`], and only while `agent` holds fewer than
+    /// `capacity` open tasks (Conflict otherwise). The agent's row is locked
+    /// for the check, so workers assigning to one agent at once take turns
+    /// and none can push them past their capacity.
+    pub async fn assign_task_within(
+        &self,
+        id: i64,
+        agent: &str,
+        from: Option<&str>,
+        capacity: Option<i64>,
+    ) -> Result<()> {
         let txn = self.db.begin().await?;
+        if let Some(capacity) = capacity {
+            // SQLite has no row locks and needs none: it has one writer.
+            user::Entity::find_by_id(agent.to_owned())
+                .lock_exclusive()
+                .one(&txn)
+                .await?;
+            let open = task::Entity::find()
+                .filter(task::Column::AgentId.eq(agent))
+                .filter(task::Column::Status.eq(OPEN))
+                .count(&txn)
+                .await?;
+            if open as i64 >= capacity {
+                return Err(StoreError::Conflict(format!("{agent} is at capacity")));
+            }
+        }
         let mut update = task::Entity::update_many()
             .col_expr(task::Column::AgentId, Expr::value(agent))
             .col_expr(task::Column::Status, Expr::value(OPEN))

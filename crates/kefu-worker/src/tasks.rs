@@ -153,7 +153,12 @@ async fn assign_loop(inner: &Inner) -> Result<(), StoreError> {
         let Some(agent) = pick_agent(inner).await? else {
             return Ok(());
         };
-        match inner.store.assign_task(task.id, &agent, None).await {
+        let capacity = Some(inner.config.max_tasks_per_agent);
+        match inner
+            .store
+            .assign_task_within(task.id, &agent, None, capacity)
+            .await
+        {
             Ok(()) => {}
             Err(StoreError::Conflict(_)) => continue,
             Err(e) => return Err(e),
@@ -389,7 +394,12 @@ pub(crate) async fn transfer(
     }
     inner
         .store
-        .assign_task(task_id, to_agent, task.agent_id.as_deref())
+        .assign_task_within(
+            task_id,
+            to_agent,
+            task.agent_id.as_deref(),
+            Some(inner.config.max_tasks_per_agent),
+        )
         .await
         .map_err(store_error)?;
     inner.tasks.forget(&task);
