@@ -204,6 +204,32 @@ on_every_backend! {
         assert!(status == 200 || status == 201, "a valid score after those: {status} {body}");
     }
 
+    async fn a_task_whose_agent_stays_offline_goes_to_another_agent(backend: Backend) {
+        let server = Server::builder()
+            .on(backend)
+            .arg("--reassign-offline-after", "1s")
+            .start()
+            .await;
+        let Chat { mut customer, agent, task_id, .. } = Chat::open(&server).await;
+        let old_token = agent.token.clone();
+        let mut a2 = server.agent("a2").await;
+
+        agent.disconnect().await;
+
+        let reassigned = |f: &Value| f["ext"]["event"] == "reassigned";
+        let told = customer.recv_until(reassigned, Duration::from_secs(15)).await;
+        assert_eq!(int(&told, "task_id"), task_id, "{told}");
+        let given = a2
+            .recv_until(|f| f["category"] == "system" && f["task_id"] == task_id, WAIT)
+            .await;
+        assert!(given["ext"]["reason"].is_string(), "the new agent is told why: {given}");
+        let next = customer.say("after", "are you still there?").await;
+        assert_eq!(next.task_id, task_id, "the same task continues");
+        a2.recv_until(push_of(next.id), WAIT).await;
+        let missed = server.offline(&old_token).await;
+        assert!(missed.iter().any(reassigned), "the old agent finds the notice: {missed:?}");
+    }
+
     async fn a_customer_lists_their_tasks_newest_first_with_agent_and_rating(backend: Backend) {
         let server = Server::start_on(backend).await;
         let mut chat = ended_chat(&server).await;

@@ -189,6 +189,10 @@ pub struct Tuning {
     /// Open tasks an agent holds before new customers wait.
     #[arg(long, env = "KEFU_MAX_TASKS_PER_AGENT", default_value_t = 10)]
     pub max_tasks_per_agent: i64,
+    /// An agent with no connection for this long loses their open tasks
+    /// to the front of the queue; both sides are told. 0s: never.
+    #[arg(long, env = "KEFU_REASSIGN_OFFLINE_AFTER", value_parser = duration, default_value = "5m")]
+    pub reassign_offline_after: Duration,
     /// Largest WebSocket text frame, in bytes.
     #[arg(long, env = "KEFU_MAX_FRAME_BYTES", default_value_t = 64 * 1024)]
     pub max_frame_bytes: usize,
@@ -331,6 +335,7 @@ impl Tuning {
             id,
             max_tasks_per_agent: self.max_tasks_per_agent,
             revoke_window: self.revoke_window,
+            reassign_offline_after: self.reassign_offline_after,
             ..kefu_worker::WorkerConfig::default()
         }
     }

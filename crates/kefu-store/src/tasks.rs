@@ -124,6 +124,34 @@ impl Store {
         Ok(())
     }
 
+    /// The agent's open tasks, oldest first.
+    pub async fn open_tasks_of(&self, agent: &str) -> Result<Vec<task::Model>> {
+        Ok(task::Entity::find()
+            .filter(task::Column::AgentId.eq(agent))
+            .filter(task::Column::Status.eq(OPEN))
+            .order_by_asc(task::Column::Id)
+            .all(&self.db)
+            .await?)
+    }
+
+    /// Puts an open task of `agent` back in the queue. Its place comes from
+    /// its creation time, so it goes ahead of every customer who came
+    /// later. Conflict when the task changed meanwhile.
+    pub async fn requeue_task(&self, id: i64, agent: &str) -> Result<()> {
+        let updated = task::Entity::update_many()
+            .col_expr(task::Column::AgentId, Expr::value(Option::<String>::None))
+            .col_expr(task::Column::Status, Expr::value(WAITING))
+            .filter(task::Column::Id.eq(id))
+            .filter(task::Column::Status.eq(OPEN))
+            .filter(task::Column::AgentId.eq(agent))
+            .exec(&self.db)
+            .await?;
+        if updated.rows_affected == 0 {
+            return Err(StoreError::Conflict(format!("task {id} changed meanwhile")));
+        }
+        Ok(())
+    }
+
     /// Waiting tasks in arrival order.
     pub async fn waiting_tasks(&self) -> Result<Vec<task::Model>> {
         Ok(task::Entity::find()

@@ -9,6 +9,7 @@
 //! - [`lane`]: per-shard ordering; consecutive sends pipeline into group commit.
 //! - [`messages`]: send, receive, read, revoke, delete, typing.
 //! - [`tasks`]: opening, the waiting queue, assignment, transfer, end, rating.
+//! - `reassign`: tasks of agents offline too long go back to the queue.
 //! - [`api`]: the HTTP calls, as JSON.
 //! - [`outbox`]: pushes gathered per gateway, then delivered.
 //! - [`view`]: stored rows as client frames.
@@ -25,6 +26,7 @@ pub mod lane;
 pub mod messages;
 pub mod metrics;
 pub(crate) mod outbox;
+mod reassign;
 pub mod tasks;
 pub mod view;
 
@@ -76,6 +78,9 @@ pub struct WorkerConfig {
     /// Most messages per group-commit transaction.
     pub max_batch: usize,
     pub limits: Limits,
+    /// An agent with no connection for this long loses their open tasks to
+    /// the queue. Zero: never.
+    pub reassign_offline_after: Duration,
 }
 
 impl Default for WorkerConfig {
@@ -87,6 +92,7 @@ impl Default for WorkerConfig {
             lanes: 32,
             max_batch: 1024,
             limits: Limits::default(),
+            reassign_offline_after: Duration::from_secs(300),
         }
     }
 }
@@ -152,18 +158,18 @@ impl Worker {
         let lanes = (0..config.lanes.max(1))
             .map(|_| lane::Lane::start())
             .collect();
-        Worker {
-            inner: Arc::new(Inner {
-                config,
-                store,
-                writer,
-                register,
-                gateways,
-                lanes,
-                queue: tasks::Queue::default(),
-                tasks: tasks::TaskCache::default(),
-            }),
-        }
+        let inner = Arc::new(Inner {
+            config,
+            store,
+            writer,
+            register,
+            gateways,
+            lanes,
+            queue: tasks::Queue::default(),
+            tasks: tasks::TaskCache::default(),
+        });
+        reassign::start(inner.clone());
+        Worker { inner }
     }
 
     pub fn id(&self) -> &str {

@@ -20,7 +20,19 @@ use tokio::sync::Mutex;
 pub struct Queue {
     lock: Mutex<()>,
     told: DashMap<i64, usize>,
+    /// Tasks put back in the queue because their agent went offline: the
+    /// agent who takes one is told why.
+    reassigned: DashMap<i64, ()>,
 }
+
+impl Queue {
+    pub(crate) fn mark_reassigned(&self, task_id: i64) {
+        self.reassigned.insert(task_id, ());
+    }
+}
+
+/// What the next agent of a reassigned task is told.
+const REASSIGNED_REASON: &str = "its agent went offline";
 
 /// How long a cached open task is trusted. The worker that owns a task's
 /// shard makes every change to an open task (transfer and end run in its
@@ -164,18 +176,23 @@ async fn assign_loop(inner: &Inner) -> Result<(), StoreError> {
             Err(e) => return Err(e),
         }
         let waited = inner.queue.told.remove(&task.id).is_some();
-        tracing::info!(task_id = task.id, agent, waited, "task assigned");
-        on_assigned(
-            inner,
-            task,
-            &agent,
-            if waited {
-                Transfer::Waited
-            } else {
-                Transfer::AtOnce
+        let reassigned = inner.queue.reassigned.remove(&task.id).is_some();
+        tracing::info!(
+            task_id = task.id,
+            agent,
+            waited,
+            reassigned,
+            "task assigned"
+        );
+        let how = match (reassigned, waited) {
+            (true, _) => Transfer::From {
+                old: None,
+                reason: Some(REASSIGNED_REASON),
             },
-        )
-        .await;
+            (false, true) => Transfer::Waited,
+            (false, false) => Transfer::AtOnce,
+        };
+        on_assigned(inner, task, &agent, how).await;
     }
 }
 

@@ -1,0 +1,118 @@
+//! Reassignment: a task whose agent has had no connection for
+//! `reassign_offline_after` goes back to the queue, ahead of everyone who
+//! came later, and both the customer and the agent are told
+//! (`ext.event` `reassigned`). The next agent to take it is told why.
+//!
+//! Every worker sweeps every open task; putting a task back is a
+//! conditional update, so when two workers sweep at once only one wins.
+//! How long an agent has been offline is each worker's own observation, so
+//! a worker that restarts starts counting again.
+
+use crate::messages::system_message;
+use crate::{tasks, Inner};
+use serde_json::json;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Starts the sweep, unless reassignment is off (a zero duration).
+pub(crate) fn start(inner: Arc<Inner>) {
+    let after = inner.config.reassign_offline_after;
+    if after.is_zero() {
+        return;
+    }
+    let every = (after / 4).clamp(Duration::from_millis(200), Duration::from_secs(30));
+    tokio::spawn(async move {
+        let mut offline_since = HashMap::new();
+        let mut ticker = tokio::time::interval(every);
+        loop {
+            ticker.tick().await;
+            sweep(&inner, after, &mut offline_since).await;
+        }
+    });
+}
+
+async fn sweep(inner: &Inner, after: Duration, offline_since: &mut HashMap<String, Instant>) {
+    let agents: Vec<String> = match inner.store.open_task_counts().await {
+        Ok(counts) => counts.into_keys().collect(),
+        Err(e) => return tracing::warn!(error = %e, "reassignment: cannot list agents"),
+    };
+    // Without the register, nobody can be told offline: skip the round.
+    let online: Vec<String> = match inner.register.locate(&agents).await {
+        Ok(locations) => locations.into_iter().map(|l| l.user_id).collect(),
+        Err(e) => return tracing::warn!(error = %e, "reassignment: register unavailable"),
+    };
+    offline_since.retain(|agent, _| agents.contains(agent) && !online.contains(agent));
+    let now = Instant::now();
+    let mut gone = Vec::new();
+    for agent in agents.iter().filter(|a| !online.contains(a)) {
+        let since = *offline_since.entry(agent.clone()).or_insert(now);
+        if now.duration_since(since) >= after {
+            gone.push(agent.clone());
+        }
+    }
+    for agent in gone {
+        offline_since.remove(&agent);
+        requeue_all(inner, &agent, after).await;
+    }
+}
+
+/// Puts every open task of `agent` back in the queue, tells both sides,
+/// and runs the queue.
+async fn requeue_all(inner: &Inner, agent: &str, after: Duration) {
+    let open = match inner.store.open_tasks_of(agent).await {
+        Ok(open) => open,
+        Err(e) => return tracing::warn!(error = %e, agent, "reassignment: cannot list tasks"),
+    };
+    let names: HashMap<String, String> = {
+        let mut ids: Vec<String> = open.iter().map(|t| t.customer_id.clone()).collect();
+        ids.push(agent.to_owned());
+        inner
+            .store
+            .users(&ids)
+            .await
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|u| !u.name.is_empty())
+            .map(|u| (u.id, u.name))
+            .collect()
+    };
+    let name = |id: &str| names.get(id).cloned().unwrap_or_else(|| id.to_owned());
+    let offline_for = match after.as_secs() {
+        s if s < 60 => format!("{s} s"),
+        s => format!("{} min", s / 60),
+    };
+    for task in open {
+        if inner.store.requeue_task(task.id, agent).await.is_err() {
+            continue; // taken back, ended or moved by someone else meanwhile
+        }
+        inner.tasks.forget(&task);
+        inner.queue.mark_reassigned(task.id);
+        tracing::info!(
+            task_id = task.id,
+            agent,
+            "task reassigned: its agent is offline"
+        );
+        let ext = json!({"event": "reassigned", "task_id": task.id,
+            "customer_id": task.customer_id, "from_agent": agent});
+        let to_customer = format!(
+            "{} is not available right now; we are finding you another agent.",
+            name(agent)
+        );
+        system_message(
+            inner,
+            task.id,
+            &task.customer_id,
+            "toast",
+            to_customer,
+            ext.clone(),
+        )
+        .await;
+        let to_agent = format!(
+            "The conversation with {} went back to the queue: you were offline for {offline_for}.",
+            name(&task.customer_id)
+        );
+        system_message(inner, task.id, agent, "toast", to_agent, ext).await;
+    }
+    tasks::assign_waiting(inner).await;
+}
