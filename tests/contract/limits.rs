@@ -359,3 +359,24 @@ async fn a_user_has_a_bounded_number_of_devices_and_the_newest_is_refused() {
     let _agent = server.agent("a1").await;
     first.say("still-1", "the first device still works").await;
 }
+
+#[tokio::test]
+async fn receipts_are_metered_by_ids() {
+    let server = Server::builder()
+        .arg("--max-receipts-per-second", "100")
+        .start()
+        .await;
+    let mut customer = server.customer("c1").await;
+    let ids: Vec<i64> = (1..=150).collect();
+
+    customer
+        .send_json(json!({"category": "receive", "ext": {"ids": ids}}))
+        .await;
+    customer.expect_silence(Duration::from_millis(300)).await;
+    customer
+        .send_json(json!({"category": "receive", "ext": {"ids": ids}}))
+        .await;
+
+    let refused = customer.recv_until(|f| f["category"] == "ack", WAIT).await;
+    assert_eq!(error_code(&refused), Some("rate_limited"), "{refused}");
+}

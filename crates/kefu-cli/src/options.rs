@@ -200,6 +200,10 @@ pub struct Tuning {
     /// once); more are refused with `rate_limited`. 0: no limit.
     #[arg(long, env = "KEFU_MAX_FRAMES_PER_SECOND", default_value_t = 500.0)]
     pub max_frames_per_second: f64,
+    /// Message ids one connection may confirm per second with `receive`
+    /// (twice that at once); more are refused with `rate_limited`. 0: no limit.
+    #[arg(long, env = "KEFU_MAX_RECEIPTS_PER_SECOND", default_value_t = 2000.0)]
+    pub max_receipts_per_second: f64,
     /// Largest upload, in bytes.
     #[arg(long, env = "KEFU_MAX_UPLOAD_BYTES", default_value_t = 20 * 1024 * 1024)]
     pub max_upload_bytes: usize,
@@ -317,6 +321,7 @@ impl Tuning {
             max_upload_bytes: self.max_upload_bytes,
             max_frames_per_sec: self.max_frames_per_second,
             frame_burst: 2.0 * self.max_frames_per_second,
+            max_receipts_per_sec: self.max_receipts_per_second,
             send_queue: self.send_queue.max(1),
             write_timeout: self.write_timeout,
             body_timeout: self.body_timeout,

@@ -23,6 +23,9 @@ pub struct GatewayConfig {
     pub max_frames_per_sec: f64,
     /// How many frames a connection may send at once above that rate.
     pub frame_burst: f64,
+    /// Message ids a connection may confirm per second with `receive`
+    /// (twice that at once); more are refused with `rate_limited`. 0: no limit.
+    pub max_receipts_per_sec: f64,
     /// Connections one user may hold on this gateway; a further one is
     /// refused (error ack, then close 4429). 0: no limit.
     pub max_devices_per_user: usize,
@@ -58,6 +61,7 @@ impl Default for GatewayConfig {
             refused_window: Duration::from_secs(10),
             max_frames_per_sec: 500.0,
             frame_burst: 1000.0,
+            max_receipts_per_sec: 2000.0,
             max_devices_per_user: 10,
             send_queue: 1024,
             write_timeout: Duration::from_secs(10),

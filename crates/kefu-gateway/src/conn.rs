@@ -89,6 +89,7 @@ pub(crate) async fn run(
             refused: VecDeque::new(),
             unanswered: HashMap::new(),
             bucket: Bucket::full(&inner.config),
+            receipts: Bucket::receipts(&inner.config),
             overflow,
         }
         .relay(stream, rx)
@@ -254,6 +255,7 @@ struct Connection {
     /// Sends forwarded and not yet answered, by client_msg_id.
     unanswered: HashMap<String, u32>,
     bucket: Bucket,
+    receipts: Bucket,
     overflow: Arc<Overflow>,
 }
 
@@ -275,8 +277,24 @@ impl Bucket {
         }
     }
 
+    /// Receipt ids a connection may confirm: a client confirms what it was
+    /// pushed, and a gateway pushes each connection far less than this.
+    fn receipts(config: &crate::GatewayConfig) -> Bucket {
+        Bucket {
+            tokens: 2.0 * config.max_receipts_per_sec,
+            at: Instant::now(),
+            rate: config.max_receipts_per_sec,
+            burst: 2.0 * config.max_receipts_per_sec,
+        }
+    }
+
     /// Takes a token if there is one.
     fn take(&mut self) -> bool {
+        self.take_n(1.0)
+    }
+
+    /// Takes `n` tokens if there are that many.
+    fn take_n(&mut self, n: f64) -> bool {
         if self.rate <= 0.0 {
             return true;
         }
@@ -284,8 +302,8 @@ impl Bucket {
         let refill = now.duration_since(self.at).as_secs_f64() * self.rate;
         self.tokens = (self.tokens + refill).min(self.burst);
         self.at = now;
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
+        if self.tokens >= n {
+            self.tokens -= n;
             true
         } else {
             false
@@ -512,6 +530,18 @@ impl Connection {
             Ok(c) => c,
             Err(e) => return Ok(refusal(&action, cmid, e.code, &e.message)),
         };
+        if let Command::Receive { ids } = &command {
+            // Receipts cost the worker a write per id: metered by ids, apart
+            // from the frames a person sends.
+            if !self.receipts.take_n(ids.len() as f64) {
+                return Ok(refusal(
+                    &action,
+                    cmid,
+                    ErrorCode::RateLimited,
+                    "too many receipts; slow down",
+                ));
+            }
+        }
         let limited = !matches!(command, Command::Heartbeat | Command::Receive { .. });
         if limited && !self.bucket.take() {
             return Ok(refusal(
