@@ -205,3 +205,56 @@ async fn locations_come_back_after_redis_restarts_empty() {
     )
     .await;
 }
+
+/// Workers push through a port of the gateway's own: the public one answers
+/// the internal service's paths like any unknown path.
+#[tokio::test]
+async fn the_clients_port_does_not_serve_the_internal_push_service() {
+    let Some(backend) = cluster() else { return };
+    let server = Server::start_on(backend).await;
+
+    let response = reqwest::Client::new()
+        .post(format!("{}/kefu.v1.Gateway/Deliver", server.url()))
+        .header("content-type", "application/grpc")
+        .body(vec![0u8; 5])
+        .send()
+        .await
+        .expect("the request completes");
+
+    assert_eq!(response.status().as_u16(), 404);
+}
+
+#[test]
+fn cluster_roles_refuse_to_start_without_a_cluster_secret() {
+    let runs: [&[&str]; 3] = [
+        &["register", "--listen", "127.0.0.1:0"],
+        &[
+            "worker",
+            "--register",
+            "http://127.0.0.1:1",
+            "--listen",
+            "127.0.0.1:0",
+            "--database-url",
+            "sqlite::memory:",
+        ],
+        &[
+            "gateway",
+            "--register",
+            "http://127.0.0.1:1",
+            "--listen",
+            "127.0.0.1:0",
+            "--secret",
+            "a-client-token-secret-of-enough-length",
+        ],
+    ];
+    for args in runs {
+        let out = std::process::Command::new(crate::support::server::KEFU)
+            .args(args)
+            .env_remove("KEFU_CLUSTER_SECRET")
+            .output()
+            .expect("kefu runs");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} started without a secret");
+        assert!(stderr.contains("--cluster-secret"), "{args:?}: {stderr}");
+    }
+}

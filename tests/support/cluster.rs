@@ -94,12 +94,18 @@ pub fn spawn(name: &str, args: &[String], ready: &str, log: &Path) -> Proc {
     }
 }
 
+/// The secret every role of one test cluster shares.
+fn cluster_secret(spec: &ClusterSpec) -> Vec<String> {
+    strings(&["--cluster-secret", &format!("{}-cluster", spec.secret)])
+}
+
 fn strings(items: &[&str]) -> Vec<String> {
     items.iter().map(|s| (*s).to_owned()).collect()
 }
 
 pub fn register(spec: &ClusterSpec, host: &str, dir: &Path, generation: u32) -> Proc {
     let mut args = strings(&["register", "--listen", &format!("{host}:0")]);
+    args.extend(cluster_secret(spec));
     args.extend(strings(&[
         "--redis-url",
         &spec.redis_url,
@@ -130,6 +136,7 @@ pub fn worker(
         &format!("{host}:0"),
     ]);
     args.extend(strings(&["--database-url", &spec.database_url]));
+    args.extend(cluster_secret(spec));
     args.extend(strings(&[
         "--redis-url",
         &spec.redis_url,
@@ -156,6 +163,8 @@ pub fn gateway(
         &format!("{host}:0"),
     ]);
     args.extend(strings(&["--secret", &spec.secret]));
+    args.extend(strings(&["--internal-listen", &format!("{host}:0")]));
+    args.extend(cluster_secret(spec));
     args.extend(spec.args.iter().cloned());
     let log = dir.join(format!("gateway-{host}-{generation}.log"));
     spawn(&format!("gateway {host}"), &args, "kefu serving on", &log)

@@ -21,6 +21,7 @@ use tokio::net::TcpListener;
 pub const LEASE: Duration = Duration::from_secs(10);
 
 pub async fn register(opts: RegisterOptions) -> anyhow::Result<()> {
+    let secret = opts.cluster.secret()?;
     let backend: Arc<dyn Register> = match &opts.redis_url {
         Some(url) => {
             let redis = RedisRegister::with_prefix(url, &opts.redis_prefix)
@@ -35,10 +36,9 @@ pub async fn register(opts: RegisterOptions) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {}", opts.listen))?;
     let addr = listener.local_addr()?;
-    warn_without_secret(&opts.cluster.cluster_secret);
     let service = kefu_proto::v1::register_server::RegisterServer::with_interceptor(
         RegisterService::new(backend),
-        auth::Check::new(opts.cluster.cluster_secret.as_deref()),
+        auth::Check::new(secret.as_deref()),
     );
     let app = with_ops_routes(tonic::service::Routes::new(service).into_axum_router());
     println!("kefu register serving on {addr}");
@@ -101,12 +101,6 @@ async fn sweep(redis: RedisRegister) {
     }
 }
 
-fn warn_without_secret(secret: &Option<String>) {
-    if secret.is_none() {
-        tracing::warn!("no --cluster-secret: internal gRPC traffic is not authenticated");
-    }
-}
-
 fn remote_register(urls: &[String], secret: &Option<String>) -> anyhow::Result<Arc<dyn Register>> {
     Ok(Arc::new(RemoteRegister::new(urls, secret.as_deref())?))
 }
@@ -140,11 +134,12 @@ where
 }
 
 pub async fn worker(opts: WorkerOptions) -> anyhow::Result<()> {
+    let secret = opts.cluster.secret()?;
     let store = kefu_store::Store::connect(&opts.database_url)
         .await
         .context("connecting to the database")?;
     store.migrate().await.context("migrating the database")?;
-    let remote = remote_register(&opts.register, &opts.cluster.cluster_secret)?;
+    let remote = remote_register(&opts.register, &secret)?;
     let register: Arc<dyn Register> = match &opts.redis_url {
         Some(url) => Arc::new(
             RedisRegister::with_prefix(url, &opts.redis_prefix)
@@ -162,7 +157,7 @@ pub async fn worker(opts: WorkerOptions) -> anyhow::Result<()> {
         .id
         .clone()
         .unwrap_or_else(|| unique_id("worker", &advertise));
-    let gateways = RemoteGateways::new(register.clone(), opts.cluster.cluster_secret.clone());
+    let gateways = RemoteGateways::new(register.clone(), secret.clone());
     let worker = Worker::start(
         opts.tuning.worker_config(id.clone()),
         store,
@@ -174,12 +169,11 @@ pub async fn worker(opts: WorkerOptions) -> anyhow::Result<()> {
         role: "worker".into(),
         addr: advertise,
     };
-    warn_without_secret(&opts.cluster.cluster_secret);
     let service = tonic::service::interceptor::InterceptedService::new(
         kefu_proto::v1::worker_server::WorkerServer::new(worker.clone())
             .max_decoding_message_size(MAX_MESSAGE)
             .max_encoding_message_size(MAX_MESSAGE),
-        auth::Check::new(opts.cluster.cluster_secret.as_deref()),
+        auth::Check::new(secret.as_deref()),
     );
     let lease = tokio::spawn(keep_alive(remote.clone(), member.clone(), || async {}));
     let app = with_ops_routes(tonic::service::Routes::new(service).into_axum_router());
@@ -203,17 +197,25 @@ pub async fn worker(opts: WorkerOptions) -> anyhow::Result<()> {
 
 pub async fn gateway(opts: GatewayOptions) -> anyhow::Result<()> {
     anyhow::ensure!(!opts.secret.is_empty(), "--secret must not be empty");
-    let register = remote_register(&opts.register, &opts.cluster.cluster_secret)?;
+    let secret = opts.cluster.secret()?;
+    let register = remote_register(&opts.register, &secret)?;
     let listener = TcpListener::bind(&opts.listen)
         .await
         .with_context(|| format!("binding {}", opts.listen))?;
+    let internal = TcpListener::bind(&opts.internal_listen)
+        .await
+        .with_context(|| format!("binding {}", opts.internal_listen))?;
     let addr = listener.local_addr()?;
-    let advertise = opts.advertise.clone().unwrap_or_else(|| addr.to_string());
+    let internal_addr = internal.local_addr()?;
+    let advertise = opts
+        .advertise
+        .clone()
+        .unwrap_or_else(|| internal_addr.to_string());
     let id = opts
         .id
         .clone()
         .unwrap_or_else(|| unique_id("gateway", &advertise));
-    let workers = RingLink::start(register.clone(), opts.cluster.cluster_secret.clone());
+    let workers = RingLink::start(register.clone(), secret.clone());
     workers.refresh().await;
     let mut config = kefu_gateway::GatewayConfig {
         pages: opts.web.pages()?,
@@ -233,20 +235,26 @@ pub async fn gateway(opts: GatewayOptions) -> anyhow::Result<()> {
         let gateway = announcer.clone();
         async move { gateway.announce_all().await }
     }));
-    warn_without_secret(&opts.cluster.cluster_secret);
-    println!("kefu serving on http://{addr}");
-    kefu_gateway::http::serve_with_grpc(
-        listener,
+    // Workers push through the internal port until the clients are gone.
+    let grpc = kefu_proto::v1::gateway_server::GatewayServer::with_interceptor(
         gateway.clone(),
-        opts.cluster.cluster_secret.as_deref(),
-        shutdown_signal(),
-    )
-    .await?;
+        auth::Check::new(secret.as_deref()),
+    );
+    let internal_app = with_ops_routes(tonic::service::Routes::new(grpc).into_axum_router());
+    let (stop_internal, internal_stop) = tokio::sync::oneshot::channel::<()>();
+    let internal_server = tokio::spawn(serve_until(internal, internal_app, async move {
+        let _ = internal_stop.await;
+    }));
+    tracing::info!(%internal_addr, "workers push through the internal listener");
+    println!("kefu serving on http://{addr}");
+    kefu_gateway::http::serve(listener, gateway.clone(), shutdown_signal()).await?;
     let deadline = tokio::time::Instant::now() + opts.tuning.drain_timeout;
     while gateway.connections() > 0 && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     lease.abort();
     let _ = register.leave(&member.id).await;
+    let _ = stop_internal.send(());
+    let _ = internal_server.await;
     Ok(())
 }

@@ -234,10 +234,36 @@ pub struct Tuning {
 /// Options every cluster process shares.
 #[derive(Args, Debug, Clone)]
 pub struct ClusterOptions {
-    /// Secret on internal gRPC calls; processes without it are refused.
-    /// Unset: internal traffic is not authenticated.
+    /// Secret on internal gRPC calls, the same on every register, worker and
+    /// gateway; calls without it are refused. Required: make one with
+    /// `openssl rand -hex 32`.
     #[arg(long, env = "KEFU_CLUSTER_SECRET", hide_env_values = true)]
     pub cluster_secret: Option<String>,
+    /// Run without --cluster-secret: anyone who reaches an internal port can
+    /// push messages to clients. Only for a throwaway test cluster.
+    #[arg(long, env = "KEFU_INSECURE_NO_CLUSTER_SECRET")]
+    pub insecure_no_cluster_secret: bool,
+}
+
+impl ClusterOptions {
+    /// The cluster secret, or an error saying how to give one.
+    pub fn secret(&self) -> anyhow::Result<Option<String>> {
+        match self.cluster_secret.as_deref() {
+            Some(s) if !s.is_empty() => Ok(Some(s.to_owned())),
+            _ if self.insecure_no_cluster_secret => {
+                tracing::warn!(
+                    "--insecure-no-cluster-secret: internal gRPC traffic is not authenticated"
+                );
+                Ok(None)
+            }
+            _ => anyhow::bail!(
+                "cluster roles need --cluster-secret (or KEFU_CLUSTER_SECRET), the same on \
+                 every register, worker and gateway; make one with `openssl rand -hex 32`. \
+                 Without it anyone who reaches an internal port could push messages to \
+                 clients; a throwaway test cluster may pass --insecure-no-cluster-secret"
+            ),
+        }
+    }
 }
 
 #[derive(Args, Debug, Clone)]
@@ -288,10 +314,15 @@ pub struct GatewayOptions {
     /// Register address(es), comma-separated.
     #[arg(long, env = "KEFU_REGISTER", value_delimiter = ',', required = true)]
     pub register: Vec<String>,
-    /// Address for clients (WebSocket, HTTP) and for workers' pushes (gRPC).
+    /// Address for clients: WebSocket, HTTP API and web pages.
     #[arg(long, env = "KEFU_LISTEN", default_value = "0.0.0.0:8080")]
     pub listen: String,
-    /// Address workers reach this gateway at (default: --listen).
+    /// Address for workers' pushes (gRPC), never the clients' port: keep it
+    /// on the cluster's private network.
+    #[arg(long, env = "KEFU_INTERNAL_LISTEN", default_value = "0.0.0.0:7200")]
+    pub internal_listen: String,
+    /// Address workers reach this gateway's --internal-listen at (default:
+    /// the bound --internal-listen address).
     #[arg(long, env = "KEFU_ADVERTISE")]
     pub advertise: Option<String>,
     /// Unique gateway id (default: gateway-ADVERTISED_ADDRESS-START_MS).

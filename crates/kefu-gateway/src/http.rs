@@ -28,24 +28,6 @@ pub async fn serve(
     serve_router(listener, router(gateway.clone()), gateway, shutdown).await
 }
 
-/// Like [`serve`], with the `Gateway` gRPC service on the same port (HTTP/2
-/// with content type `application/grpc`), for workers to push through.
-pub async fn serve_with_grpc(
-    listener: TcpListener,
-    gateway: Gateway,
-    cluster_secret: Option<&str>,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    let grpc = kefu_proto::v1::gateway_server::GatewayServer::with_interceptor(
-        gateway.clone(),
-        kefu_proto::auth::Check::new(cluster_secret),
-    );
-    let app = routes(gateway.clone())
-        .merge(tonic::service::Routes::new(grpc).into_axum_router())
-        .fallback(not_found);
-    serve_router(listener, app, gateway, shutdown).await
-}
-
 async fn serve_router(
     listener: TcpListener,
     app: Router,
