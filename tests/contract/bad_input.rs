@@ -510,13 +510,7 @@ async fn a_text_frame_that_is_not_utf8_closes_with_1007() {
     let server = Server::start().await;
     let token = server.token("c1", "customer");
     let url = format!("{}?token={token}", server.ws_url());
-    let addr = url
-        .trim_start_matches("ws://")
-        .split('/')
-        .next()
-        .expect("host:port")
-        .to_owned();
-    let tcp = tokio::net::TcpStream::connect(addr)
+    let tcp = tokio::net::TcpStream::connect(server.socket_addr())
         .await
         .expect("connects");
     let (mut ws, _) = tokio_tungstenite::client_async(url, tcp)

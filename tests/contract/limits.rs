@@ -42,13 +42,7 @@ async fn stalled_device(
     token: &str,
 ) -> tokio_tungstenite::WebSocketStream<tokio::net::TcpStream> {
     let url = format!("{}?token={token}&device=stalled", server.ws_url());
-    let addr = url
-        .trim_start_matches("ws://")
-        .split('/')
-        .next()
-        .expect("host:port")
-        .parse()
-        .expect("a socket address");
+    let addr = server.socket_addr();
     let socket = TcpSocket::new_v4().expect("a socket");
     socket.set_recv_buffer_size(4096).expect("a small buffer");
     let tcp = socket.connect(addr).await.expect("connects");
@@ -80,6 +74,7 @@ async fn a_device_that_stops_reading_is_closed_once_and_the_others_get_everythin
         agent
             .recv_until(|f| f["content"] == "the end", Duration::from_secs(30))
             .await;
+        agent
     });
     // 8 MB in all: more than the kernel buffers hold (4 MB at most here).
     let text = "x".repeat(10_000);
@@ -88,6 +83,8 @@ async fn a_device_that_stops_reading_is_closed_once_and_the_others_get_everythin
     }
     chat.customer.say("end", "the end").await;
 
+    // The reading device got every message, and stays connected.
+    let _agent = reader.await.expect("the reading device got every message");
     settles(
         &server,
         "kefu_gateway_connections",
@@ -99,7 +96,6 @@ async fn a_device_that_stops_reading_is_closed_once_and_the_others_get_everythin
         metric(&server, "kefu_gateway_slow_consumers_total").await,
         1.0
     );
-    reader.await.expect("the reading device got every message");
     // The stalled device, reading at last, finds its connection ended.
     let ended = tokio::time::timeout(Duration::from_secs(10), async {
         while let Some(Ok(message)) = stalled.next().await {
@@ -247,14 +243,6 @@ async fn an_unknown_name_is_refused_as_slowly_as_a_wrong_password() {
     );
 }
 
-fn addr_of(server: &Server) -> std::net::SocketAddr {
-    server
-        .url()
-        .trim_start_matches("http://")
-        .parse()
-        .expect("a socket address")
-}
-
 /// Reads until the server closes the connection; panics if it has not
 /// within `within`.
 async fn closed_by_server(mut tcp: tokio::net::TcpStream, within: Duration, what: &str) {
@@ -272,7 +260,7 @@ async fn connections_that_never_finish_their_request_are_closed() {
         .arg("--body-timeout", "1s")
         .start()
         .await;
-    let addr = addr_of(&server);
+    let addr = server.socket_addr();
     let silent = tokio::net::TcpStream::connect(addr)
         .await
         .expect("connects");
@@ -306,7 +294,7 @@ async fn one_address_cannot_take_every_connection() {
         .arg("--header-timeout", "30s")
         .start()
         .await;
-    let addr = addr_of(&server);
+    let addr = server.socket_addr();
     let mut held = Vec::new();
     for _ in 0..3 {
         held.push(

@@ -163,6 +163,12 @@ impl Server {
 
     /// The server's address; for a cluster, its gateways in turn, so one
     /// user's devices land on different gateways.
+    /// The socket address of (one of) the server's client ports, for tests
+    /// that speak TCP below HTTP.
+    pub fn socket_addr(&self) -> std::net::SocketAddr {
+        self.next_addr().parse().expect("a socket address")
+    }
+
     fn next_addr(&self) -> String {
         let gateways: Vec<&str> = self
             .procs

@@ -4,6 +4,7 @@ import { useEffect, useState } from 'preact/hooks';
 import type { ChatMessage, QuickReply, TaskSummary } from '../lib';
 import type { AT } from '../locales/agent';
 import { BubbleRow, ToastRow, WithdrawnRow } from '../shared/Bubble';
+import { useFileDrop } from '../shared/drop';
 import { Composer } from '../shared/Composer';
 import { MessageList } from '../shared/MessageList';
 import { isSystem } from '../shared/messages';
@@ -38,7 +39,6 @@ export function ChatPane(p: ChatPaneProps) {
   const [, tick] = useState(0);
   const [quickActive, setQuickActive] = useState(0);
   const [quickClosed, setQuickClosed] = useState(false);
-  const [dragging, setDragging] = useState(false);
 
   // Withdraw buttons disappear when the window passes.
   useEffect(() => {
@@ -90,6 +90,7 @@ export function ChatPane(p: ChatPaneProps) {
   const summary = view.customerTasks?.find((x) => x.task_id === contact.task_id);
   const typingFrom = view.typing[contact.task_id];
   const onFiles = (files: File[]) => files.forEach((f) => void store.sendFile(f));
+  const drop = useFileDrop(open, onFiles);
   const uploads = view.uploads.filter((u) => u.task === contact.task_id);
 
   const renderItem = (m: ChatMessage, first: boolean) => {
@@ -116,23 +117,9 @@ export function ChatPane(p: ChatPaneProps) {
 
   return (
     <section
-      class={`c-chat-pane${dragging ? ' dragging' : ''}`}
+      class={`c-chat-pane${drop.dragging ? ' dragging' : ''}`}
       aria-label={name}
-      onDragOver={(e) => {
-        if (open && e.dataTransfer?.types.includes('Files')) {
-          e.preventDefault();
-          setDragging(true);
-        }
-      }}
-      onDragLeave={(e) => e.currentTarget === e.target && setDragging(false)}
-      onDrop={(e) => {
-        setDragging(false);
-        const files = Array.from(e.dataTransfer?.files ?? []);
-        if (files.length && open) {
-          e.preventDefault();
-          onFiles(files);
-        }
-      }}
+      {...drop.handlers}
     >
       <header class="c-chat-head">
         <button type="button" class="c-icon-btn c-back" aria-label={t('back')} onClick={p.onBack}>

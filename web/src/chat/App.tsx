@@ -9,6 +9,7 @@ import { post, type HostCommand } from './bridge';
 import { Composer } from '../shared/Composer';
 import { Header } from './Header';
 import { Lightbox } from '../shared/Lightbox';
+import { useFileDrop } from '../shared/drop';
 import { MessageList } from './MessageList';
 import { cleanSettings, type Settings } from './settings';
 import { ChatStore } from './store';
@@ -26,7 +27,6 @@ export function App({ settings, lang, embedded, commands }: AppProps) {
   const [open, setOpen] = useState(!embedded);
   const [pageVisible, setPageVisible] = useState(document.visibilityState !== 'hidden');
   const [picture, setPicture] = useState<string | null>(null);
-  const [dragging, setDragging] = useState(false);
   const title = settings.title || t('chatTitle');
   const visible = open && pageVisible;
 
@@ -106,26 +106,13 @@ export function App({ settings, lang, embedded, commands }: AppProps) {
   };
 
   const onFiles = (files: File[]) => files.forEach((f) => void store.sendFile(f));
+  const drop = useFileDrop(true, onFiles);
 
   return (
     <div
-      class={`app${embedded ? ' embedded' : ''}${dragging ? ' dragging' : ''}`}
+      class={`app${embedded ? ' embedded' : ''}${drop.dragging ? ' dragging' : ''}`}
       style={{ '--brand': settings.color }}
-      onDragOver={(e) => {
-        if (e.dataTransfer?.types.includes('Files')) {
-          e.preventDefault();
-          setDragging(true);
-        }
-      }}
-      onDragLeave={(e) => e.currentTarget === e.target && setDragging(false)}
-      onDrop={(e) => {
-        setDragging(false);
-        const files = Array.from(e.dataTransfer?.files ?? []);
-        if (files.length) {
-          e.preventDefault();
-          onFiles(files);
-        }
-      }}
+      {...drop.handlers}
     >
       <Header view={view} t={t} title={title} onClose={embedded ? close : undefined} />
       <MessageList view={view} store={store} t={t} onOpenPicture={setPicture} />

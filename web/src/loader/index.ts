@@ -6,17 +6,11 @@
 // It must run on pages whose CSP allows only Kefu's script and frame: so no
 // <style> element, no style attribute, no inline script, no <img> — styles
 // are set through CSSOM (`el.style`), icons are SVG elements.
+import type { Settings } from '../chat/settings';
 import { launcherEn, launcherZh } from '../locales/launcher';
 
-interface KefuSettings {
-  token?: string;
-  name?: string;
-  locale?: string;
-  color?: string;
-  position?: 'right' | 'left';
-  sound?: boolean;
-  title?: string;
-}
+/** What a site may set in `window.kefuSettings` (the chat checks it again). */
+type KefuSettings = Omit<Settings, 'page_url' | 'page_title' | 'visitor_token'>;
 
 type Msg = { type: string; [k: string]: unknown };
 
