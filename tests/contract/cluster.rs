@@ -258,3 +258,50 @@ fn cluster_roles_refuse_to_start_without_a_cluster_secret() {
         assert!(stderr.contains("--cluster-secret"), "{args:?}: {stderr}");
     }
 }
+
+/// `/healthz` says the process serves; `/readyz` also that a worker can take
+/// frames, so a load balancer sends no client to a gateway without one.
+#[tokio::test]
+async fn a_gateway_without_workers_is_live_but_not_ready() {
+    use crate::support::cluster::spawn;
+    let dir = crate::support::backend::TempDir::new();
+    let args = |a: &[&str]| a.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+    let register = spawn(
+        "register",
+        &args(&[
+            "register",
+            "--listen",
+            "127.0.0.1:0",
+            "--insecure-no-cluster-secret",
+        ]),
+        "kefu register serving on",
+        &dir.path().join("register.log"),
+    );
+    let gateway = spawn(
+        "gateway",
+        &args(&[
+            "gateway",
+            "--register",
+            &format!("http://{}", register.addr),
+            "--listen",
+            "127.0.0.1:0",
+            "--internal-listen",
+            "127.0.0.1:0",
+            "--secret",
+            "a-client-token-secret-of-enough-length",
+            "--insecure-no-cluster-secret",
+        ]),
+        "kefu serving on",
+        &dir.path().join("gateway.log"),
+    );
+    let http = reqwest::Client::new();
+    let get = |path: &str| http.get(format!("http://{}{path}", gateway.addr)).send();
+
+    let live = get("/healthz").await.expect("answers");
+    let ready = get("/readyz").await.expect("answers");
+
+    assert_eq!(live.status().as_u16(), 200);
+    assert_eq!(ready.status().as_u16(), 503);
+    let body: Value = ready.json().await.expect("a JSON body");
+    assert_eq!(body["reason"], "no worker has joined", "{body}");
+}

@@ -361,3 +361,12 @@ async fn a_wrong_method_gets_405_with_a_json_error_body() {
     assert_eq!(status, 405);
     assert!(body["error"]["code"].is_string(), "{body}");
 }
+
+#[tokio::test]
+async fn serve_is_ready_as_soon_as_it_serves() {
+    let server = Server::start().await;
+    let response = server.fetch("/readyz").await;
+    assert_eq!(response.status().as_u16(), 200);
+    let body: Value = response.json().await.expect("a JSON body");
+    assert_eq!(body["status"], "ready");
+}

@@ -41,6 +41,13 @@ impl Proc {
     }
 }
 
+/// A process never outlives its test, even one that panicked.
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
 /// Where and how a cluster runs.
 pub struct ClusterSpec {
     pub database_url: String,

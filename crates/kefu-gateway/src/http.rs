@@ -65,6 +65,7 @@ fn routes(gateway: Gateway) -> Router {
             "/healthz",
             get(|| async { axum::Json(json!({"status": "ok"})) }),
         )
+        .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route("/api/visitor", post(visitor))
         .route("/api/login", post(login))
@@ -138,6 +139,26 @@ async fn websocket(
         .max_message_size(limit * 2 + 1024)
         .max_frame_size(limit * 2 + 1024)
         .on_upgrade(move |socket| conn::run(inner, socket, q.token, q.device))
+}
+
+/// Ready for clients: not draining, and some worker to take their frames.
+/// `/healthz` says only that the process serves.
+async fn readyz(State(inner): State<Arc<Inner>>) -> Response {
+    let reason = if *inner.draining.borrow() {
+        Some("shutting down")
+    } else if !inner.workers.ready() {
+        Some("no worker has joined")
+    } else {
+        None
+    };
+    match reason {
+        None => axum::Json(json!({"status": "ready"})).into_response(),
+        Some(reason) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(json!({"status": "not ready", "reason": reason})),
+        )
+            .into_response(),
+    }
 }
 
 async fn metrics() -> Response {

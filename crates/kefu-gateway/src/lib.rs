@@ -51,6 +51,10 @@ pub trait WorkerLink: Send + Sync + 'static {
     async fn submit(&self, request: FrameRequest) -> Result<(), LinkError>;
     async fn connection(&self, event: ConnectionEvent) -> Result<(), LinkError>;
     async fn api(&self, request: ApiRequest) -> Result<ApiReply, LinkError>;
+    /// Whether some worker can take frames now.
+    fn ready(&self) -> bool {
+        true
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

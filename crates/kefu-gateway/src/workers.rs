@@ -281,6 +281,13 @@ async fn run_stream(
 
 #[async_trait::async_trait]
 impl WorkerLink for RingLink {
+    fn ready(&self) -> bool {
+        self.state
+            .read()
+            .map(|state| !state.ring.is_empty())
+            .unwrap_or(false)
+    }
+
     async fn submit(&self, mut request: FrameRequest) -> Result<(), LinkError> {
         loop {
             let stream = self.owner(request.shard).await?;
