@@ -209,3 +209,53 @@ async fn only_images_audio_video_and_pdf_are_shown_inline_the_rest_downloads() {
         );
     }
 }
+
+async fn upload_with(server: &Server, token: &str, headers: &[(&str, &str)]) -> (u16, Value) {
+    let part = reqwest::multipart::Part::bytes(PNG_1X1.to_vec())
+        .file_name("dot.png")
+        .mime_str("image/png")
+        .expect("a mime type");
+    let mut request = reqwest::Client::new()
+        .post(format!("{}/api/upload", server.url()))
+        .bearer_auth(token)
+        .multipart(reqwest::multipart::Form::new().part("file", part));
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let response = request.send().await.expect("the upload completes");
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn an_upload_url_never_carries_what_a_request_made_up() {
+    let server = Server::start().await;
+    let token = server.token("c1", "customer");
+
+    let (_, evil_proto) = upload_with(
+        &server,
+        &token,
+        &[("x-forwarded-proto", "javascript:alert(1)//")],
+    )
+    .await;
+    let (status, evil_host) = upload_with(&server, &token, &[("host", "evil.example/<x>")]).await;
+
+    let url = evil_proto["url"].as_str().unwrap_or_default();
+    assert!(url.starts_with("http://"), "{url}");
+    assert_eq!(status, 400, "{evil_host}");
+}
+
+#[tokio::test]
+async fn with_a_public_url_uploads_point_there() {
+    let server = Server::builder()
+        .arg("--public-url", "https://chat.example.com/")
+        .start()
+        .await;
+    let token = server.token("c1", "customer");
+
+    let (status, body) = upload_with(&server, &token, &[("host", "internal:8080")]).await;
+
+    assert_eq!(status, 201, "{body}");
+    let url = body["url"].as_str().unwrap_or_default();
+    assert!(url.starts_with("https://chat.example.com/files/"), "{url}");
+}

@@ -219,6 +219,7 @@ pub async fn gateway(opts: GatewayOptions) -> anyhow::Result<()> {
     workers.refresh().await;
     let mut config = kefu_gateway::GatewayConfig {
         pages: opts.web.pages()?,
+        public_url: opts.web.public_url()?,
         ..opts
             .tuning
             .gateway_config(id.clone(), opts.secret.as_bytes().to_vec())

@@ -123,9 +123,34 @@ pub struct WebOptions {
     /// (https://shop.example.com, https://*.example.com). Unset: any site.
     #[arg(long, env = "KEFU_WIDGET_ORIGINS", value_delimiter = ',')]
     pub widget_origins: Vec<String>,
+    /// Where clients reach this server (https://chat.example.com), for the
+    /// URLs of uploads. Unset: each request's Host and X-Forwarded-Proto.
+    #[arg(long, env = "KEFU_PUBLIC_URL")]
+    pub public_url: Option<String>,
 }
 
 impl WebOptions {
+    /// `--public-url`, checked: an http(s) origin with no path.
+    pub fn public_url(&self) -> anyhow::Result<Option<String>> {
+        let Some(url) = &self.public_url else {
+            return Ok(None);
+        };
+        let url = url.trim_end_matches('/');
+        let rest = url
+            .strip_prefix("https://")
+            .or_else(|| url.strip_prefix("http://"));
+        let plain = rest.is_some_and(|r| {
+            !r.is_empty()
+                && r.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'))
+        });
+        anyhow::ensure!(
+            plain,
+            "--public-url {url:?} is not an origin like https://chat.example.com"
+        );
+        Ok(Some(url.to_owned()))
+    }
+
     pub fn pages(&self) -> anyhow::Result<kefu_web::Pages> {
         Ok(kefu_web::Pages::new(kefu_web::WebConfig {
             dir: self.web_dir.clone(),

@@ -39,6 +39,7 @@ pub async fn run(opts: ServeOptions) -> anyhow::Result<()> {
     );
     let mut gateway_config = GatewayConfig {
         pages: opts.web.pages()?,
+        public_url: opts.web.public_url()?,
         ..opts
             .tuning
             .gateway_config(GatewayConfig::default().id, secret)

@@ -40,6 +40,9 @@ pub struct GatewayConfig {
     pub limits: kefu_protocol::Limits,
     /// The widget loader, the chat and the console, and how they are served.
     pub pages: kefu_web::Pages,
+    /// Where clients reach the server (`https://chat.example.com`), for the
+    /// URLs of uploads; None: from each request's Host and X-Forwarded-Proto.
+    pub public_url: Option<String>,
     /// Visitor creation and login, per client address.
     pub client_limits: crate::LimitsConfig,
     /// Timeouts and connections per address of the HTTP listener.
@@ -68,6 +71,7 @@ impl Default for GatewayConfig {
             token_ttl: Duration::from_secs(7 * 24 * 3600),
             limits: kefu_protocol::Limits::default(),
             pages: kefu_web::Pages::default(),
+            public_url: None,
             client_limits: crate::LimitsConfig::default(),
             server: crate::server::ServerLimits::default(),
             body_timeout: Duration::from_secs(30),

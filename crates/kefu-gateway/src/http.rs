@@ -435,18 +435,39 @@ async fn upload(
     let Ok(mut body) = serde_json::from_slice::<serde_json::Value>(&reply.body) else {
         return error(ErrorCode::Internal, "bad upload reply");
     };
+    let base = match public_base(&inner, &headers) {
+        Ok(base) => base,
+        Err(r) => return r.into_response(),
+    };
+    if let Some(path) = body.get("url").and_then(|u| u.as_str()).map(str::to_owned) {
+        body["url"] = json!(format!("{base}{path}"));
+    }
+    (StatusCode::CREATED, axum::Json(body)).into_response()
+}
+
+/// Where clients reach this server: `--public-url` when set, else the
+/// request's `Host` and `X-Forwarded-Proto`, checked, since the result goes
+/// into messages other people's browsers load.
+fn public_base(inner: &Inner, headers: &HeaderMap) -> Result<String, Refusal> {
+    if let Some(url) = &inner.config.public_url {
+        return Ok(url.clone());
+    }
     let host = headers
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
         .unwrap_or("localhost");
-    let proto = headers
-        .get("x-forwarded-proto")
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("http");
-    if let Some(path) = body.get("url").and_then(|u| u.as_str()).map(str::to_owned) {
-        body["url"] = json!(format!("{proto}://{host}{path}"));
+    let plain = !host.is_empty()
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'));
+    if !plain {
+        return Err(Refusal(ErrorCode::BadRequest, "bad Host header".into()));
     }
-    (StatusCode::CREATED, axum::Json(body)).into_response()
+    let proto = match headers.get("x-forwarded-proto").map(|h| h.as_bytes()) {
+        Some(b"https") => "https",
+        _ => "http",
+    };
+    Ok(format!("{proto}://{host}"))
 }
 
 async fn file(State(inner): State<Arc<Inner>>, Path(key): Path<String>) -> Response {
