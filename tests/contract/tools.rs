@@ -152,3 +152,46 @@ fn serve_keeps_its_data_dir_to_its_owner() {
         "dir, database, WAL, secret"
     );
 }
+
+/// `kefu serve`'s log, written to a file, with `extra` options.
+fn serve_log(extra: &[&str]) -> String {
+    use std::io::{BufRead, BufReader};
+    let dir = crate::support::backend::TempDir::new();
+    let log = dir.path().join("stderr.log");
+    let mut child = std::process::Command::new(crate::support::server::KEFU)
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path().join("data"))
+        .args(extra)
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::fs::File::create(&log).expect("a log file"))
+        .spawn()
+        .expect("kefu serve starts");
+    let stdout = child.stdout.take().expect("stdout");
+    let serving = BufReader::new(stdout)
+        .lines()
+        .map_while(Result::ok)
+        .any(|line| line.contains("serving on"));
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(serving, "kefu serve did not start");
+    std::fs::read_to_string(log).expect("the log")
+}
+
+#[test]
+fn logs_written_to_a_file_carry_no_colour_codes() {
+    let log = serve_log(&[]);
+    assert!(log.contains("serving"), "{log}");
+    assert!(!log.contains('\u{1b}'), "escape codes in:\n{log}");
+}
+
+#[test]
+fn json_logs_are_one_object_per_line() {
+    let log = serve_log(&["--log-format", "json"]);
+    let lines: Vec<&str> = log.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert!(!lines.is_empty());
+    for line in lines {
+        let value: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        assert!(value["level"].is_string(), "{line}");
+    }
+}

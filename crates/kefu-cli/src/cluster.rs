@@ -44,6 +44,7 @@ pub async fn register(opts: RegisterOptions) -> anyhow::Result<()> {
     println!("kefu register serving on {addr}");
     let server = tokio::spawn(serve_until(listener, app, shutdown_signal()));
     let _ = server.await;
+    tracing::info!("stopped");
     Ok(())
 }
 
@@ -192,6 +193,7 @@ pub async fn worker(opts: WorkerOptions) -> anyhow::Result<()> {
     worker.drain(opts.tuning.drain_timeout).await;
     let _ = stop_tx.send(());
     let _ = server.await;
+    tracing::info!("stopped");
     Ok(())
 }
 
@@ -257,5 +259,6 @@ pub async fn gateway(opts: GatewayOptions) -> anyhow::Result<()> {
     let _ = register.leave(&member.id).await;
     let _ = stop_internal.send(());
     let _ = internal_server.await;
+    tracing::info!("stopped");
     Ok(())
 }

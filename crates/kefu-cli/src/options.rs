@@ -15,6 +15,10 @@ pub struct Cli {
     /// environment variables and flags win over it.
     #[arg(long, env = "KEFU_CONFIG", global = true)]
     pub config: Option<PathBuf>,
+    /// Log lines as plain text (coloured only on a terminal) or as JSON
+    /// objects, one per line, for log collectors.
+    #[arg(long, env = "KEFU_LOG_FORMAT", global = true, default_value = "text", value_parser = ["text", "json"])]
+    pub log_format: String,
     #[command(subcommand)]
     pub command: Command,
 }

@@ -125,6 +125,11 @@ impl Store {
 
     /// Like [`Store::connect`], choosing what an SQLite commit survives.
     pub async fn connect_with(url: &str, durability: Durability) -> Result<Store> {
+        // MariaDB speaks MySQL's protocol; operators write its own name.
+        let url = &match url.strip_prefix("mariadb://") {
+            Some(rest) => format!("mysql://{rest}"),
+            None => url.to_owned(),
+        };
         create_database_if_missing(url).await?;
         let mut options = ConnectOptions::new(url.to_owned());
         let mut sqlite = None;

@@ -383,3 +383,14 @@ on_every_backend!(
     tasks_queue_end_and_rate,
     files_round_trip
 );
+
+#[tokio::test]
+async fn a_mariadb_url_connects_as_mysql() {
+    let Some(db) = database("mysql") else { return };
+    let url = db.url.replacen("mysql://", "mariadb://", 1);
+    let store = Store::connect(&url)
+        .await
+        .expect("a mariadb:// url connects");
+    store.migrate().await.expect("and migrates");
+    cleanup(db).await;
+}
