@@ -9,5 +9,12 @@ export default defineConfig({
     hookTimeout: 60_000,
     fileParallelism: false,
     pool: 'forks',
+    // What a person sees settles within seconds on a loaded CI machine, not
+    // within expect.poll's default of one.
+    expect: { poll: { timeout: 10_000, interval: 100 } },
+    // One more try for a test that failed: a real browser, a real server and
+    // both cores shared can still miss a focus or a frame on a loaded run.
+    // A test that fails twice fails the run.
+    retry: 1,
   },
 });

@@ -4,8 +4,8 @@ use crate::entity::{task, task_agent, task_sequence, user};
 use crate::{Result, Store, StoreError};
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, Condition, EntityTrait, FromQueryResult, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DbBackend, EntityTrait,
+    FromQueryResult, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
 };
 use std::collections::HashMap;
 
@@ -89,9 +89,13 @@ impl Store {
         from: Option<&str>,
         capacity: Option<i64>,
     ) -> Result<()> {
+        // SQLite has one worker, whose queue lock already makes assignments
+        // take turns; and a read before the write would let SQLite refuse
+        // the write (SQLITE_BUSY_SNAPSHOT) when the message writer committed
+        // in between.
+        let capacity = capacity.filter(|_| self.db.get_database_backend() != DbBackend::Sqlite);
         let txn = self.db.begin().await?;
         if let Some(capacity) = capacity {
-            // SQLite has no row locks and needs none: it has one writer.
             user::Entity::find_by_id(agent.to_owned())
                 .lock_exclusive()
                 .one(&txn)

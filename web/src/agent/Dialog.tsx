@@ -2,7 +2,7 @@
 // moves in (to `initial` or the first control), Tab stays inside, Esc or a
 // click on the backdrop closes it, and focus returns where it was.
 import type { ComponentChildren, Ref } from 'preact';
-import { useEffect, useRef } from 'preact/hooks';
+import { useLayoutEffect, useRef } from 'preact/hooks';
 import { CloseIcon } from '../shared/icons';
 
 let seq = 0;
@@ -22,7 +22,9 @@ export function Dialog(p: {
   const close = useRef(p.onClose);
   close.current = p.onClose;
 
-  useEffect(() => {
+  // A layout effect: it runs before the browser paints the dialog, so an
+  // Esc pressed the moment it shows is not lost.
+  useLayoutEffect(() => {
     const before = document.activeElement as HTMLElement | null;
     const first =
       p.initial === 'box' ? box.current : ((p.initial as { current: HTMLElement | null } | undefined)?.current ?? box.current?.querySelector<HTMLElement>(FOCUSABLE));

@@ -283,6 +283,10 @@ export class AgentStore {
     // A push newer than the server's answer wins.
     if (old && old.task_id === c.task_id && old.last && (!last || old.last.id === undefined || (last.id ?? 0) < old.last.id)) last = old.last;
     this.unread.setBase(c.task_id, c.unread, c.last_message?.id ?? 0);
+    // An answer computed before this console's own read reached the server
+    // still counts what that read covered.
+    const readUpTo = this.readSent.get(c.task_id);
+    if (readUpTo !== undefined) this.unread.read(c.task_id, readUpTo);
     return {
       user_id: c.user_id,
       name: c.name,

@@ -76,6 +76,9 @@ export function App({ settings, lang, embedded, commands }: AppProps) {
             if (matchMedia('(pointer: fine)').matches) document.querySelector<HTMLTextAreaElement>('.input')?.focus();
             break;
           case 'kefu:close':
+            // At once, not after the next render: a reply arriving in
+            // between must count as unread.
+            store.setVisible(false);
             setOpen(false);
             break;
           case 'kefu:send-card':
@@ -101,6 +104,7 @@ export function App({ settings, lang, embedded, commands }: AppProps) {
   }, [view.unread, title]);
 
   const close = () => {
+    store.setVisible(false);
     setOpen(false);
     post({ type: 'kefu:close' });
   };

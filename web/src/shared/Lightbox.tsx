@@ -1,12 +1,14 @@
 // A picture at full size over the chat; Esc, the close button or a click on
 // the backdrop closes it, and focus returns to where it was.
-import { useEffect, useRef } from 'preact/hooks';
+import { useLayoutEffect, useRef } from 'preact/hooks';
 import type { T } from '../locales';
 import { CloseIcon } from './icons';
 
 export function Lightbox({ src, t, onClose }: { src: string; t: T; onClose: () => void }) {
   const closeRef = useRef<HTMLButtonElement>(null);
-  useEffect(() => {
+  // A layout effect: it runs before the browser paints the dialog, so an
+  // Esc pressed the moment it shows is not lost.
+  useLayoutEffect(() => {
     const before = document.activeElement as HTMLElement | null;
     closeRef.current?.focus();
     const onKey = (e: KeyboardEvent) => {
