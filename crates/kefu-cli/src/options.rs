@@ -383,7 +383,6 @@ impl Tuning {
             frame_burst: 2.0 * self.max_frames_per_second,
             max_receipts_per_sec: self.max_receipts_per_second,
             send_queue: self.send_queue.max(1),
-            write_timeout: self.write_timeout,
             body_timeout: self.body_timeout,
             server: kefu_gateway::server::ServerLimits {
                 header_timeout: self.header_timeout,

@@ -32,9 +32,6 @@ pub struct GatewayConfig {
     /// Frames queued for one connection before it is closed as too slow
     /// (1013).
     pub send_queue: usize,
-    /// A write to a client's socket that takes longer closes it (1013): a
-    /// client that stopped reading holds no more than its queue.
-    pub write_timeout: Duration,
     /// Lifetime of tokens minted by /api/visitor and /api/login.
     pub token_ttl: Duration,
     pub limits: kefu_protocol::Limits,
@@ -67,7 +64,6 @@ impl Default for GatewayConfig {
             max_receipts_per_sec: 2000.0,
             max_devices_per_user: 10,
             send_queue: 1024,
-            write_timeout: Duration::from_secs(10),
             token_ttl: Duration::from_secs(7 * 24 * 3600),
             limits: kefu_protocol::Limits::default(),
             pages: kefu_web::Pages::default(),

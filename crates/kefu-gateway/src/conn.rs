@@ -74,12 +74,7 @@ pub(crate) async fn run(
     let (tx, rx) = flume::bounded(inner.config.send_queue);
     let overflow = Arc::new(Overflow::default());
     Box::pin(open(&inner, &session, tx, overflow.clone())).await;
-    let acked = tokio::time::timeout(
-        inner.config.write_timeout,
-        sink.send(Message::Text(auth_ack(&session))),
-    )
-    .await;
-    if matches!(acked, Ok(Ok(()))) {
+    if sink.send(Message::Text(auth_ack(&session))).await.is_ok() {
         Connection {
             inner: inner.clone(),
             session: session.clone(),
@@ -390,13 +385,11 @@ impl Connection {
 
     async fn write(&mut self, frame: Utf8Bytes) -> Result<(), End> {
         metrics::FRAMES_OUT.inc();
-        let limit = self.inner.config.write_timeout;
-        let write = self.sink.send(Message::Text(frame));
-        timed(limit, &self.overflow, &self.session, write).await
+        let sent = self.sink.send(Message::Text(frame)).await;
+        sent.map_err(|e| write_failed(e, &self.overflow, &self.session))
     }
 
     async fn outgoing(&mut self, first: Out, rx: &flume::Receiver<Out>) -> Result<(), End> {
-        let limit = self.inner.config.write_timeout;
         let mut next = Some(first);
         // Write what is queued, then flush once.
         while let Some(out) = next.take() {
@@ -411,8 +404,8 @@ impl Connection {
                         self.count_refusal()?;
                     }
                     metrics::FRAMES_OUT.inc();
-                    let write = self.sink.feed(Message::Text(frame));
-                    timed(limit, &self.overflow, &self.session, write).await?;
+                    let fed = self.sink.feed(Message::Text(frame)).await;
+                    fed.map_err(|e| write_failed(e, &self.overflow, &self.session))?;
                 }
                 Out::Answer(frame, cmid) => {
                     // One answer per forwarded send: a retried send's second
@@ -429,8 +422,8 @@ impl Connection {
                     }
                     let refused = is_error_ack(&frame);
                     metrics::FRAMES_OUT.inc();
-                    let write = self.sink.feed(Message::Text(frame));
-                    timed(limit, &self.overflow, &self.session, write).await?;
+                    let fed = self.sink.feed(Message::Text(frame)).await;
+                    fed.map_err(|e| write_failed(e, &self.overflow, &self.session))?;
                     if refused {
                         self.count_refusal()?;
                     }
@@ -443,8 +436,8 @@ impl Connection {
             }
             next = rx.try_recv().ok();
         }
-        let flush = self.sink.flush();
-        timed(limit, &self.overflow, &self.session, flush).await
+        let flushed = self.sink.flush().await;
+        flushed.map_err(|e| write_failed(e, &self.overflow, &self.session))
     }
 
     async fn retransmit(&mut self) -> Result<(), End> {
@@ -601,29 +594,31 @@ impl Connection {
     }
 }
 
-/// A socket write bounded by the write timeout: a client that stopped
-/// reading is closed with 1013 instead of holding its connection's task.
-async fn timed<F>(
-    limit: std::time::Duration,
-    overflow: &Overflow,
-    session: &Session,
-    write: F,
-) -> Result<(), End>
-where
-    F: std::future::Future<Output = Result<(), axum::Error>>,
-{
-    match tokio::time::timeout(limit, write).await {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(_)) => Err(End::Gone),
-        Err(_) => {
-            if overflow.raise() {
-                metrics::SLOW_CONSUMERS.inc();
-                tracing::warn!(conn_id = %session.conn_id, user_id = %session.user_id,
-                    "write timed out, closing with 1013");
-            }
-            Err(End::Close(CLOSE_SLOW, "write timed out"))
-        }
+/// What a failed socket write means. The listener bounds every write by
+/// the write timeout (`crate::server`): a timed-out write is a client that
+/// stopped reading, closed with 1013 and counted once; anything else is a
+/// socket already gone.
+fn write_failed(e: axum::Error, overflow: &Overflow, session: &Session) -> End {
+    if !is_timeout(&e) {
+        return End::Gone;
     }
+    if overflow.raise() {
+        metrics::SLOW_CONSUMERS.inc();
+        tracing::warn!(conn_id = %session.conn_id, user_id = %session.user_id,
+            "write timed out, closing with 1013");
+    }
+    End::Close(CLOSE_SLOW, "write timed out")
+}
+
+fn is_timeout(e: &axum::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = source {
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            return io.kind() == std::io::ErrorKind::TimedOut;
+        }
+        source = err.source();
+    }
+    false
 }
 
 /// Whether a frame for the client is an error ack (a worker refused a frame).

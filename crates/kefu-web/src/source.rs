@@ -32,8 +32,13 @@ impl Source {
             Source::Embedded => Ok(Dist::get(path).map(|file| {
                 let hash = file.metadata.sha256_hash();
                 let etag = format!("\"{}\"", hex(&hash[..16]));
+                // Compiled-in files are served without a copy.
+                let data = match file.data {
+                    std::borrow::Cow::Borrowed(bytes) => Bytes::from_static(bytes),
+                    std::borrow::Cow::Owned(bytes) => Bytes::from(bytes),
+                };
                 File {
-                    data: Bytes::from(file.data.into_owned()),
+                    data,
                     content_type: content_type(file.metadata.mimetype()),
                     etag: HeaderValue::from_str(&etag).ok(),
                 }
