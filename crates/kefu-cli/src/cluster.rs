@@ -21,7 +21,7 @@ use tokio::net::TcpListener;
 pub const LEASE: Duration = Duration::from_secs(10);
 
 pub async fn register(opts: RegisterOptions) -> anyhow::Result<()> {
-    let secret = opts.cluster.secret()?;
+    let secret = opts.cluster.secret();
     let backend: Arc<dyn Register> = match &opts.redis_url {
         Some(url) => {
             let redis = RedisRegister::with_prefix(url, &opts.redis_prefix)
@@ -135,7 +135,7 @@ where
 }
 
 pub async fn worker(opts: WorkerOptions) -> anyhow::Result<()> {
-    let secret = opts.cluster.secret()?;
+    let secret = opts.cluster.secret();
     let store = kefu_store::Store::connect(&opts.database_url)
         .await
         .context("connecting to the database")?;
@@ -199,15 +199,21 @@ pub async fn worker(opts: WorkerOptions) -> anyhow::Result<()> {
 
 pub async fn gateway(opts: GatewayOptions) -> anyhow::Result<()> {
     anyhow::ensure!(!opts.secret.is_empty(), "--secret must not be empty");
-    let secret = opts.cluster.secret()?;
+    let secret = opts.cluster.secret();
     let register = remote_register(&opts.register, &secret)?;
     let listener = TcpListener::bind(&opts.listen)
         .await
         .with_context(|| format!("binding {}", opts.listen))?;
-    let internal = TcpListener::bind(&opts.internal_listen)
-        .await
-        .with_context(|| format!("binding {}", opts.internal_listen))?;
     let addr = listener.local_addr()?;
+    // By default beside the clients' port, on a port the system picks, so
+    // that several gateways share a host without settings.
+    let internal_listen = opts
+        .internal_listen
+        .clone()
+        .unwrap_or_else(|| std::net::SocketAddr::new(addr.ip(), 0).to_string());
+    let internal = TcpListener::bind(&internal_listen)
+        .await
+        .with_context(|| format!("binding {internal_listen}"))?;
     let internal_addr = internal.local_addr()?;
     let advertise = opts
         .advertise

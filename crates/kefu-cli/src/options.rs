@@ -181,6 +181,10 @@ pub struct ClientLimitOptions {
     /// are closed at once. Trusted proxies are not limited.
     #[arg(long, env = "KEFU_MAX_CONNECTIONS_PER_IP", default_value_t = 256)]
     pub max_connections_per_ip: usize,
+    /// Apply --max-connections-per-ip to loopback clients too (by default
+    /// a local proxy and local tools are not capped).
+    #[arg(long, env = "KEFU_LIMIT_LOOPBACK")]
+    pub limit_loopback: bool,
     /// WebSocket connections one user may hold on a gateway (0: no limit);
     /// a further one gets an error ack and close code 4429.
     #[arg(long, env = "KEFU_MAX_DEVICES_PER_USER", default_value_t = 10)]
@@ -201,6 +205,7 @@ impl ClientLimitOptions {
             trusted_proxies: self.trusted_proxies.clone(),
         };
         config.server.max_connections_per_ip = self.max_connections_per_ip;
+        config.server.limit_loopback = self.limit_loopback;
         config.max_devices_per_user = self.max_devices_per_user;
         config.server.trusted_proxies = self.trusted_proxies.clone();
     }
@@ -264,33 +269,33 @@ pub struct Tuning {
 #[derive(Args, Debug, Clone)]
 pub struct ClusterOptions {
     /// Secret on internal gRPC calls, the same on every register, worker and
-    /// gateway; calls without it are refused. Required: make one with
-    /// `openssl rand -hex 32`.
+    /// gateway; calls without it are refused. Unset: internal calls are not
+    /// authenticated (a warning at start). Make one with `openssl rand -hex 32`.
     #[arg(long, env = "KEFU_CLUSTER_SECRET", hide_env_values = true)]
     pub cluster_secret: Option<String>,
-    /// Run without --cluster-secret: anyone who reaches an internal port can
-    /// push messages to clients. Only for a throwaway test cluster.
+    /// Run without --cluster-secret on purpose, without the warning: anyone
+    /// who reaches an internal port can push messages to clients.
     #[arg(long, env = "KEFU_INSECURE_NO_CLUSTER_SECRET")]
     pub insecure_no_cluster_secret: bool,
 }
 
 impl ClusterOptions {
-    /// The cluster secret, or an error saying how to give one.
-    pub fn secret(&self) -> anyhow::Result<Option<String>> {
+    /// The cluster secret. Without one the contract's plain commands still
+    /// start a cluster, so its absence is a loud warning, not an error;
+    /// `--insecure-no-cluster-secret` says it is meant.
+    pub fn secret(&self) -> Option<String> {
         match self.cluster_secret.as_deref() {
-            Some(s) if !s.is_empty() => Ok(Some(s.to_owned())),
-            _ if self.insecure_no_cluster_secret => {
+            Some(s) if !s.is_empty() => Some(s.to_owned()),
+            _ if self.insecure_no_cluster_secret => None,
+            _ => {
                 tracing::warn!(
-                    "--insecure-no-cluster-secret: internal gRPC traffic is not authenticated"
+                    "no --cluster-secret: internal gRPC is not authenticated, so anyone who \
+                     reaches a register, worker or gateway internal port can push messages to \
+                     clients; set the same --cluster-secret (make one with `openssl rand -hex \
+                     32`) on every process"
                 );
-                Ok(None)
+                None
             }
-            _ => anyhow::bail!(
-                "cluster roles need --cluster-secret (or KEFU_CLUSTER_SECRET), the same on \
-                 every register, worker and gateway; make one with `openssl rand -hex 32`. \
-                 Without it anyone who reaches an internal port could push messages to \
-                 clients; a throwaway test cluster may pass --insecure-no-cluster-secret"
-            ),
         }
     }
 }
@@ -347,9 +352,10 @@ pub struct GatewayOptions {
     #[arg(long, env = "KEFU_LISTEN", default_value = "0.0.0.0:8080")]
     pub listen: String,
     /// Address for workers' pushes (gRPC), never the clients' port: keep it
-    /// on the cluster's private network.
-    #[arg(long, env = "KEFU_INTERNAL_LISTEN", default_value = "0.0.0.0:7200")]
-    pub internal_listen: String,
+    /// on the cluster's private network (e.g. 10.0.0.31:7200).
+    /// Default: --listen's host with a port the system picks.
+    #[arg(long, env = "KEFU_INTERNAL_LISTEN")]
+    pub internal_listen: Option<String>,
     /// Address workers reach this gateway's --internal-listen at (default:
     /// the bound --internal-listen address).
     #[arg(long, env = "KEFU_ADVERTISE")]

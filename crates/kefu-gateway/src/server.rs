@@ -39,6 +39,9 @@ pub struct ServerLimits {
     /// are not limited: many clients share their address.
     pub max_connections_per_ip: usize,
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Apply the cap to loopback addresses too. Off by default: on loopback
+    /// sit a local proxy and local load tools, not the public.
+    pub limit_loopback: bool,
 }
 
 impl Default for ServerLimits {
@@ -48,6 +51,7 @@ impl Default for ServerLimits {
             write_timeout: Duration::from_secs(10),
             max_connections_per_ip: 256,
             trusted_proxies: Vec::new(),
+            limit_loopback: false,
         }
     }
 }
@@ -160,7 +164,9 @@ impl Slot {
         ip: IpAddr,
     ) -> Option<Slot> {
         let max = limits.max_connections_per_ip;
-        let exempt = max == 0 || limits.trusted_proxies.iter().any(|n| n.contains(&ip));
+        let exempt = max == 0
+            || (ip.is_loopback() && !limits.limit_loopback)
+            || limits.trusted_proxies.iter().any(|n| n.contains(&ip));
         if exempt {
             return Some(Slot {
                 per_ip: per_ip.clone(),
