@@ -113,6 +113,35 @@ describe('the customer widget', () => {
     await site.stop();
   });
 
+  test('a customer signed in by the site chats as themselves, sends an order, and switches with Kefu.setUser', async () => {
+    const alice = await agent();
+    const token = kefu.token('shop-42', 'customer', 'Dana');
+    const { page, chat, context, site } = await shop(DESKTOP, { token });
+    await openWidget(page, chat);
+    await say(chat, 'hello from a member');
+    const first = await alice.waitFor((f) => f.content === 'hello from a member', 'the member message');
+    expect(first.from).toBe('shop-42');
+
+    await page.evaluate(() =>
+      (window as any).Kefu.sendOrder({ order_no: 'A-10293', title: 'Blue kettle', url: 'https://shop.example.com/o/1', price: '¥199', status: 'Shipped' }),
+    );
+    const order = await alice.waitFor((f) => f.style === 'order', 'the order message');
+    expect(order.ext).toMatchObject({ order_no: 'A-10293', title: 'Blue kettle' });
+    // The site gave a token: nothing of a visitor's is kept on its page.
+    expect(await page.evaluate(() => Object.keys(localStorage).filter((k) => k.startsWith('kefu.visitor')))).toEqual([]);
+
+    const other = kefu.token('shop-43', 'customer', 'Eve');
+    await page.evaluate((t) => (window as any).Kefu.setUser({ token: t, name: 'Eve' }), other);
+    await expect
+      .poll(async () => {
+        await say(chat, 'now as Eve');
+        return alice.frames.some((f) => f.content === 'now as Eve' && f.from === 'shop-43');
+      })
+      .toBe(true);
+    await context.close();
+    await site.stop();
+  });
+
   test('the agent reading shows ✓✓ and the agent typing shows until their message', async () => {
     const alice = await agent();
     const { page, chat, context, site } = await shop();
