@@ -26,6 +26,8 @@
 //! - `contract/bad_input.rs`: refused frames and the close codes.
 //! - `contract/limits.rs`: slow and stalled clients, limits against abuse.
 //! - `contract/durability.rs`: SIGTERM drain, kill -9, restarts.
+//! - `contract/operations.rs`: config mistakes and unreachable dependencies,
+//!   as an operator meets them.
 //! - `contract/outages.rs`: the database gone and back.
 //! - `contract/tools.rs`: `kefu bench` (a smoke run: no loss) and `--config`.
 //! - `contract/cluster.rs`: a worker, a register replica, a gateway killed;
@@ -36,8 +38,8 @@ mod support;
 /// Defines each `async fn name(backend: Backend)` and a test per backend:
 /// `sqlite::name`, `mysql::name`, `postgres::name`, and against a cluster
 /// (two registers on Redis, two workers, two gateways, each user's devices
-/// spread over the gateways): `cluster_mysql::name`, `cluster_postgres::name`. MySQL and PostgreSQL tests
-/// print "skipped: ..." and pass when their URL variable is unset.
+/// spread over the gateways): `cluster_mysql::name`, `cluster_postgres::name`. MySQL, PostgreSQL
+/// and cluster tests are reported as ignored when their URL variable is unset.
 macro_rules! on_every_backend {
     ($($(#[$meta:meta])* async fn $name:ident($backend:ident: Backend) $body:block)*) => {
         $(
@@ -57,10 +59,9 @@ macro_rules! on_every_backend {
         mod mysql {
             $(
                 #[tokio::test]
+                #[cfg_attr(not(kefu_test_mysql), ignore = "needs KEFU_TEST_MYSQL_URL")]
                 async fn $name() {
-                    if let Some(backend) = crate::support::Backend::mysql() {
-                        super::$name(backend).await;
-                    }
+                    super::$name(crate::support::Backend::mysql()).await;
                 }
             )*
         }
@@ -68,10 +69,9 @@ macro_rules! on_every_backend {
         mod postgres {
             $(
                 #[tokio::test]
+                #[cfg_attr(not(kefu_test_postgres), ignore = "needs KEFU_TEST_POSTGRES_URL")]
                 async fn $name() {
-                    if let Some(backend) = crate::support::Backend::postgres() {
-                        super::$name(backend).await;
-                    }
+                    super::$name(crate::support::Backend::postgres()).await;
                 }
             )*
         }
@@ -79,10 +79,9 @@ macro_rules! on_every_backend {
         mod cluster_mysql {
             $(
                 #[tokio::test]
+                #[cfg_attr(not(all(kefu_test_mysql, kefu_test_redis)), ignore = "needs KEFU_TEST_MYSQL_URL and KEFU_TEST_REDIS_URL")]
                 async fn $name() {
-                    if let Some(backend) = crate::support::Backend::cluster_mysql() {
-                        super::$name(backend).await;
-                    }
+                    super::$name(crate::support::Backend::cluster_mysql()).await;
                 }
             )*
         }
@@ -90,10 +89,9 @@ macro_rules! on_every_backend {
         mod cluster_postgres {
             $(
                 #[tokio::test]
+                #[cfg_attr(not(all(kefu_test_postgres, kefu_test_redis)), ignore = "needs KEFU_TEST_POSTGRES_URL and KEFU_TEST_REDIS_URL")]
                 async fn $name() {
-                    if let Some(backend) = crate::support::Backend::cluster_postgres() {
-                        super::$name(backend).await;
-                    }
+                    super::$name(crate::support::Backend::cluster_postgres()).await;
                 }
             )*
         }
@@ -122,6 +120,8 @@ mod http_api;
 mod limits;
 #[path = "contract/messaging.rs"]
 mod messaging;
+#[path = "contract/operations.rs"]
+mod operations;
 #[path = "contract/outages.rs"]
 mod outages;
 #[path = "contract/queue.rs"]

@@ -30,7 +30,7 @@ pub mod http;
 pub mod postgres;
 pub mod server;
 
-pub use backend::Backend;
+pub use backend::{service_url, Backend};
 pub use chat::Chat;
 pub use client::{Client, WAIT};
 pub use frames::*;

@@ -97,7 +97,7 @@ impl ServerBuilder {
             dir: TempDir::new(),
             // A cluster's gateways always take --secret.
             secret: (self.with_secret || redis.is_some())
-                .then(|| format!("secret-{}", unique_hex())),
+                .then(|| format!("secret-{}{}", unique_hex(), unique_hex())),
             database_url: self.backend.fresh_database_url(),
             redis,
             redis_prefix: format!("kefu-test-{}:", unique_hex()),
@@ -510,6 +510,14 @@ impl Drop for Server {
         }
         if let (Some(url), false) = (&self.database_url, std::thread::panicking()) {
             super::backend::drop_database(url);
+        }
+        if let Some(url) = &self.redis {
+            if let Err(e) = kefu_register::redis::delete_prefix(url, &self.redis_prefix) {
+                eprintln!(
+                    "could not delete the test's Redis keys {}*: {e}",
+                    self.redis_prefix
+                );
+            }
         }
         if std::thread::panicking() {
             eprintln!(

@@ -1,18 +1,44 @@
-//! Against the Redis named by `KEFU_TEST_REDIS_URL`; skipped without it.
+//! Against the Redis named by `KEFU_TEST_REDIS_URL`; ignored without it.
 
 use super::*;
 
-async fn register() -> Option<RedisRegister> {
-    let Ok(url) = std::env::var("KEFU_TEST_REDIS_URL") else {
-        println!("skipped: KEFU_TEST_REDIS_URL not set");
-        return None;
-    };
+/// A register under a key prefix of its own, whose keys are deleted on drop.
+struct TestRegister {
+    register: RedisRegister,
+    url: String,
+    prefix: String,
+}
+
+impl std::ops::Deref for TestRegister {
+    type Target = RedisRegister;
+    fn deref(&self) -> &RedisRegister {
+        &self.register
+    }
+}
+
+impl Drop for TestRegister {
+    fn drop(&mut self) {
+        let deleted = delete_prefix(&self.url, &self.prefix);
+        if let Err(e) = deleted {
+            eprintln!(
+                "could not delete the test's Redis keys {}*: {e}",
+                self.prefix
+            );
+        }
+    }
+}
+
+async fn register() -> TestRegister {
+    let url = std::env::var("KEFU_TEST_REDIS_URL")
+        .expect("KEFU_TEST_REDIS_URL is not set: this test needs the Redis it names");
     let prefix = format!("kefu-test-{:016x}:", rand_u64());
-    Some(
-        RedisRegister::with_prefix(&url, &prefix)
+    TestRegister {
+        register: RedisRegister::with_prefix(&url, &prefix)
             .await
             .expect("redis"),
-    )
+        url,
+        prefix,
+    }
 }
 
 fn rand_u64() -> u64 {
@@ -46,8 +72,9 @@ fn loc(user: &str, gateway: &str, conn: &str) -> Location {
 }
 
 #[tokio::test]
+#[cfg_attr(not(kefu_test_redis), ignore = "needs KEFU_TEST_REDIS_URL")]
 async fn members_join_renew_and_lapse() {
-    let Some(reg) = register().await else { return };
+    let reg = register().await;
     assert!(
         reg.keep_alive(member("w1", "worker"), Duration::from_millis(300))
             .await
@@ -81,8 +108,9 @@ async fn members_join_renew_and_lapse() {
 }
 
 #[tokio::test]
+#[cfg_attr(not(kefu_test_redis), ignore = "needs KEFU_TEST_REDIS_URL")]
 async fn locations_of_live_gateways_only() {
-    let Some(reg) = register().await else { return };
+    let reg = register().await;
     reg.keep_alive(member("g1", "gateway"), Duration::from_secs(10))
         .await
         .unwrap();
