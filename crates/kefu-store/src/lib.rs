@@ -47,8 +47,16 @@ pub enum StoreError {
     NotFound(&'static str),
     #[error("conflict: {0}")]
     Conflict(String),
-    #[error("unsupported database url {0:?}: use sqlite://, mysql:// or postgres://")]
+    #[error(
+        "unsupported database url {0:?}: use sqlite://PATH, mysql://, mariadb:// or postgres://"
+    )]
     UnsupportedUrl(String),
+    #[error("{0}")]
+    BadUrl(String),
+    #[error("cannot reach the database at {address}: {reason}")]
+    Refused { address: String, reason: String },
+    #[error("another `kefu migrate` (or worker) held the schema lock for {0} s; is one stuck?")]
+    MigrationLockTimeout(u64),
     #[error("the message writer has stopped")]
     WriterStopped,
     #[error("database unreachable: {0}")]
@@ -73,7 +81,9 @@ impl StoreError {
                 e,
                 Sqlx::Io(_) | Sqlx::PoolTimedOut | Sqlx::PoolClosed | Sqlx::WorkerCrashed
             ),
-            StoreError::Db(DbErr::Conn(_)) | StoreError::Unreachable(_) => true,
+            StoreError::Db(DbErr::Conn(_))
+            | StoreError::Unreachable(_)
+            | StoreError::Refused { .. } => true,
             _ => false,
         }
     }
@@ -130,6 +140,8 @@ impl Store {
             Some(rest) => format!("mysql://{rest}"),
             None => url.to_owned(),
         };
+        check_url(url)?;
+        reachable(url).await?;
         create_database_if_missing(url).await?;
         let mut options = ConnectOptions::new(url.to_owned());
         let mut sqlite = None;
@@ -169,8 +181,13 @@ impl Store {
         Ok(Store { db, sqlite })
     }
 
-    /// Creates or upgrades the schema.
+    /// Creates or upgrades the schema. On MySQL and PostgreSQL under a
+    /// database-wide lock, so migrations started at once (a `kefu migrate`
+    /// and workers starting beside it) run one after the other and all
+    /// succeed; on SQLite under an exclusive `flock` of the database file
+    /// (SQLite's own locks are `fcntl` ones, which `flock` leaves alone).
     pub async fn migrate(&self) -> Result<()> {
+        let _lock = MigrationLock::take(&self.db, self.sqlite.as_ref()).await?;
         migration::Migrator::up(&self.db, None).await?;
         Ok(())
     }
@@ -181,6 +198,209 @@ impl Store {
 
     pub fn connection(&self) -> &DatabaseConnection {
         &self.db
+    }
+}
+
+/// How long a migration waits for another one to finish.
+const MIGRATION_LOCK_WAIT: u64 = 120;
+
+/// A session-level advisory lock held on a connection of its own for as
+/// long as the migration runs; released on drop, or by the server when the
+/// process dies and its connection closes.
+struct MigrationLock {
+    conn: Option<LockConn>,
+}
+
+enum LockConn {
+    MySql(sea_orm::sqlx::pool::PoolConnection<sea_orm::sqlx::MySql>),
+    Postgres(sea_orm::sqlx::pool::PoolConnection<sea_orm::sqlx::Postgres>),
+    /// Unlocked when the file closes.
+    Sqlite(std::fs::File),
+}
+
+/// `pg_advisory_lock` takes a number: "kefu" in ASCII, then "mig".
+const PG_LOCK_KEY: i64 = 0x006b_6566_756d_6967;
+
+impl MigrationLock {
+    async fn take(db: &DatabaseConnection, sqlite: Option<&SqliteFile>) -> Result<MigrationLock> {
+        use sea_orm::sqlx;
+        let sqlx_err =
+            |e: sqlx::Error| StoreError::Db(DbErr::Conn(sea_orm::RuntimeErr::SqlxError(e)));
+        let conn = match db.get_database_backend() {
+            DbBackend::MySql => {
+                let mut conn = db
+                    .get_mysql_connection_pool()
+                    .acquire()
+                    .await
+                    .map_err(sqlx_err)?;
+                let got: Option<i64> = sqlx::query_scalar("SELECT GET_LOCK('kefu_migrate', ?)")
+                    .bind(MIGRATION_LOCK_WAIT as i64)
+                    .fetch_one(&mut *conn)
+                    .await
+                    .map_err(sqlx_err)?;
+                if got != Some(1) {
+                    return Err(StoreError::MigrationLockTimeout(MIGRATION_LOCK_WAIT));
+                }
+                Some(LockConn::MySql(conn))
+            }
+            DbBackend::Postgres => {
+                let mut conn = db
+                    .get_postgres_connection_pool()
+                    .acquire()
+                    .await
+                    .map_err(sqlx_err)?;
+                let wait = format!("SET lock_timeout = '{MIGRATION_LOCK_WAIT}s'");
+                sqlx::query(&wait)
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(sqlx_err)?;
+                let locked = sqlx::query("SELECT pg_advisory_lock($1)")
+                    .bind(PG_LOCK_KEY)
+                    .execute(&mut *conn)
+                    .await;
+                let _ = sqlx::query("SET lock_timeout = 0")
+                    .execute(&mut *conn)
+                    .await;
+                match locked {
+                    Ok(_) => Some(LockConn::Postgres(conn)),
+                    Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("55P03") => {
+                        return Err(StoreError::MigrationLockTimeout(MIGRATION_LOCK_WAIT))
+                    }
+                    Err(e) => return Err(sqlx_err(e)),
+                }
+            }
+            DbBackend::Sqlite => match sqlite {
+                Some(file) => Some(LockConn::Sqlite(lock_file(&file.path).await?)),
+                None => None,
+            },
+        };
+        Ok(MigrationLock { conn })
+    }
+}
+
+impl Drop for MigrationLock {
+    fn drop(&mut self) {
+        use sea_orm::sqlx;
+        let Some(conn) = self.conn.take() else { return };
+        // Unlocked on a task of its own: drop cannot wait. Should the
+        // process end first, the server unlocks as the connection closes.
+        tokio::spawn(async move {
+            let unlocked = match conn {
+                LockConn::MySql(mut c) => sqlx::query("SELECT RELEASE_LOCK('kefu_migrate')")
+                    .execute(&mut *c)
+                    .await
+                    .map(drop),
+                LockConn::Postgres(mut c) => sqlx::query("SELECT pg_advisory_unlock($1)")
+                    .bind(PG_LOCK_KEY)
+                    .execute(&mut *c)
+                    .await
+                    .map(drop),
+                LockConn::Sqlite(file) => {
+                    drop(file);
+                    Ok(())
+                }
+            };
+            if let Err(e) = unlocked {
+                tracing::warn!(error = %e, "cannot release the migration lock");
+            }
+        });
+    }
+}
+
+/// An exclusive `flock` of `path`, waited for.
+async fn lock_file(path: &std::path::Path) -> Result<std::fs::File> {
+    let file = std::fs::File::open(path)
+        .map_err(|e| StoreError::Unreachable(format!("{}: {e}", path.display())))?;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(MIGRATION_LOCK_WAIT);
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(file),
+            Err(std::fs::TryLockError::WouldBlock) if tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(20)).await
+            }
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(StoreError::MigrationLockTimeout(MIGRATION_LOCK_WAIT))
+            }
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(StoreError::Unreachable(format!(
+                    "locking {}: {e}",
+                    path.display()
+                )))
+            }
+        }
+    }
+}
+
+/// Refuses a URL that names no database or no known scheme, saying what
+/// one should look like.
+fn check_url(url: &str) -> Result<()> {
+    if url.starts_with("sqlite:") {
+        return Ok(());
+    }
+    let server =
+        url.starts_with("mysql:") || url.starts_with("postgres:") || url.starts_with("postgresql:");
+    if !server {
+        let hint = if url.contains("://") {
+            String::new()
+        } else {
+            format!("; for a file, write sqlite://{url}?mode=rwc")
+        };
+        return Err(StoreError::BadUrl(format!(
+            "database URL {:?} is not sqlite://PATH, mysql://, mariadb:// or postgres://{hint}",
+            redacted(url)
+        )));
+    }
+    if split_database(url).is_none() {
+        return Err(StoreError::BadUrl(format!(
+            "database URL {:?} names no database; add one: mysql://USER@HOST:3306/kefu or \
+             postgres://USER@HOST:5432/kefu",
+            redacted(url)
+        )));
+    }
+    Ok(())
+}
+
+/// Says within seconds, with the operating system's reason, when a MySQL or
+/// PostgreSQL server cannot be reached at all: the pool would retry
+/// quietly until its timeout and then report only that it timed out.
+async fn reachable(url: &str) -> Result<()> {
+    let Ok(parsed) = url::Url::parse(url) else {
+        return Ok(());
+    };
+    let default_port = if url.starts_with("mysql:") {
+        3306
+    } else {
+        5432
+    };
+    let Some(host) = parsed.host_str().filter(|h| !h.is_empty()) else {
+        // A Unix socket: the driver reports that itself.
+        return Ok(());
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let port = parsed.port().unwrap_or(default_port);
+    let address = format!("{host}:{port}");
+    let reason =
+        match tokio::time::timeout(CONNECT_CHECK, tokio::net::TcpStream::connect((host, port)))
+            .await
+        {
+            Ok(Ok(_)) => return Ok(()),
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => format!("no answer within {} s", CONNECT_CHECK.as_secs()),
+        };
+    Err(StoreError::Refused { address, reason })
+}
+
+/// How long [`reachable`] waits for a TCP connection.
+const CONNECT_CHECK: Duration = Duration::from_secs(4);
+
+/// `url` with its password replaced by `***`, for messages and logs.
+pub fn redacted(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
+        }
+        _ => url.to_owned(),
     }
 }
 
@@ -237,20 +457,14 @@ pub async fn create_database_if_missing(url: &str) -> Result<()> {
         split_database(url).ok_or_else(|| StoreError::UnsupportedUrl(url.into()))?;
     let name = checked_name(&name)?;
     if url.starts_with("mysql:") || url.starts_with("mariadb:") {
-        let db =
-            Database::connect(ConnectOptions::new(server).sqlx_logging(false).to_owned()).await?;
+        let db = Database::connect(admin_options(server)).await?;
         db.execute_unprepared(&format!(
             "CREATE DATABASE IF NOT EXISTS `{name}` CHARACTER SET utf8mb4"
         ))
         .await?;
         db.close().await?;
     } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-        let db = Database::connect(
-            ConnectOptions::new(format!("{server}/postgres"))
-                .sqlx_logging(false)
-                .to_owned(),
-        )
-        .await?;
+        let db = Database::connect(admin_options(format!("{server}/postgres"))).await?;
         let exists = db
             .query_one(Statement::from_sql_and_values(
                 DbBackend::Postgres,
@@ -273,6 +487,17 @@ pub async fn create_database_if_missing(url: &str) -> Result<()> {
         return Err(StoreError::UnsupportedUrl(url.into()));
     }
     Ok(())
+}
+
+/// A short-lived connection to the server, not to the database: it must
+/// fail within seconds (a wrong password, a missing grant), not retry.
+fn admin_options(server: String) -> ConnectOptions {
+    ConnectOptions::new(server)
+        .sqlx_logging(false)
+        .max_connections(1)
+        .connect_timeout(CONNECT_CHECK)
+        .acquire_timeout(CONNECT_CHECK)
+        .to_owned()
 }
 
 /// Drops the database of a MySQL or PostgreSQL URL (tests clean up with it).
@@ -331,7 +556,9 @@ async fn server_pool(url: &str, options: ConnectOptions) -> Result<DatabaseConne
         let connect = url
             .parse::<sqlx::postgres::PgConnectOptions>()
             .map_err(bad_url)?
-            .disable_statement_logging();
+            .disable_statement_logging()
+            // Not the notices of `CREATE ... IF NOT EXISTS` at every start.
+            .options([("client_min_messages", "warning")]);
         let pool = options
             .sqlx_pool_options::<sqlx::Postgres>()
             .before_acquire(|c, m| ping_if_idle(c, m))
