@@ -49,9 +49,7 @@ pub fn ws_config() -> tokio_tungstenite::tungstenite::protocol::WebSocketConfig 
     tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default().read_buffer_size(4096)
 }
 
-fn duration(s: &str) -> Result<Duration, humantime::DurationError> {
-    humantime::parse_duration(s)
-}
+pub(crate) use crate::options::duration;
 
 /// Signs a bench token with the target's secret.
 pub fn token(secret: &str, user: &str, role: kefu_protocol::Role) -> anyhow::Result<String> {

@@ -19,15 +19,50 @@ use clap::Parser;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use options::{Cli, Command};
 
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
-    if let Err(e) = options::load_config_file() {
-        eprintln!("kefu: {e:#}");
-        return std::process::ExitCode::FAILURE;
-    }
-    let cli = Cli::parse();
+/// Reads the options (a config file first: it sets environment variables,
+/// which only a process with one thread may do), then starts the runtime.
+fn main() -> std::process::ExitCode {
+    let args: Vec<String> = std::env::args().collect();
+    let config = match options::load_config_file(&args) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("kefu: {e:#}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let cli = match Cli::try_parse_from(&args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            if let Some(source) = config.explain(&e, &args) {
+                eprintln!("\n{source}");
+            }
+            return std::process::ExitCode::from(e.exit_code().clamp(0, 255) as u8);
+        }
+    };
     init_logs(&cli.log_format);
-    let result = match cli.command {
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("kefu: starting the runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(run(cli.command));
+    drop(runtime);
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // Each cause once: drivers repeat theirs inside their own message.
+            let error: &(dyn std::error::Error + 'static) = e.as_ref();
+            eprintln!("kefu: {}", kefu_register::outage::error_chain(error));
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command) -> anyhow::Result<()> {
+    match command {
         Command::Serve(opts) => serve::run(opts).await,
         Command::Register(opts) => cluster::register(opts).await,
         Command::Worker(opts) => cluster::worker(opts).await,
@@ -36,13 +71,6 @@ async fn main() -> std::process::ExitCode {
         Command::Token(opts) => tools::token(opts),
         Command::Agent(opts) => tools::agent(opts).await,
         Command::Bench(opts) => bench::run(opts).await,
-    };
-    match result {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("kefu: {e:#}");
-            std::process::ExitCode::FAILURE
-        }
     }
 }
 

@@ -23,11 +23,22 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// Where the values of a `--config` file went: the environment variables it
+/// set, so that a value that fails to parse can be traced back to the file.
+#[derive(Default)]
+pub struct ConfigFile {
+    pub path: Option<String>,
+    /// `(KEFU_VAR, key)` for every key the file set.
+    pub exported: Vec<(String, String)>,
+}
+
 /// Reads `--config FILE` (or `KEFU_CONFIG`) before clap does, and exports
 /// each top-level key as `KEFU_<KEY>` unless that variable is set already,
-/// so the file ranks below both the environment and the flags.
-pub fn load_config_file() -> anyhow::Result<()> {
-    let args: Vec<String> = std::env::args().collect();
+/// so the file ranks below both the environment and the flags. A key that
+/// no command takes is an error naming the nearest one that exists.
+///
+/// Must run before any other thread exists: it sets environment variables.
+pub fn load_config_file(args: &[String]) -> anyhow::Result<ConfigFile> {
     let from_flag = args.iter().enumerate().find_map(|(i, a)| {
         a.strip_prefix("--config=").map(str::to_owned).or_else(|| {
             (a == "--config")
@@ -36,15 +47,28 @@ pub fn load_config_file() -> anyhow::Result<()> {
         })
     });
     let Some(path) = from_flag.or_else(|| std::env::var("KEFU_CONFIG").ok()) else {
-        return Ok(());
+        return Ok(ConfigFile::default());
     };
     let text =
         std::fs::read_to_string(&path).map_err(|e| anyhow::anyhow!("reading {path}: {e}"))?;
     let table: toml::Table = text
         .parse()
         .map_err(|e| anyhow::anyhow!("parsing {path}: {e}"))?;
+    let known = option_names();
+    let mut exported = Vec::new();
     for (key, value) in table {
-        let var = format!("KEFU_{}", key.to_uppercase().replace('-', "_"));
+        let name = key.replace('_', "-");
+        if !known.contains(&name) {
+            let nearest = known
+                .iter()
+                .map(|k| (strsim::jaro_winkler(k, &name), k))
+                .max_by(|a, b| a.0.total_cmp(&b.0))
+                .filter(|(score, _)| *score > 0.8)
+                .map(|(_, k)| format!("; did you mean {:?}?", k.replace('-', "_")))
+                .unwrap_or_default();
+            anyhow::bail!("{path}: unknown key {key:?}{nearest}");
+        }
+        let var = format!("KEFU_{}", name.to_uppercase().replace('-', "_"));
         if std::env::var_os(&var).is_some() {
             continue;
         }
@@ -57,15 +81,69 @@ pub fn load_config_file() -> anyhow::Result<()> {
                 .join(","),
             other => other.to_string(),
         };
-        // Safe here: called first thing in main, before any thread starts.
-        std::env::set_var(var, value);
+        // SAFETY (of an otherwise racy call): main runs this before it
+        // starts the runtime, while this is the process's only thread.
+        std::env::set_var(&var, value);
+        exported.push((var, key));
     }
-    Ok(())
+    Ok(ConfigFile {
+        path: Some(path),
+        exported,
+    })
+}
+
+/// The long name of every option of every command, as `idle-timeout`.
+fn option_names() -> std::collections::BTreeSet<String> {
+    fn walk(cmd: &clap::Command, names: &mut std::collections::BTreeSet<String>) {
+        for arg in cmd.get_arguments() {
+            if let Some(long) = arg.get_long() {
+                names.insert(long.to_owned());
+            }
+        }
+        for sub in cmd.get_subcommands() {
+            walk(sub, names);
+        }
+    }
+    let mut names = std::collections::BTreeSet::new();
+    walk(&<Cli as clap::CommandFactory>::command(), &mut names);
+    names.remove("help");
+    names.remove("version");
+    names.remove("config");
+    names
+}
+
+impl ConfigFile {
+    /// A clap error, with a line saying where a bad value came from when it
+    /// was not on the command line: the environment or this file.
+    pub fn explain(&self, error: &clap::Error, args: &[String]) -> Option<String> {
+        use clap::error::{ContextKind, ContextValue};
+        let Some(ContextValue::String(arg)) = error.get(ContextKind::InvalidArg) else {
+            return None;
+        };
+        let long = arg.split_whitespace().next()?.strip_prefix("--")?;
+        let flag = format!("--{long}");
+        if args
+            .iter()
+            .any(|a| *a == flag || a.starts_with(&format!("{flag}=")))
+        {
+            return None;
+        }
+        let var = format!("KEFU_{}", long.to_uppercase().replace('-', "_"));
+        let value = std::env::var(&var).ok()?;
+        Some(match self.exported.iter().find(|(v, _)| *v == var) {
+            Some((_, key)) => format!(
+                "the value {value:?} came from key {key:?} of {}",
+                self.path.as_deref().unwrap_or("the config file")
+            ),
+            None => format!("the value came from the environment: {var}={value}"),
+        })
+    }
 }
 
 #[derive(Subcommand)]
 pub enum Command {
-    /// Everything in one process: gateway, worker and register, on embedded SQLite.
+    /// Everything in one process: gateway, worker and register, on the
+    /// embedded SQLite unless --database-url names another database.
     Serve(ServeOptions),
     /// Creates or upgrades the database schema.
     Migrate(MigrateOptions),
@@ -90,8 +168,38 @@ fn ip_range(s: &str) -> Result<ipnet::IpNet, String> {
         .map_err(|_| format!("{s:?} is neither an IP address nor a CIDR range"))
 }
 
-fn duration(s: &str) -> Result<Duration, humantime::DurationError> {
+/// A duration with units (`90s`, `5m`, `1h 30m`) or a bare number of
+/// seconds (`90`, `0.5`), as most servers take them.
+pub fn duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    if let Ok(seconds) = s.parse::<f64>() {
+        return Duration::try_from_secs_f64(seconds)
+            .map_err(|_| format!("{s:?} is not a number of seconds"));
+    }
     humantime::parse_duration(s)
+        .map_err(|e| format!("{s:?} is not a duration like 90s, 5m or 90 (seconds): {e}"))
+}
+
+/// The smallest secret accepted without a warning: 32 bytes, as
+/// `openssl rand -hex 32` makes (64 characters).
+pub const SECRET_MIN_BYTES: usize = 32;
+
+/// Checks a secret given as `flag`: an empty one is refused, a short one
+/// (guessable by brute force) is accepted with a warning, since tests and
+/// first tries use short ones.
+pub fn checked_secret(secret: &str, flag: &str) -> anyhow::Result<Vec<u8>> {
+    anyhow::ensure!(
+        !secret.is_empty(),
+        "{flag} is empty; make a secret with `openssl rand -hex 32`"
+    );
+    if secret.len() < SECRET_MIN_BYTES {
+        tracing::warn!(
+            "{flag} is {} bytes; a secret under {SECRET_MIN_BYTES} bytes can be guessed: make \
+             one with `openssl rand -hex 32`",
+            secret.len()
+        );
+    }
+    Ok(secret.as_bytes().to_vec())
 }
 
 #[derive(Args, Debug, Clone)]
@@ -105,11 +213,16 @@ pub struct ServeOptions {
     /// Token signing secret; generated once into the data dir when absent.
     #[arg(long, env = "KEFU_SECRET", hide_env_values = true)]
     pub secret: Option<String>,
-    /// Database instead of DATA_DIR/kefu.db (sqlite://, mysql://, postgres://).
+    /// Database instead of DATA_DIR/kefu.db (sqlite://, mysql://,
+    /// mariadb://, postgres://).
     #[arg(long, env = "KEFU_DATABASE_URL")]
     pub database_url: Option<String>,
     #[command(flatten)]
-    pub tuning: Tuning,
+    pub gateway: GatewayTuning,
+    #[command(flatten)]
+    pub worker: WorkerTuning,
+    #[command(flatten)]
+    pub drain: DrainOptions,
     #[command(flatten)]
     pub web: WebOptions,
     #[command(flatten)]
@@ -211,22 +324,12 @@ impl ClientLimitOptions {
     }
 }
 
-/// Limits and timeouts shared by `serve` and the cluster roles.
+/// A gateway's limits and timeouts (`serve` and `gateway`).
 #[derive(Args, Debug, Clone)]
-pub struct Tuning {
+pub struct GatewayTuning {
     /// Close connections silent for this long.
     #[arg(long, env = "KEFU_IDLE_TIMEOUT", value_parser = duration, default_value = "60s")]
     pub idle_timeout: Duration,
-    /// How long a sender may revoke a message.
-    #[arg(long, env = "KEFU_REVOKE_WINDOW", value_parser = duration, default_value = "120s")]
-    pub revoke_window: Duration,
-    /// Open tasks an agent holds before new customers wait.
-    #[arg(long, env = "KEFU_MAX_TASKS_PER_AGENT", default_value_t = 10)]
-    pub max_tasks_per_agent: i64,
-    /// An agent with no connection for this long loses their open tasks
-    /// to the front of the queue; both sides are told. 0s: never.
-    #[arg(long, env = "KEFU_REASSIGN_OFFLINE_AFTER", value_parser = duration, default_value = "5m")]
-    pub reassign_offline_after: Duration,
     /// Largest WebSocket text frame, in bytes.
     #[arg(long, env = "KEFU_MAX_FRAME_BYTES", default_value_t = 64 * 1024)]
     pub max_frame_bytes: usize,
@@ -241,11 +344,6 @@ pub struct Tuning {
     /// Largest upload, in bytes.
     #[arg(long, env = "KEFU_MAX_UPLOAD_BYTES", default_value_t = 20 * 1024 * 1024)]
     pub max_upload_bytes: usize,
-    /// SQLite only: `full` syncs every commit to disk, so an acknowledged
-    /// message survives a power loss too; `normal` survives a crash of the
-    /// process (kill -9) but not of the machine, and commits faster.
-    #[arg(long, env = "KEFU_SQLITE_SYNC", default_value = "full", value_parser = ["full", "normal"])]
-    pub sqlite_sync: String,
     /// Frames queued for one client connection; a client that falls this
     /// far behind is closed with 1013 and catches up from /api/offline.
     #[arg(long, env = "KEFU_SEND_QUEUE", default_value_t = 1024)]
@@ -260,6 +358,31 @@ pub struct Tuning {
     /// A request body that sends nothing for this long fails the request.
     #[arg(long, env = "KEFU_BODY_TIMEOUT", value_parser = duration, default_value = "30s")]
     pub body_timeout: Duration,
+}
+
+/// A worker's business rules (`serve` and `worker`).
+#[derive(Args, Debug, Clone)]
+pub struct WorkerTuning {
+    /// How long a sender may revoke a message.
+    #[arg(long, env = "KEFU_REVOKE_WINDOW", value_parser = duration, default_value = "120s")]
+    pub revoke_window: Duration,
+    /// Open tasks an agent holds before new customers wait.
+    #[arg(long, env = "KEFU_MAX_TASKS_PER_AGENT", default_value_t = 10)]
+    pub max_tasks_per_agent: i64,
+    /// An agent with no connection for this long loses their open tasks
+    /// to the front of the queue; both sides are told. 0: never.
+    #[arg(long, env = "KEFU_REASSIGN_OFFLINE_AFTER", value_parser = duration, default_value = "5m")]
+    pub reassign_offline_after: Duration,
+    /// SQLite only: `full` syncs every commit to disk, so an acknowledged
+    /// message survives a power loss too; `normal` survives a crash of the
+    /// process (kill -9) but not of the machine, and commits faster.
+    #[arg(long, env = "KEFU_SQLITE_SYNC", default_value = "full", value_parser = ["full", "normal"])]
+    pub sqlite_sync: String,
+}
+
+/// How long a stopping process waits (`serve`, `worker`, `gateway`).
+#[derive(Args, Debug, Clone)]
+pub struct DrainOptions {
     /// How long to wait for in-flight work on SIGTERM.
     #[arg(long, env = "KEFU_DRAIN_TIMEOUT", value_parser = duration, default_value = "10s")]
     pub drain_timeout: Duration,
@@ -285,7 +408,16 @@ impl ClusterOptions {
     /// `--insecure-no-cluster-secret` says it is meant.
     pub fn secret(&self) -> Option<String> {
         match self.cluster_secret.as_deref() {
-            Some(s) if !s.is_empty() => Some(s.to_owned()),
+            Some(s) if !s.is_empty() => {
+                if s.len() < SECRET_MIN_BYTES {
+                    tracing::warn!(
+                        "--cluster-secret is {} bytes; a secret under {SECRET_MIN_BYTES} bytes \
+                         can be guessed: make one with `openssl rand -hex 32`",
+                        s.len()
+                    );
+                }
+                Some(s.to_owned())
+            }
             _ if self.insecure_no_cluster_secret => None,
             _ => {
                 tracing::warn!(
@@ -329,6 +461,8 @@ pub struct WorkerOptions {
     /// Unique worker id (default: worker-ADVERTISED_ADDRESS-START_MS).
     #[arg(long, env = "KEFU_ID")]
     pub id: Option<String>,
+    /// The database (mysql://, mariadb://, postgres://, sqlite://); the
+    /// worker creates or upgrades its schema at start.
     #[arg(long, env = "KEFU_DATABASE_URL")]
     pub database_url: String,
     /// Read client locations straight from the register's Redis.
@@ -340,7 +474,9 @@ pub struct WorkerOptions {
     #[command(flatten)]
     pub cluster: ClusterOptions,
     #[command(flatten)]
-    pub tuning: Tuning,
+    pub tuning: WorkerTuning,
+    #[command(flatten)]
+    pub drain: DrainOptions,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -369,14 +505,16 @@ pub struct GatewayOptions {
     #[command(flatten)]
     pub cluster: ClusterOptions,
     #[command(flatten)]
-    pub tuning: Tuning,
+    pub tuning: GatewayTuning,
+    #[command(flatten)]
+    pub drain: DrainOptions,
     #[command(flatten)]
     pub web: WebOptions,
     #[command(flatten)]
     pub client_limits: ClientLimitOptions,
 }
 
-impl Tuning {
+impl GatewayTuning {
     /// A gateway's limits and timeouts from these options.
     pub fn gateway_config(&self, id: String, secret: Vec<u8>) -> kefu_gateway::GatewayConfig {
         kefu_gateway::GatewayConfig {
@@ -398,7 +536,9 @@ impl Tuning {
             ..kefu_gateway::GatewayConfig::default()
         }
     }
+}
 
+impl WorkerTuning {
     /// A worker's rules from these options.
     pub fn worker_config(&self, id: String) -> kefu_worker::WorkerConfig {
         kefu_worker::WorkerConfig {
@@ -409,23 +549,36 @@ impl Tuning {
             ..kefu_worker::WorkerConfig::default()
         }
     }
+
+    /// What an SQLite commit survives.
+    pub fn durability(&self) -> kefu_store::Durability {
+        match self.sqlite_sync.as_str() {
+            "normal" => kefu_store::Durability::ProcessCrash,
+            _ => kefu_store::Durability::PowerLoss,
+        }
+    }
 }
 
 #[derive(Args, Debug)]
 pub struct MigrateOptions {
+    /// The database to create or upgrade (mysql://, mariadb://,
+    /// postgres://, sqlite://). Concurrent runs wait for each other.
     #[arg(long, env = "KEFU_DATABASE_URL")]
     pub database_url: String,
 }
 
 #[derive(Args, Debug)]
 pub struct TokenOptions {
+    /// The user id the token is for (1 to 64 bytes).
     #[arg(long, env = "KEFU_USER")]
     pub user: String,
     /// customer, agent or admin.
     #[arg(long, env = "KEFU_ROLE")]
     pub role: String,
+    /// The name others see for this user.
     #[arg(long, env = "KEFU_NAME")]
     pub name: Option<String>,
+    /// A label for this device, shown to the user among their devices.
     #[arg(long, env = "KEFU_DEVICE")]
     pub device: Option<String>,
     /// Lifetime, e.g. 1h, 30m, 7d.
@@ -435,6 +588,7 @@ pub struct TokenOptions {
     /// (--secret wins when both are given).
     #[arg(long, env = "KEFU_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
+    /// The token signing secret the gateways use.
     #[arg(long, env = "KEFU_SECRET", hide_env_values = true)]
     pub secret: Option<String>,
 }
@@ -453,8 +607,10 @@ pub enum AgentCommand {
 
 #[derive(Args, Debug)]
 pub struct AgentAddOptions {
+    /// The agent's login and user id (1 to 64 bytes).
     #[arg(long, env = "KEFU_ID")]
     pub id: String,
+    /// The name customers see.
     #[arg(long, env = "KEFU_NAME")]
     pub name: String,
     /// Read the password from the first line of standard input.
@@ -464,6 +620,95 @@ pub struct AgentAddOptions {
     /// wins when both are given.
     #[arg(long, env = "KEFU_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
+    /// The cluster's database (mysql://, mariadb://, postgres://, sqlite://).
     #[arg(long, env = "KEFU_DATABASE_URL")]
     pub database_url: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    fn longs(path: &[&str]) -> Vec<String> {
+        let mut cmd = Cli::command();
+        for name in path {
+            cmd = cmd
+                .find_subcommand(name)
+                .unwrap_or_else(|| panic!("no command {name}"))
+                .clone();
+        }
+        cmd.get_arguments()
+            .filter_map(|a| a.get_long().map(str::to_owned))
+            .collect()
+    }
+
+    #[test]
+    fn every_option_of_every_command_says_what_it_does() {
+        fn walk(cmd: &clap::Command, path: String, missing: &mut Vec<String>) {
+            for arg in cmd.get_arguments() {
+                let id = arg.get_id().as_str();
+                if id != "help" && id != "version" && arg.get_help().is_none() {
+                    missing.push(format!("{path} --{}", arg.get_long().unwrap_or(id)));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                walk(sub, format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&Cli::command(), "kefu".into(), &mut missing);
+        assert!(missing.is_empty(), "options without help: {missing:?}");
+    }
+
+    #[test]
+    fn each_role_lists_only_the_options_it_uses() {
+        let worker = longs(&["worker"]);
+        for gateway_only in ["idle-timeout", "max-frame-bytes", "send-queue", "secret"] {
+            assert!(
+                !worker.iter().any(|l| l == gateway_only),
+                "worker --{gateway_only}"
+            );
+        }
+        let gateway = longs(&["gateway"]);
+        for worker_only in [
+            "revoke-window",
+            "max-tasks-per-agent",
+            "sqlite-sync",
+            "database-url",
+        ] {
+            assert!(
+                !gateway.iter().any(|l| l == worker_only),
+                "gateway --{worker_only}"
+            );
+        }
+        let serve = longs(&["serve"]);
+        for both in [
+            "idle-timeout",
+            "revoke-window",
+            "drain-timeout",
+            "database-url",
+        ] {
+            assert!(serve.iter().any(|l| l == both), "serve --{both}");
+        }
+    }
+
+    #[test]
+    fn a_duration_is_a_bare_number_of_seconds_or_has_units() {
+        assert_eq!(duration("3"), Ok(Duration::from_secs(3)));
+        assert_eq!(duration("0.5"), Ok(Duration::from_millis(500)));
+        assert_eq!(duration("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(duration("1h 30m"), Ok(Duration::from_secs(5400)));
+        assert!(duration("-1").is_err());
+        assert!(duration("soon").unwrap_err().contains("90s"));
+    }
+
+    #[test]
+    fn a_config_key_is_any_command_s_option() {
+        let names = option_names();
+        for key in ["listen", "database-url", "idle-timeout", "redis-url", "ttl"] {
+            assert!(names.contains(key), "{key}");
+        }
+        assert!(!names.contains("config") && !names.contains("help"));
+    }
 }

@@ -9,8 +9,7 @@ const FILE: &str = "secret";
 /// The secret from `given`, else from DATA_DIR/secret, created if missing.
 pub fn load_or_create(given: Option<&str>, data_dir: &Path) -> anyhow::Result<Vec<u8>> {
     if let Some(s) = given {
-        anyhow::ensure!(!s.is_empty(), "--secret must not be empty");
-        return Ok(s.as_bytes().to_vec());
+        return crate::options::checked_secret(s, "--secret");
     }
     let path = data_dir.join(FILE);
     if let Ok(existing) = std::fs::read_to_string(&path) {

@@ -19,18 +19,14 @@ pub async fn run(opts: ServeOptions) -> anyhow::Result<()> {
         Some(url) => url.clone(),
         None => crate::tools::sqlite_url(&opts.data_dir)?,
     };
-    let durability = match opts.tuning.sqlite_sync.as_str() {
-        "normal" => kefu_store::Durability::ProcessCrash,
-        _ => kefu_store::Durability::PowerLoss,
-    };
-    let store = kefu_store::Store::connect_with(&url, durability)
+    let store = kefu_store::Store::connect_with(&url, opts.worker.durability())
         .await
         .context("connecting to the database")?;
     store.migrate().await.context("migrating the database")?;
 
     let register: Arc<dyn Register> = Arc::new(MemoryRegister::new());
     let gateways = LocalGateways::default();
-    let worker_config = opts.tuning.worker_config(WorkerConfig::default().id);
+    let worker_config = opts.worker.worker_config(WorkerConfig::default().id);
     let worker = Worker::start(
         worker_config,
         store,
@@ -41,7 +37,7 @@ pub async fn run(opts: ServeOptions) -> anyhow::Result<()> {
         pages: opts.web.pages()?,
         public_url: opts.web.public_url()?,
         ..opts
-            .tuning
+            .gateway
             .gateway_config(GatewayConfig::default().id, secret)
     };
     opts.client_limits.apply(&mut gateway_config);
@@ -74,11 +70,11 @@ pub async fn run(opts: ServeOptions) -> anyhow::Result<()> {
     println!("kefu serving on http://{addr}");
     kefu_gateway::http::serve(listener, gateway.clone(), shutdown_signal()).await?;
     tracing::info!("draining");
-    let deadline = tokio::time::Instant::now() + opts.tuning.drain_timeout;
+    let deadline = tokio::time::Instant::now() + opts.drain.drain_timeout;
     while gateway.connections() > 0 && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    worker.drain(opts.tuning.drain_timeout).await;
+    worker.drain(opts.drain.drain_timeout).await;
     let _ = register.leave(&member.id).await;
     tracing::info!("stopped");
     Ok(())

@@ -28,7 +28,7 @@ pub fn token(opts: TokenOptions) -> anyhow::Result<()> {
         bail!("--user must be 1 to {} bytes", token::MAX_USER_ID);
     }
     let secret = match (&opts.secret, &opts.data_dir) {
-        (Some(s), _) => s.as_bytes().to_vec(),
+        (Some(s), _) => crate::options::checked_secret(s, "--secret")?,
         (None, Some(dir)) => crate::secret::read(dir)?,
         (None, None) => crate::secret::read(Path::new("./kefu-data"))?,
     };

@@ -37,8 +37,10 @@ pub struct ChatOptions {
     /// The gateways' token secret.
     #[arg(long, env = "KEFU_SECRET", hide_env_values = true)]
     pub secret: String,
+    /// Customers, each sending to one agent.
     #[arg(long, env = "KEFU_CUSTOMERS", default_value_t = 50)]
     pub customers: usize,
+    /// Agents; each customer writes to one of them.
     #[arg(long, env = "KEFU_AGENTS", default_value_t = 50)]
     pub agents: usize,
     /// Unacknowledged sends each customer keeps in flight (closed loop).
@@ -47,6 +49,7 @@ pub struct ChatOptions {
     /// Messages per second over all customers (open loop, instead of --window).
     #[arg(long, env = "KEFU_RATE")]
     pub rate: Option<f64>,
+    /// How long to send (10s, 1m).
     #[arg(long, env = "KEFU_DURATION", value_parser = duration, default_value = "10s")]
     pub duration: Duration,
     /// Bytes of text per message.

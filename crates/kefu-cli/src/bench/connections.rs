@@ -24,8 +24,10 @@ pub struct ConnectionsOptions {
     /// The gateway's WebSocket URL.
     #[arg(long, env = "KEFU_URL", default_value = "ws://127.0.0.1:8080/ws")]
     pub url: String,
+    /// The gateway's token secret.
     #[arg(long, env = "KEFU_SECRET", hide_env_values = true)]
     pub secret: String,
+    /// Connections to open.
     #[arg(long, env = "KEFU_COUNT", default_value_t = 1000)]
     pub count: usize,
     /// New connections per second, at most.
@@ -46,6 +48,7 @@ pub struct ConnectionsOptions {
     /// First measure `kefu bench relay` the same way.
     #[arg(long, env = "KEFU_RELAY")]
     pub relay: bool,
+    /// Print the results as JSON.
     #[arg(long, env = "KEFU_JSON")]
     pub json: bool,
 }

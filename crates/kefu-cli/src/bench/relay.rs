@@ -19,6 +19,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 #[derive(Args, Debug)]
 pub struct RelayOptions {
+    /// Address the relay listens on.
     #[arg(long, env = "KEFU_LISTEN", default_value = "127.0.0.1:9000")]
     pub listen: String,
 }
