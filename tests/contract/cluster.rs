@@ -6,7 +6,7 @@ use crate::support::cluster::Redis;
 use crate::support::*;
 use std::collections::{BTreeMap, HashSet};
 
-fn cluster() -> Option<Backend> {
+fn cluster() -> Backend {
     Backend::cluster_mysql()
 }
 
@@ -43,8 +43,12 @@ async fn answers(customer: &mut Client, prefix: &str, count: usize) -> BTreeMap<
 }
 
 #[tokio::test]
+#[cfg_attr(
+    not(all(kefu_test_mysql, kefu_test_redis)),
+    ignore = "needs KEFU_TEST_MYSQL_URL and KEFU_TEST_REDIS_URL"
+)]
 async fn a_worker_killed_under_load_loses_and_duplicates_nothing_and_every_send_is_answered() {
-    let Some(backend) = cluster() else { return };
+    let backend = cluster();
     let mut server = Server::builder().on(backend).start().await;
     let mut agent = server.agent("a1").await;
     let mut customers = Vec::new();
@@ -136,8 +140,12 @@ async fn a_worker_killed_under_load_loses_and_duplicates_nothing_and_every_send_
 }
 
 #[tokio::test]
+#[cfg_attr(
+    not(all(kefu_test_mysql, kefu_test_redis)),
+    ignore = "needs KEFU_TEST_MYSQL_URL and KEFU_TEST_REDIS_URL"
+)]
 async fn the_cluster_carries_on_without_a_register_replica_and_a_gateway() {
-    let Some(backend) = cluster() else { return };
+    let backend = cluster();
     let mut server = Server::builder().on(backend).start().await;
     process(&mut server, "register 127.0.0.2").kill9();
     process(&mut server, "gateway 127.0.0.6").kill9();
@@ -153,14 +161,13 @@ async fn the_cluster_carries_on_without_a_register_replica_and_a_gateway() {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    not(all(kefu_test_mysql, kefu_test_redis)),
+    ignore = "needs KEFU_TEST_MYSQL_URL and KEFU_TEST_REDIS_URL"
+)]
 async fn locations_come_back_after_redis_restarts_empty() {
-    let (Ok(database), Ok(_)) = (
-        std::env::var("KEFU_TEST_MYSQL_URL"),
-        std::env::var("KEFU_TEST_REDIS_URL"),
-    ) else {
-        println!("skipped: KEFU_TEST_MYSQL_URL or KEFU_TEST_REDIS_URL not set");
-        return;
-    };
+    let database = service_url("KEFU_TEST_MYSQL_URL");
+    service_url("KEFU_TEST_REDIS_URL");
     let mut redis = Redis::start("127.0.0.8");
     let backend = Backend::Cluster {
         database,
@@ -209,8 +216,12 @@ async fn locations_come_back_after_redis_restarts_empty() {
 /// Workers push through a port of the gateway's own: the public one answers
 /// the internal service's paths like any unknown path.
 #[tokio::test]
+#[cfg_attr(
+    not(all(kefu_test_mysql, kefu_test_redis)),
+    ignore = "needs KEFU_TEST_MYSQL_URL and KEFU_TEST_REDIS_URL"
+)]
 async fn the_clients_port_does_not_serve_the_internal_push_service() {
-    let Some(backend) = cluster() else { return };
+    let backend = cluster();
     let server = Server::start_on(backend).await;
 
     let response = reqwest::Client::new()
@@ -287,4 +298,44 @@ async fn a_gateway_without_workers_is_live_but_not_ready() {
     assert_eq!(ready.status().as_u16(), 503);
     let body: Value = ready.json().await.expect("a JSON body");
     assert_eq!(body["reason"], "no worker has joined", "{body}");
+}
+
+/// A worker stopped with SIGTERM leaves the register and drains: an orderly
+/// departure, which the gateways log as such and not as a broken stream (it
+/// used to be a WARN with h2's "BrokenPipe"), while chats carry on.
+#[tokio::test]
+#[cfg_attr(
+    not(all(kefu_test_mysql, kefu_test_redis)),
+    ignore = "needs KEFU_TEST_MYSQL_URL and KEFU_TEST_REDIS_URL"
+)]
+async fn a_draining_worker_is_no_warning_in_the_gateways_logs() {
+    let mut server = Server::builder().on(cluster()).start().await;
+    let mut chat = Chat::open(&server).await;
+    let worker = process(&mut server, "worker 127.0.0.4");
+    worker.sigterm();
+    let child = worker.child.as_mut().expect("the worker runs");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let stopped = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break Some(status),
+            _ if tokio::time::Instant::now() > deadline => break None,
+            _ => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    };
+    assert!(
+        stopped.is_some_and(|s| s.success()),
+        "the worker drains and exits 0"
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    let acked = chat.customer.say("after-drain", "still there?").await;
+    chat.agent
+        .recv_until(push_of(acked.id), Duration::from_secs(10))
+        .await;
+    for host in ["127.0.0.6", "127.0.0.7"] {
+        let log = std::fs::read_to_string(server.data_dir().join(format!("gateway-{host}-1.log")))
+            .expect("the gateway's log");
+        let warnings: Vec<&str> = log.lines().filter(|l| l.contains("WARN")).collect();
+        assert!(warnings.is_empty(), "gateway {host} warned:\n{log}");
+    }
 }

@@ -9,6 +9,7 @@ use kefu_gateway::workers::{RingLink, MAX_MESSAGE};
 use kefu_gateway::Gateway;
 use kefu_proto::auth;
 use kefu_register::grpc::RegisterService;
+use kefu_register::outage::Outage;
 use kefu_register::{Member, MemoryRegister, RedisRegister, Register, RemoteRegister};
 use kefu_worker::gateways::RemoteGateways;
 use kefu_worker::Worker;
@@ -22,20 +23,25 @@ pub const LEASE: Duration = Duration::from_secs(10);
 
 pub async fn register(opts: RegisterOptions) -> anyhow::Result<()> {
     let secret = opts.cluster.secret();
+    let (listener, starting) = bind_twice(&opts.listen)?;
+    let addr = listener.local_addr()?;
     let backend: Arc<dyn Register> = match &opts.redis_url {
         Some(url) => {
-            let redis = RedisRegister::with_prefix(url, &opts.redis_prefix)
-                .await
-                .context("connecting to Redis")?;
-            tokio::spawn(sweep(redis.clone()));
+            let what = format!("Redis at {}", kefu_store::redacted(url));
+            let connect = || RedisRegister::with_prefix(url, &opts.redis_prefix);
+            let redis = while_starting(starting, &what, retrying(&what, any_error, connect));
+            let Some(redis) = redis.await? else {
+                tracing::info!("stopped");
+                return Ok(());
+            };
+            tokio::spawn(sweep(redis.clone(), what));
             Arc::new(redis)
         }
-        None => Arc::new(MemoryRegister::new()),
+        None => {
+            drop(starting);
+            Arc::new(MemoryRegister::new())
+        }
     };
-    let listener = TcpListener::bind(&opts.listen)
-        .await
-        .with_context(|| format!("binding {}", opts.listen))?;
-    let addr = listener.local_addr()?;
     let service = kefu_proto::v1::register_server::RegisterServer::with_interceptor(
         RegisterService::new(backend),
         auth::Check::new(secret.as_deref()),
@@ -48,17 +54,20 @@ pub async fn register(opts: RegisterOptions) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// gRPC plus `/healthz` and `/metrics` on one port.
+/// gRPC plus `/healthz` (the process lives), `/readyz` (it serves) and
+/// `/metrics` on one port.
 fn with_ops_routes(grpc: axum::Router) -> axum::Router {
     use axum::routing::get;
-    grpc.route("/healthz", get(|| async { "ok" })).route(
-        "/metrics",
-        get(|| async {
-            prometheus::TextEncoder::new()
-                .encode_to_string(&prometheus::gather())
-                .unwrap_or_default()
-        }),
-    )
+    grpc.route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(|| async { "ready" }))
+        .route(
+            "/metrics",
+            get(|| async {
+                prometheus::TextEncoder::new()
+                    .encode_to_string(&prometheus::gather())
+                    .unwrap_or_default()
+            }),
+        )
 }
 
 /// Serves until `stop` resolves, then gives open connections (long-lived
@@ -93,13 +102,114 @@ fn unique_id(role: &str, advertise: &str) -> String {
     format!("{role}-{advertise}-{}", kefu_protocol::now_ms())
 }
 
-async fn sweep(redis: RedisRegister) {
+async fn sweep(redis: RedisRegister, what: String) {
+    let outage = Outage::new(what);
     loop {
         tokio::time::sleep(Duration::from_secs(5)).await;
-        if let Err(e) = redis.sweep().await {
-            tracing::warn!(error = %e, "sweep failed");
-        }
+        match redis.sweep().await {
+            Ok(()) => outage.recovered(),
+            Err(e) => outage.failed(&e),
+        };
     }
+}
+
+/// The role's port, bound once and opened twice: one copy answers health
+/// checks while the role waits for its dependencies ([`while_starting`]),
+/// the other then serves for real, so the port never closes in between.
+fn bind_twice(listen: &str) -> anyhow::Result<(TcpListener, TcpListener)> {
+    let bound = std::net::TcpListener::bind(listen).with_context(|| format!("binding {listen}"))?;
+    bound.set_nonblocking(true)?;
+    let copy = bound.try_clone()?;
+    Ok((TcpListener::from_std(bound)?, TcpListener::from_std(copy)?))
+}
+
+/// Runs `work` (connecting to the role's dependencies) while `listener`
+/// answers `/healthz` with 200 (the process lives) and `/readyz` with 503
+/// naming what it waits for, so an orchestrator neither restarts a process
+/// that waits for its database nor sends it traffic.
+async fn while_starting<T>(
+    listener: TcpListener,
+    waiting_for: &str,
+    work: impl std::future::Future<Output = T>,
+) -> T {
+    use axum::routing::get;
+    let not_ready = format!("not ready: waiting for {waiting_for}\n");
+    let app = axum::Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route(
+            "/readyz",
+            get(move || {
+                let body = not_ready.clone();
+                async move { (axum::http::StatusCode::SERVICE_UNAVAILABLE, body) }
+            }),
+        );
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(std::future::IntoFuture::into_future(
+        axum::serve(listener, app).with_graceful_shutdown(async move {
+            let _ = stopped.await;
+        }),
+    ));
+    let out = work.await;
+    let _ = stop.send(());
+    // A health check still open is not waited for long.
+    if tokio::time::timeout(Duration::from_secs(1), server)
+        .await
+        .is_err()
+    {
+        tracing::debug!("a health check outlived the start");
+    }
+    out
+}
+
+/// Connects to a dependency of a long-running role, again and again until
+/// it answers: one log line per failed attempt, naming it, its address,
+/// the reason and the wait before the next (1 s doubling to 30 s). Each
+/// attempt gives up within seconds. An error `transient` says will not
+/// pass by waiting (a malformed URL, a wrong password) ends the role at
+/// once. `Ok(None)` when SIGTERM or Ctrl-C came first.
+async fn retrying<T, E, F, Fut>(
+    what: &str,
+    transient: fn(&E) -> bool,
+    mut connect: F,
+) -> anyhow::Result<Option<T>>
+where
+    E: std::fmt::Display,
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, E>>,
+{
+    let mut wait = Duration::from_secs(1);
+    let stop = shutdown_signal();
+    let mut stop = std::pin::pin!(stop);
+    for attempt in 1u32.. {
+        let error = tokio::select! {
+            result = connect() => match result {
+                Ok(value) => {
+                    if attempt > 1 {
+                        tracing::info!("reached {what} at attempt {attempt}");
+                    }
+                    return Ok(Some(value));
+                }
+                Err(e) if !transient(&e) => anyhow::bail!("{what}: {e}"),
+                Err(e) => e.to_string(),
+            },
+            _ = &mut stop => return Ok(None),
+        };
+        tracing::warn!(
+            "cannot reach {what}: {error}; retrying in {}s (attempt {attempt})",
+            wait.as_secs()
+        );
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = &mut stop => return Ok(None),
+        }
+        wait = (wait * 2).min(Duration::from_secs(30));
+    }
+    Ok(None)
+}
+
+/// Every Redis error is waited out: the register reports them all as one kind.
+fn any_error<E>(_: &E) -> bool {
+    true
 }
 
 fn remote_register(urls: &[String], secret: &Option<String>) -> anyhow::Result<Arc<dyn Register>> {
@@ -119,15 +229,20 @@ where
     Fut: std::future::Future<Output = ()>,
 {
     let mut renewals = 0u32;
+    let outage = Outage::new("the register (keeping this member alive)");
     loop {
-        match register.keep_alive(member.clone(), LEASE).await {
+        let renewed = register.keep_alive(member.clone(), LEASE).await;
+        match &renewed {
+            Ok(_) => outage.recovered(),
+            Err(e) => outage.failed(e),
+        };
+        match renewed {
             Ok(true) if renewals > 0 => {
                 tracing::warn!(member = %member.id, "register did not know us; announcing again");
                 announce().await;
             }
             Ok(_) if renewals > 0 && renewals.is_multiple_of(ANNOUNCE_EVERY) => announce().await,
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "keep-alive failed"),
+            Ok(_) | Err(_) => {}
         }
         renewals += 1;
         tokio::time::sleep(LEASE / 3).await;
@@ -136,23 +251,50 @@ where
 
 pub async fn worker(opts: WorkerOptions) -> anyhow::Result<()> {
     let secret = opts.cluster.secret();
-    let store = kefu_store::Store::connect(&opts.database_url)
-        .await
-        .context("connecting to the database")?;
-    store.migrate().await.context("migrating the database")?;
     let remote = remote_register(&opts.register, &secret)?;
-    let register: Arc<dyn Register> = match &opts.redis_url {
-        Some(url) => Arc::new(
-            RedisRegister::with_prefix(url, &opts.redis_prefix)
-                .await
-                .context("connecting to Redis")?,
-        ),
-        None => remote.clone(),
-    };
-    let listener = TcpListener::bind(&opts.listen)
-        .await
-        .with_context(|| format!("binding {}", opts.listen))?;
+    let (listener, starting) = bind_twice(&opts.listen)?;
     let addr = listener.local_addr()?;
+    let database = format!(
+        "the database at {}",
+        kefu_store::redacted(&opts.database_url)
+    );
+    let dependencies = async {
+        let unreachable = kefu_store::StoreError::is_unreachable;
+        let store = retrying(&database, unreachable, || async {
+            let store =
+                kefu_store::Store::connect_with(&opts.database_url, opts.tuning.durability())
+                    .await?;
+            store.migrate().await?;
+            Ok::<_, kefu_store::StoreError>(store)
+        })
+        .await?;
+        let Some(store) = store else {
+            return Ok(None);
+        };
+        let register: Arc<dyn Register> = match &opts.redis_url {
+            Some(url) => {
+                let what = format!("Redis at {}", kefu_store::redacted(url));
+                let redis = retrying(&what, any_error, || {
+                    RedisRegister::with_prefix(url, &opts.redis_prefix)
+                });
+                let Some(redis) = redis.await? else {
+                    return Ok(None);
+                };
+                Arc::new(redis)
+            }
+            None => remote.clone(),
+        };
+        anyhow::Ok(Some((store, register)))
+    };
+    let waiting_for = match &opts.redis_url {
+        Some(url) => format!("{database} and Redis at {}", kefu_store::redacted(url)),
+        None => database.clone(),
+    };
+    let Some((store, register)) = while_starting(starting, &waiting_for, dependencies).await?
+    else {
+        tracing::info!("stopped");
+        return Ok(());
+    };
     let advertise = opts.advertise.clone().unwrap_or_else(|| addr.to_string());
     let id = opts
         .id
@@ -190,7 +332,7 @@ pub async fn worker(opts: WorkerOptions) -> anyhow::Result<()> {
     lease.abort();
     let _ = remote.leave(&member.id).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
-    worker.drain(opts.tuning.drain_timeout).await;
+    worker.drain(opts.drain.drain_timeout).await;
     let _ = stop_tx.send(());
     let _ = server.await;
     tracing::info!("stopped");
@@ -198,7 +340,7 @@ pub async fn worker(opts: WorkerOptions) -> anyhow::Result<()> {
 }
 
 pub async fn gateway(opts: GatewayOptions) -> anyhow::Result<()> {
-    anyhow::ensure!(!opts.secret.is_empty(), "--secret must not be empty");
+    let token_secret = crate::options::checked_secret(&opts.secret, "--secret")?;
     let secret = opts.cluster.secret();
     let register = remote_register(&opts.register, &secret)?;
     let listener = TcpListener::bind(&opts.listen)
@@ -228,9 +370,7 @@ pub async fn gateway(opts: GatewayOptions) -> anyhow::Result<()> {
     let mut config = kefu_gateway::GatewayConfig {
         pages: opts.web.pages()?,
         public_url: opts.web.public_url()?,
-        ..opts
-            .tuning
-            .gateway_config(id.clone(), opts.secret.as_bytes().to_vec())
+        ..opts.tuning.gateway_config(id.clone(), token_secret)
     };
     opts.client_limits.apply(&mut config);
     let gateway = Gateway::new(config, Arc::new(workers), register.clone());
@@ -257,7 +397,7 @@ pub async fn gateway(opts: GatewayOptions) -> anyhow::Result<()> {
     tracing::info!(%internal_addr, "workers push through the internal listener");
     println!("kefu serving on http://{addr}");
     kefu_gateway::http::serve(listener, gateway.clone(), shutdown_signal()).await?;
-    let deadline = tokio::time::Instant::now() + opts.tuning.drain_timeout;
+    let deadline = tokio::time::Instant::now() + opts.drain.drain_timeout;
     while gateway.connections() > 0 && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }

@@ -13,6 +13,7 @@ use crate::{LinkError, WorkerLink};
 use kefu_proto::auth;
 use kefu_proto::v1::worker_client::WorkerClient;
 use kefu_proto::v1::{ApiReply, ApiRequest, ConnectionEvent, FrameRequest, Member};
+use kefu_register::outage::Outage;
 use kefu_register::{Register, Ring};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -39,6 +40,9 @@ struct Stream {
     in_flight: Mutex<BTreeMap<u64, FrameRequest>>,
     next_seq: AtomicU64,
     broken: AtomicBool,
+    /// The worker left the register (it drains): its stream ending is
+    /// orderly, not a failure to warn about.
+    left: AtomicBool,
 }
 
 #[derive(Default)]
@@ -57,6 +61,8 @@ pub struct RingLink {
     changed: Arc<tokio::sync::Notify>,
     /// One refresh at a time, so a worker never gets two streams.
     refreshing: Arc<tokio::sync::Mutex<()>>,
+    /// The register's failures, logged once and not every refresh.
+    register_outage: Arc<Outage>,
 }
 
 impl RingLink {
@@ -68,6 +74,7 @@ impl RingLink {
             state: Arc::default(),
             changed: Arc::default(),
             refreshing: Arc::default(),
+            register_outage: Arc::new(Outage::new("the register (reading workers)")),
         };
         let follower = link.clone();
         tokio::spawn(async move {
@@ -86,8 +93,15 @@ impl RingLink {
     pub async fn refresh(&self) {
         let _one_at_a_time = self.refreshing.lock().await;
         let members = match self.register.members("worker").await {
-            Ok(m) => m,
-            Err(e) => return tracing::warn!(error = %e, "cannot read workers; keeping the ring"),
+            Ok(m) => {
+                self.register_outage.recovered();
+                m
+            }
+            Err(e) => {
+                self.register_outage
+                    .failed(&format!("{e}; keeping the ring"));
+                return;
+            }
         };
         let mut orphans = Vec::new();
         let wanted: Vec<Member> = {
@@ -106,6 +120,10 @@ impl RingLink {
                 .collect();
             for id in gone {
                 if let Some(stream) = state.streams.remove(&id) {
+                    if !stream.broken.load(Ordering::Relaxed) {
+                        stream.left.store(true, Ordering::Relaxed);
+                        tracing::info!(worker = %id, "worker left; moving its shards");
+                    }
                     orphans.push(stream);
                 }
             }
@@ -172,6 +190,7 @@ impl RingLink {
             in_flight: Mutex::new(BTreeMap::new()),
             next_seq: AtomicU64::new(1),
             broken: AtomicBool::new(false),
+            left: AtomicBool::new(false),
         });
         tokio::spawn(run_stream(self.clone(), stream.clone(), client, rx));
         Ok(stream)
@@ -198,7 +217,7 @@ impl RingLink {
 
     /// A stream broke: its worker leaves the ring and its frames go elsewhere.
     fn broke(&self, stream: &Arc<Stream>) {
-        if stream.broken.swap(true, Ordering::Relaxed) {
+        if stream.broken.swap(true, Ordering::Relaxed) || stream.left.load(Ordering::Relaxed) {
             return;
         }
         tracing::warn!(worker = %stream.member.id, "worker stream broke; moving its shards");
@@ -264,6 +283,10 @@ async fn run_stream(
                         for seq in batch.seqs {
                             in_flight.remove(&seq);
                         }
+                    }
+                    Err(status) if stream.left.load(Ordering::Relaxed) => {
+                        tracing::debug!(worker = %stream.member.id, %status, "stream of a departed worker closed");
+                        break;
                     }
                     Err(status) => {
                         tracing::warn!(worker = %stream.member.id, %status, "worker stream failed");

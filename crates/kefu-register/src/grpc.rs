@@ -146,6 +146,8 @@ type Client = RegisterClient<InterceptedService<Channel, auth::Attach>>;
 /// the last one that answered and fails over to the others in turn.
 pub struct RemoteRegister {
     clients: Vec<Client>,
+    /// The URL of each client, for errors.
+    addresses: Vec<String>,
     preferred: AtomicUsize,
 }
 
@@ -158,6 +160,7 @@ impl RemoteRegister {
             ));
         }
         let mut clients = Vec::new();
+        let mut addresses = Vec::new();
         for url in urls {
             let url = if url.contains("://") {
                 url.clone()
@@ -170,6 +173,7 @@ impl RemoteRegister {
                 .timeout(Duration::from_secs(3))
                 .tcp_nodelay(true)
                 .connect_lazy();
+            addresses.push(url);
             clients.push(RegisterClient::with_interceptor(
                 channel,
                 auth::Attach::new(secret),
@@ -177,6 +181,7 @@ impl RemoteRegister {
         }
         Ok(RemoteRegister {
             clients,
+            addresses,
             preferred: AtomicUsize::new(0),
         })
     }
@@ -196,12 +201,16 @@ impl RemoteRegister {
                     self.preferred.store(index, Ordering::Relaxed);
                     return Ok(response.into_inner());
                 }
-                Err(status) => last = Some(status),
+                Err(status) => {
+                    last = Some(format!(
+                        "{}: {}",
+                        self.addresses[index],
+                        crate::outage::status_chain(&status)
+                    ))
+                }
             }
         }
-        Err(RegisterError::Unavailable(
-            last.map(|s| s.message().to_owned()).unwrap_or_default(),
-        ))
+        Err(RegisterError::Unavailable(last.unwrap_or_default()))
     }
 
     /// A stream of the role's membership, from the first replica that answers.

@@ -13,11 +13,13 @@
 //! - [`grpc`]: the `Register` gRPC service and [`grpc::RemoteRegister`], the
 //!   client gateways and workers use.
 //! - [`ring`]: consistent hashing of shards onto workers.
+//! - [`outage`]: logging a dependency that keeps failing, once and not per call.
 
 #![forbid(unsafe_code)]
 
 pub mod grpc;
 pub mod memory;
+pub mod outage;
 pub mod redis;
 pub mod ring;
 

@@ -41,6 +41,18 @@ fn key(prefix: &str, rest: &str) -> String {
     format!("{prefix}{rest}")
 }
 
+/// Deletes every key under `prefix`: what a test cluster, or a cluster
+/// retired from a shared Redis, leaves behind. Blocking; returns how many.
+pub fn delete_prefix(url: &str, prefix: &str) -> redis::RedisResult<usize> {
+    use redis::Commands;
+    let mut conn = redis::Client::open(url)?.get_connection()?;
+    let keys: Vec<String> = conn.scan_match(format!("{prefix}*"))?.collect();
+    if !keys.is_empty() {
+        redis::cmd("DEL").arg(&keys).exec(&mut conn)?;
+    }
+    Ok(keys.len())
+}
+
 fn unavailable(e: redis::RedisError) -> RegisterError {
     RegisterError::Unavailable(e.to_string())
 }
@@ -60,6 +72,18 @@ impl RedisRegister {
     /// Connects with a key prefix (tests use one each).
     pub async fn with_prefix(url: &str, prefix: &str) -> Result<RedisRegister> {
         let client = redis::Client::open(url).map_err(unavailable)?;
+        // The connection manager retries a refused first connection without
+        // end: one plain connection first says at once why Redis cannot be
+        // reached.
+        let probe = redis::AsyncConnectionConfig::new()
+            .set_connection_timeout(Duration::from_secs(2))
+            .set_response_timeout(Duration::from_secs(2));
+        drop(
+            client
+                .get_multiplexed_async_connection_with_config(&probe)
+                .await
+                .map_err(unavailable)?,
+        );
         let config = redis::aio::ConnectionManagerConfig::new()
             .set_connection_timeout(Duration::from_secs(2))
             .set_response_timeout(Duration::from_secs(2))

@@ -13,6 +13,7 @@ use dashmap::DashMap;
 use kefu_proto::auth;
 use kefu_proto::v1::gateway_client::GatewayClient;
 use kefu_proto::v1::PushBatch;
+use kefu_register::outage::Outage;
 use kefu_register::Register;
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,6 +34,8 @@ struct Inner {
     secret: Option<String>,
     /// gateway id → (address, client).
     clients: DashMap<String, (String, Client)>,
+    /// The register's failures, logged once and not per push.
+    register_outage: Outage,
 }
 
 /// A push waiting for its gateway's sender, and who to tell once it is sent.
@@ -48,6 +51,7 @@ impl RemoteGateways {
                 register,
                 secret,
                 clients: DashMap::new(),
+                register_outage: Outage::new("the register (reading gateways)"),
             }),
             queues: DashMap::new(),
         }
@@ -60,9 +64,12 @@ impl Inner {
             return Some(entry.1.clone());
         }
         let members = match self.register.members("gateway").await {
-            Ok(m) => m,
+            Ok(m) => {
+                self.register_outage.recovered();
+                m
+            }
             Err(e) => {
-                tracing::warn!(error = %e, "cannot read gateways");
+                self.register_outage.failed(&e);
                 return None;
             }
         };
