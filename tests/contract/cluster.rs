@@ -339,3 +339,81 @@ async fn a_draining_worker_is_no_warning_in_the_gateways_logs() {
         assert!(warnings.is_empty(), "gateway {host} warned:\n{log}");
     }
 }
+
+/// Redis killed for five seconds under a chat, then back empty. Every send
+/// is still answered promptly during the outage (stored and acknowledged,
+/// not pushed: the recipient reads it from /api/offline), and live
+/// delivery resumes within seconds of Redis returning. It used to take two
+/// minutes for the first ack to come back.
+#[tokio::test]
+#[cfg_attr(
+    not(all(kefu_test_mysql, kefu_test_redis)),
+    ignore = "needs KEFU_TEST_MYSQL_URL and KEFU_TEST_REDIS_URL"
+)]
+async fn a_redis_outage_delays_no_ack_and_delivery_resumes_within_seconds() {
+    let database = service_url("KEFU_TEST_MYSQL_URL");
+    service_url("KEFU_TEST_REDIS_URL");
+    let mut redis = Redis::start("127.0.0.9");
+    let backend = Backend::Cluster {
+        database,
+        redis: redis.url(),
+    };
+    let server = Server::builder().on(backend).start().await;
+    let mut chat = Chat::open(&server).await;
+
+    redis.kill();
+    let outage = tokio::time::Instant::now();
+    let mut slowest = Duration::ZERO;
+    let mut n = 0;
+    while outage.elapsed() < Duration::from_secs(5) {
+        n += 1;
+        let sent = tokio::time::Instant::now();
+        let cmid = format!("during-{n}");
+        chat.customer
+            .send_json(json!({
+                "category": "customer", "action": "send", "kind": "text",
+                "content": "hello?", "client_msg_id": cmid,
+            }))
+            .await;
+        let answer = chat
+            .customer
+            .try_recv_until(
+                |f| f["action"] == "send" && f["client_msg_id"] == cmid.as_str(),
+                Duration::from_secs(10),
+            )
+            .await;
+        assert!(answer.is_some(), "send {n} unanswered during the outage");
+        slowest = slowest.max(sent.elapsed());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    println!("{n} sends during the outage, slowest answer {slowest:?}");
+    assert!(slowest < Duration::from_secs(3), "an ack took {slowest:?}");
+
+    redis.start_empty();
+    let back = tokio::time::Instant::now();
+    loop {
+        n += 1;
+        let sent = chat.customer.say(&format!("after-{n}"), "there?").await;
+        if chat
+            .agent
+            .try_recv_until(push_of(sent.id), Duration::from_millis(500))
+            .await
+            .is_some()
+        {
+            break;
+        }
+        assert!(
+            back.elapsed() < Duration::from_secs(15),
+            "no live delivery 15 s after Redis came back"
+        );
+    }
+    println!(
+        "live delivery resumed {:?} after Redis came back",
+        back.elapsed()
+    );
+    assert!(
+        back.elapsed() < Duration::from_secs(5),
+        "resumed after {:?}",
+        back.elapsed()
+    );
+}

@@ -254,19 +254,26 @@ impl Redis {
 
     /// SIGKILL, then a fresh, empty Redis on the same port.
     pub fn restart_empty(&mut self) {
+        self.kill();
+        self.spawn();
+    }
+
+    /// SIGKILL: an outage, until [`Redis::start_empty`].
+    pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+
+    /// A fresh, empty Redis on the same port, after [`Redis::kill`].
+    pub fn start_empty(&mut self) {
         self.spawn();
     }
 }
 
 impl Drop for Redis {
     fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        self.kill();
     }
 }

@@ -232,9 +232,17 @@ where
     let outage = Outage::new("the register (keeping this member alive)");
     loop {
         let renewed = register.keep_alive(member.clone(), LEASE).await;
-        match &renewed {
-            Ok(_) => outage.recovered(),
-            Err(e) => outage.failed(e),
+        // While the register fails, try every second: the first renewal
+        // after it is back (perhaps empty) re-announces every connection.
+        let next = match &renewed {
+            Ok(_) => {
+                outage.recovered();
+                LEASE / 3
+            }
+            Err(e) => {
+                outage.failed(e);
+                RETRY_RENEWAL
+            }
         };
         match renewed {
             Ok(true) if renewals > 0 => {
@@ -245,9 +253,12 @@ where
             Ok(_) | Err(_) => {}
         }
         renewals += 1;
-        tokio::time::sleep(LEASE / 3).await;
+        tokio::time::sleep(next).await;
     }
 }
+
+/// How soon a failed renewal is tried again.
+const RETRY_RENEWAL: Duration = Duration::from_secs(1);
 
 pub async fn worker(opts: WorkerOptions) -> anyhow::Result<()> {
     let secret = opts.cluster.secret();

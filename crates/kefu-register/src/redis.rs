@@ -16,6 +16,8 @@ use crate::{Location, Member, Register, RegisterError, Result};
 use redis::aio::ConnectionManager;
 use redis::AsyncCommands;
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
@@ -25,6 +27,7 @@ const SEP: char = '\u{1f}';
 pub struct RedisRegister {
     conn: ConnectionManager,
     prefix: String,
+    breaker: Arc<Breaker>,
     /// Lookups waiting for the locator task, which answers all that queued
     /// up meanwhile with one pipeline: workers look up the recipients of
     /// every message, so lookups come many at a time.
@@ -32,6 +35,36 @@ pub struct RedisRegister {
 }
 
 type Lookup = (Vec<String>, oneshot::Sender<Result<Vec<Location>>>);
+
+/// How long one call (with its one retry) may take before it counts as
+/// failed: a worker's ack waits for the lookup of its recipients.
+const CALL_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// How long calls fail at once after one failed, instead of each waiting
+/// for Redis: during an outage every send is still answered promptly (its
+/// push skipped; the recipient reads it from /api/offline).
+const BREAKER_OPEN_MS: i64 = 1_000;
+
+/// Fails calls fast for [`BREAKER_OPEN_MS`] after a failure; the first
+/// call after that tries Redis again.
+#[derive(Default)]
+struct Breaker {
+    open_until_ms: AtomicI64,
+}
+
+impl Breaker {
+    fn is_open(&self) -> bool {
+        now_ms() < self.open_until_ms.load(Ordering::Relaxed)
+    }
+
+    fn record<T>(&self, result: &Result<T>) {
+        let until = match result {
+            Ok(_) => 0,
+            Err(_) => now_ms() + BREAKER_OPEN_MS,
+        };
+        self.open_until_ms.store(until, Ordering::Relaxed);
+    }
+}
 
 /// Users looked up in one pipeline at most.
 const MAX_USERS_PER_LOOKUP: usize = 512;
@@ -84,10 +117,16 @@ impl RedisRegister {
                 .await
                 .map_err(unavailable)?,
         );
+        // A reconnection tries twice, one second apart, then gives up until
+        // the next call. (The manager's default backoff multiplies its delay
+        // by a hundred per retry: a five-second outage kept a register
+        // reconnecting for about two minutes.)
         let config = redis::aio::ConnectionManagerConfig::new()
-            .set_connection_timeout(Duration::from_secs(2))
-            .set_response_timeout(Duration::from_secs(2))
-            .set_number_of_retries(2);
+            .set_connection_timeout(CALL_TIMEOUT)
+            .set_response_timeout(CALL_TIMEOUT)
+            .set_factor(1)
+            .set_max_delay(1_000)
+            .set_number_of_retries(1);
         let conn = ConnectionManager::new_with_config(client, config)
             .await
             .map_err(unavailable)?;
@@ -96,6 +135,7 @@ impl RedisRegister {
         Ok(RedisRegister {
             conn,
             prefix: prefix.to_owned(),
+            breaker: Arc::default(),
             lookups,
         })
     }
@@ -274,7 +314,12 @@ async fn locator(
         let mut wanted: Vec<&String> = batch.iter().flat_map(|(u, _)| u).collect();
         wanted.sort_unstable();
         wanted.dedup();
-        match locate_all(&conn, &prefix, &wanted).await {
+        // Bounded, so lookups queued behind a stalled one are not held up
+        // longer than their own calls' timeout.
+        let found = tokio::time::timeout(CALL_TIMEOUT, locate_all(&conn, &prefix, &wanted))
+            .await
+            .unwrap_or_else(|_| Err(no_answer()));
+        match found {
             Ok(found) => {
                 for (users, reply) in batch.drain(..) {
                     let mine = users
@@ -332,18 +377,40 @@ async fn locate_all(
     Ok(found)
 }
 
-/// Runs an idempotent call, once more if it fails: the first call after
-/// Redis restarts fails on the dead connection while the connection manager
-/// reconnects.
-async fn twice<T, F, Fut>(call: F) -> Result<T>
-where
-    F: Fn() -> Fut,
-    Fut: std::future::Future<Output = Result<T>>,
-{
-    match call().await {
-        Ok(v) => Ok(v),
-        Err(_) => call().await,
+impl RedisRegister {
+    /// Runs a call within [`CALL_TIMEOUT`], failing at once while the
+    /// breaker is open. An idempotent call (`retry`) runs once more if it
+    /// fails: the first call after Redis restarts fails on the dead
+    /// connection while the connection manager reconnects.
+    async fn guarded<T, F, Fut>(&self, retry: bool, call: F) -> Result<T>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Result<T>>,
+    {
+        if self.breaker.is_open() {
+            return Err(RegisterError::Unavailable(
+                "Redis is unreachable (trying again every second)".into(),
+            ));
+        }
+        let attempts = async {
+            match call().await {
+                Err(_) if retry => call().await,
+                done => done,
+            }
+        };
+        let result = tokio::time::timeout(CALL_TIMEOUT, attempts)
+            .await
+            .unwrap_or_else(|_| Err(no_answer()));
+        self.breaker.record(&result);
+        result
     }
+}
+
+fn no_answer() -> RegisterError {
+    RegisterError::Unavailable(format!(
+        "no answer from Redis within {} ms",
+        CALL_TIMEOUT.as_millis()
+    ))
 }
 
 #[async_trait::async_trait]
@@ -351,27 +418,30 @@ impl Register for RedisRegister {
     /// Not retried: a repeated renewal could hide that the first one
     /// rejoined; the next renewal comes soon anyway.
     async fn keep_alive(&self, member: Member, ttl: Duration) -> Result<bool> {
-        self.keep_alive_once(member, ttl).await
+        self.guarded(false, || self.keep_alive_once(member.clone(), ttl))
+            .await
     }
 
     async fn leave(&self, member_id: &str) -> Result<()> {
-        twice(|| self.leave_once(member_id)).await
+        self.guarded(true, || self.leave_once(member_id)).await
     }
 
     async fn members(&self, role: &str) -> Result<Vec<Member>> {
-        twice(|| self.members_once(role)).await
+        self.guarded(true, || self.members_once(role)).await
     }
 
     async fn announce(&self, locations: Vec<Location>) -> Result<()> {
-        twice(|| self.announce_once(locations.clone())).await
+        self.guarded(true, || self.announce_once(locations.clone()))
+            .await
     }
 
     async fn withdraw(&self, locations: Vec<Location>) -> Result<()> {
-        twice(|| self.withdraw_once(locations.clone())).await
+        self.guarded(true, || self.withdraw_once(locations.clone()))
+            .await
     }
 
     async fn locate(&self, user_ids: &[String]) -> Result<Vec<Location>> {
-        twice(|| self.locate_once(user_ids)).await
+        self.guarded(true, || self.locate_once(user_ids)).await
     }
 }
 

@@ -112,6 +112,8 @@ pub(crate) struct Inner {
     pub(crate) lanes: Vec<lane::Lane>,
     pub(crate) queue: tasks::Queue,
     pub(crate) tasks: tasks::TaskCache,
+    /// Failed lookups of recipients, logged once and not per message.
+    pub(crate) locate_outage: kefu_register::outage::Outage,
 }
 
 /// A frame's sender as the worker sees it.
@@ -167,6 +169,10 @@ impl Worker {
             lanes,
             queue: tasks::Queue::default(),
             tasks: tasks::TaskCache::default(),
+            locate_outage: kefu_register::outage::Outage::new(
+                "the register (locating recipients; their pushes are skipped and they read \
+                 the messages from /api/offline)",
+            ),
         });
         reassign::start(inner.clone());
         Worker { inner }

@@ -120,6 +120,7 @@ async fn gateways_of(inner: &Inner, users: &[String]) -> Vec<String> {
     }
     match inner.register.locate(users).await {
         Ok(locations) => {
+            inner.locate_outage.recovered();
             let mut gateways: Vec<String> = locations.into_iter().map(|l| l.gateway_id).collect();
             gateways.sort();
             gateways.dedup();
@@ -128,7 +129,7 @@ async fn gateways_of(inner: &Inner, users: &[String]) -> Vec<String> {
         Err(e) => {
             // The message is stored and marked undelivered: the client gets
             // it from /api/offline or the retransmission after reconnect.
-            tracing::warn!(error = %e, "cannot locate users, push skipped");
+            inner.locate_outage.failed(&e);
             Vec::new()
         }
     }
