@@ -147,4 +147,85 @@ mod tests {
         assert!(r.is_empty());
         assert_eq!(r.next_due(), None);
     }
+
+    mod properties {
+        use super::super::*;
+        use proptest::prelude::*;
+        use std::collections::{BTreeMap, BTreeSet};
+
+        #[derive(Debug, Clone)]
+        enum Op {
+            Push(u64),
+            Confirm(Vec<u64>),
+            Wait(u64),
+            TakeDue,
+        }
+
+        fn op() -> impl Strategy<Value = Op> {
+            prop_oneof![
+                (0u64..20).prop_map(Op::Push),
+                proptest::collection::vec(0u64..20, 0..4).prop_map(Op::Confirm),
+                (0u64..90).prop_map(Op::Wait),
+                Just(Op::TakeDue),
+            ]
+        }
+
+        proptest! {
+            /// Against a model of the schedule: a pushed message comes back
+            /// FIRST after its push, then after a wait doubling up to MAX,
+            /// until confirmed; never twice at once, never after its
+            /// confirmation, always in id order.
+            #[test]
+            fn re_pushes_follow_the_schedule(ops in proptest::collection::vec(op(), 1..80)) {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_time()
+                    .start_paused(true)
+                    .build()
+                    .expect("runtime");
+                runtime.block_on(async {
+                    let mut r = Retransmits::default();
+                    // id -> (due, wait); fewer ids than RECENTLY_CONFIRMED,
+                    // so a confirmation is never forgotten here.
+                    let mut pending: BTreeMap<u64, (Instant, Duration)> = BTreeMap::new();
+                    let mut confirmed: BTreeSet<u64> = BTreeSet::new();
+                    for op in ops {
+                        match op {
+                            Op::Push(id) => {
+                                let fresh = !pending.contains_key(&id) && !confirmed.contains(&id);
+                                prop_assert_eq!(r.pushed(id, id.to_string().into()), fresh);
+                                if fresh {
+                                    pending.insert(id, (Instant::now() + FIRST, FIRST));
+                                }
+                            }
+                            Op::Confirm(ids) => {
+                                r.confirmed(&ids);
+                                for id in ids {
+                                    pending.remove(&id);
+                                    confirmed.insert(id);
+                                }
+                            }
+                            Op::Wait(secs) => tokio::time::advance(Duration::from_secs(secs)).await,
+                            Op::TakeDue => {
+                                let now = Instant::now();
+                                let got: Vec<String> =
+                                    r.take_due().iter().map(|f| f.to_string()).collect();
+                                let mut want = Vec::new();
+                                for (id, (due, wait)) in pending.iter_mut() {
+                                    if *due <= now {
+                                        *wait = (*wait * 2).min(MAX);
+                                        *due = now + *wait;
+                                        want.push(id.to_string());
+                                    }
+                                }
+                                prop_assert_eq!(got, want);
+                            }
+                        }
+                        prop_assert_eq!(r.len(), pending.len());
+                        prop_assert_eq!(r.next_due(), pending.values().map(|(due, _)| *due).min());
+                    }
+                    Ok(())
+                })?;
+            }
+        }
+    }
 }
