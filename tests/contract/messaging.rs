@@ -228,4 +228,28 @@ on_every_backend! {
         assert_eq!(push["ext"]["title"], "Blue shoes", "{push}");
         assert_eq!(push["kind"], "text", "{push}");
     }
+
+    /// A user id is one person's: a customer token for an agent's id would
+    /// receive what customers send that agent, and an agent token for a
+    /// customer's id would act for them. Either is refused (an auth error
+    /// ack, then close 4403), and the rightful user is untouched.
+    async fn a_token_for_a_user_id_of_another_role_is_refused_with_4403(backend: Backend) {
+        let server = Server::start_on(backend).await;
+        let mut chat = Chat::open(&server).await;
+
+        let token = server.token("a1", "customer");
+        let mut impostor = Client::connect_raw(&server, &format!("?token={token}")).await;
+        let refusal = impostor
+            .recv_until(|f| f["action"] == "auth" && f["ext"]["error"].is_object(), WAIT)
+            .await;
+        assert_eq!(error_code(&refusal), Some("forbidden"), "{refusal}");
+        assert_eq!(impostor.expect_close(WAIT).await, 4403);
+
+        let token = server.token("c1", "agent");
+        let mut impostor = Client::connect_raw(&server, &format!("?token={token}")).await;
+        assert_eq!(impostor.expect_close(WAIT).await, 4403);
+
+        let sent = chat.customer.say("after-impostors", "still mine").await;
+        chat.agent.recv_until(push_of(sent.id), WAIT).await;
+    }
 }

@@ -47,6 +47,10 @@ pub enum StoreError {
     NotFound(&'static str),
     #[error("conflict: {0}")]
     Conflict(String),
+    /// A user id is one person's: a customer's id cannot sign in as an
+    /// agent, nor an agent's as a customer.
+    #[error("user id {id:?} belongs to {}", article(role))]
+    RoleTaken { id: String, role: String },
     #[error(
         "unsupported database url {0:?}: use sqlite://PATH, mysql://, mariadb:// or postgres://"
     )]
@@ -64,6 +68,13 @@ pub enum StoreError {
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+fn article(role: &str) -> String {
+    match role {
+        "agent" | "admin" => format!("an {role}"),
+        _ => format!("a {role}"),
+    }
+}
 
 impl StoreError {
     /// The database cannot be reached (as opposed to refusing one

@@ -326,6 +326,21 @@ async fn tasks_queue_end_and_rate(backend: &str) {
             .as_deref(),
         Some("Carla")
     );
+    let taken = store
+        .upsert_user("c1", "agent", "Mallory")
+        .await
+        .expect_err("a customer's id is not an agent's");
+    assert!(matches!(taken, crate::StoreError::RoleTaken { ref role, .. } if role == "customer"));
+    assert!(store.create_agent("c1", "Mallory", "hash").await.is_err());
+    assert_eq!(
+        store
+            .user("c1")
+            .await
+            .expect("user")
+            .map(|u| u.role)
+            .as_deref(),
+        Some("customer")
+    );
     cleanup(db).await;
 }
 

@@ -10,8 +10,10 @@ pub const AWAY: &str = "away";
 
 impl Store {
     /// Records a user's role and display name, keeping an agent's password
-    /// and status.
+    /// and status. A user id keeps the role it was first recorded with:
+    /// another is [`StoreError::RoleTaken`](crate::StoreError::RoleTaken).
     pub async fn upsert_user(&self, id: &str, role: &str, name: &str) -> Result<()> {
+        self.check_role(id, role).await?;
         let row = user::ActiveModel {
             id: Set(id.to_owned()),
             role: Set(role.to_owned()),
@@ -23,7 +25,7 @@ impl Store {
         user::Entity::insert(row)
             .on_conflict(
                 OnConflict::column(user::Column::Id)
-                    .update_columns([user::Column::Name, user::Column::Role])
+                    .update_columns([user::Column::Name])
                     .to_owned(),
             )
             .exec_without_returning(&self.db)
@@ -31,8 +33,10 @@ impl Store {
         Ok(())
     }
 
-    /// Creates an agent account, or resets its name and password.
+    /// Creates an agent account, or resets its name and password; refused
+    /// for the id of a customer.
     pub async fn create_agent(&self, id: &str, name: &str, password_hash: &str) -> Result<()> {
+        self.check_role(id, "agent").await?;
         let row = user::ActiveModel {
             id: Set(id.to_owned()),
             role: Set("agent".to_owned()),
@@ -44,16 +48,23 @@ impl Store {
         user::Entity::insert(row)
             .on_conflict(
                 OnConflict::column(user::Column::Id)
-                    .update_columns([
-                        user::Column::Name,
-                        user::Column::Role,
-                        user::Column::PasswordHash,
-                    ])
+                    .update_columns([user::Column::Name, user::Column::PasswordHash])
                     .to_owned(),
             )
             .exec_without_returning(&self.db)
             .await?;
         Ok(())
+    }
+
+    /// Refuses `role` for an id recorded with another role.
+    pub async fn check_role(&self, id: &str, role: &str) -> Result<()> {
+        match self.user(id).await? {
+            Some(u) if u.role != role => Err(crate::StoreError::RoleTaken {
+                id: id.to_owned(),
+                role: u.role,
+            }),
+            _ => Ok(()),
+        }
     }
 
     pub async fn user(&self, id: &str) -> Result<Option<user::Model>> {

@@ -114,6 +114,43 @@ pub(crate) struct Inner {
     pub(crate) tasks: tasks::TaskCache,
     /// Failed lookups of recipients, logged once and not per message.
     pub(crate) locate_outage: kefu_register::outage::Outage,
+    /// The ids of agents, so that a customer token for one is refused
+    /// without a query per connection.
+    pub(crate) agent_ids: AgentIds,
+}
+
+/// Agent ids as last read from the database, read again when older than
+/// [`AgentIds::FRESH`] (another worker may have recorded a new agent).
+#[derive(Default)]
+pub(crate) struct AgentIds {
+    ids: tokio::sync::RwLock<(
+        std::collections::HashSet<String>,
+        Option<tokio::time::Instant>,
+    )>,
+}
+
+impl AgentIds {
+    const FRESH: Duration = Duration::from_secs(30);
+
+    async fn contains(&self, store: &Store, id: &str) -> kefu_store::Result<bool> {
+        {
+            let (ids, read_at) = &*self.ids.read().await;
+            if read_at.is_some_and(|t| t.elapsed() < Self::FRESH) {
+                return Ok(ids.contains(id));
+            }
+        }
+        let agents = store.agents().await?;
+        let mut guard = self.ids.write().await;
+        *guard = (
+            agents.into_iter().map(|a| a.id).collect(),
+            Some(tokio::time::Instant::now()),
+        );
+        Ok(guard.0.contains(id))
+    }
+
+    async fn add(&self, id: &str) {
+        self.ids.write().await.0.insert(id.to_owned());
+    }
 }
 
 /// A frame's sender as the worker sees it.
@@ -169,6 +206,7 @@ impl Worker {
             lanes,
             queue: tasks::Queue::default(),
             tasks: tasks::TaskCache::default(),
+            agent_ids: AgentIds::default(),
             locate_outage: kefu_register::outage::Outage::new(
                 "the register (locating recipients; their pushes are skipped and they read \
                  the messages from /api/offline)",
@@ -275,21 +313,50 @@ impl Worker {
         let Ok(sender) = Sender::from_session(event.session) else {
             return;
         };
-        if sender.role == Role::Agent && event.connected {
-            let name = if sender.session.name.is_empty() {
-                sender.user()
-            } else {
-                &sender.session.name
-            };
-            if let Err(e) = self
+        if !event.connected {
+            return;
+        }
+        let recorded = match sender.role {
+            Role::Agent => {
+                let name = if sender.session.name.is_empty() {
+                    sender.user()
+                } else {
+                    &sender.session.name
+                };
+                let recorded = self
+                    .inner
+                    .store
+                    .upsert_user(sender.user(), "agent", name)
+                    .await;
+                if recorded.is_ok() {
+                    self.inner.agent_ids.add(sender.user()).await;
+                }
+                recorded
+            }
+            Role::Customer => match self
                 .inner
-                .store
-                .upsert_user(sender.user(), "agent", name)
+                .agent_ids
+                .contains(&self.inner.store, sender.user())
                 .await
             {
-                tracing::warn!(error = %e, "cannot record agent");
+                Ok(true) => Err(kefu_store::StoreError::RoleTaken {
+                    id: sender.user().to_owned(),
+                    role: "agent".into(),
+                }),
+                Ok(false) => Ok(()),
+                Err(e) => Err(e),
+            },
+            Role::Admin => Ok(()),
+        };
+        match recorded {
+            Ok(()) if sender.role == Role::Agent => tasks::assign_waiting(&self.inner).await,
+            Ok(()) => {}
+            Err(e @ kefu_store::StoreError::RoleTaken { .. }) => {
+                refuse_role(&self.inner, &sender, e).await
             }
-            tasks::assign_waiting(&self.inner).await;
+            Err(e) => {
+                tracing::warn!(error = %e, user = sender.user(), "cannot check the user's role")
+            }
         }
     }
 
@@ -325,12 +392,29 @@ impl Inner {
 }
 
 /// What a store failure looks like to a client.
+/// Closes a connection whose token names a user id recorded with another
+/// role (a customer token for an agent's id): it would receive what is sent
+/// to that user. An error ack, then close code 4403.
+async fn refuse_role(inner: &Inner, sender: &Sender, e: kefu_store::StoreError) {
+    tracing::warn!(user = sender.user(), conn = %sender.session.conn_id, "{e}; connection closed");
+    let error = ProtocolError::forbidden(format!("{e}; this token cannot use it"));
+    let frame = Frame::error("auth", None, error.code, &error.message);
+    let mut out = outbox::Outbox::default();
+    out.for_conn(&sender.session, frame.to_json().into());
+    out.close(&sender.session, ROLE_TAKEN_CLOSE);
+    out.send(inner).await;
+}
+
+/// The close code of a connection refused by [`refuse_role`].
+pub const ROLE_TAKEN_CLOSE: u32 = 4403;
+
 pub(crate) fn store_error(e: kefu_store::StoreError) -> ProtocolError {
     match e {
         kefu_store::StoreError::NotFound(what) => {
             ProtocolError::not_found(format!("{what} not found"))
         }
         kefu_store::StoreError::Conflict(m) => ProtocolError::new(ErrorCode::Conflict, m),
+        e @ kefu_store::StoreError::RoleTaken { .. } => ProtocolError::forbidden(e.to_string()),
         kefu_store::StoreError::WriterStopped => {
             ProtocolError::new(ErrorCode::Unavailable, "storage is shutting down")
         }

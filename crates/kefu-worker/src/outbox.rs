@@ -23,6 +23,18 @@ impl Outbox {
             });
     }
 
+    /// Closes one connection with `code`, after what was queued for it.
+    pub fn close(&mut self, session: &Session, code: u32) {
+        self.batches
+            .entry(session.gateway_id.clone())
+            .or_default()
+            .push(Push {
+                conn_ids: vec![session.conn_id.clone()],
+                close_code: code,
+                ..Push::default()
+            });
+    }
+
     /// The answer to a send (its ack or error) for the sending connection.
     pub fn send_answer(&mut self, session: &Session, client_msg_id: &str, frame: Bytes) {
         self.batches
