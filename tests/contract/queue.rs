@@ -112,6 +112,38 @@ on_every_backend! {
         third.recv_until(queue_toast(1), WAIT).await;
     }
 
+    /// A customer who left the queue (no connection for
+    /// --queue-abandon-after) no longer holds a place: the one behind moves
+    /// up and is served first. Back and writing, they start a new task.
+    async fn a_customer_gone_from_the_queue_gives_up_their_place(backend: Backend) {
+        let server = Server::builder()
+            .on(backend)
+            .arg("--queue-abandon-after", "1")
+            .start()
+            .await;
+        let mut gone = server.customer("c1").await;
+        let gone_sent = gone.say("c1-1", "hello?").await;
+        gone.recv_until(queue_toast(1), WAIT).await;
+        let mut staying = server.customer("c2").await;
+        let staying_sent = staying.say("c2-1", "me too").await;
+        staying.recv_until(queue_toast(2), WAIT).await;
+        drop(gone);
+
+        staying.recv_until(queue_toast(1), Duration::from_secs(15)).await;
+        let mut agent = server.agent("a1").await;
+        agent.recv_until(push_of(staying_sent.id), WAIT).await;
+        let (_, queue) = server.get("/api/queue", &agent.token).await;
+        assert_eq!(queue["waiting"], 0, "{queue}");
+
+        let mut back = server.customer("c1").await;
+        let again = back.say("c1-2", "I am back").await;
+        assert_ne!(again.task_id, gone_sent.task_id, "a new task");
+        agent.recv_until(push_of(again.id), WAIT).await;
+        let history = server.history(&back.token, gone_sent.task_id, "").await;
+        let notice = history.iter().find(|m| m["ext"]["event"] == "abandoned");
+        assert!(notice.is_some(), "the old task says why it ended: {history:?}");
+    }
+
     async fn a_disconnected_agent_is_given_no_new_customers(backend: Backend) {
         let server = Server::start_on(backend).await;
         server.agent("a1").await.disconnect().await;

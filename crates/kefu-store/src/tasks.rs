@@ -206,6 +206,19 @@ impl Store {
         Ok(())
     }
 
+    /// Ends a task that still waits for an agent (its customer left the
+    /// queue); false if it no longer waits.
+    pub async fn abandon_waiting_task(&self, id: i64) -> Result<bool> {
+        let updated = task::Entity::update_many()
+            .col_expr(task::Column::Status, Expr::value(ENDED))
+            .col_expr(task::Column::EndedAt, Expr::value(kefu_protocol::now_ms()))
+            .filter(task::Column::Id.eq(id))
+            .filter(task::Column::Status.eq(WAITING))
+            .exec(&self.db)
+            .await?;
+        Ok(updated.rows_affected == 1)
+    }
+
     /// Rates an ended task once. Fails with Conflict on a second rating.
     pub async fn rate_task(&self, id: i64, score: i32, comment: &str) -> Result<()> {
         let updated = task::Entity::update_many()

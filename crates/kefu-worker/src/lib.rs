@@ -10,6 +10,7 @@
 //! - [`messages`]: send, receive, read, revoke, delete, typing.
 //! - [`tasks`]: opening, the waiting queue, assignment, transfer, end, rating.
 //! - `reassign`: tasks of agents offline too long go back to the queue.
+//! - `abandon`: waiting customers gone too long leave the queue.
 //! - [`api`]: the HTTP calls, as JSON.
 //! - [`outbox`]: pushes gathered per gateway, then delivered.
 //! - [`view`]: stored rows as client frames.
@@ -19,6 +20,7 @@
 
 #![forbid(unsafe_code)]
 
+mod abandon;
 pub mod api;
 pub mod gateways;
 pub mod grpc;
@@ -81,6 +83,9 @@ pub struct WorkerConfig {
     /// An agent with no connection for this long loses their open tasks to
     /// the queue. Zero: never.
     pub reassign_offline_after: Duration,
+    /// A waiting customer with no connection for this long leaves the
+    /// queue. Zero: never.
+    pub queue_abandon_after: Duration,
 }
 
 impl Default for WorkerConfig {
@@ -93,6 +98,7 @@ impl Default for WorkerConfig {
             max_batch: 1024,
             limits: Limits::default(),
             reassign_offline_after: Duration::from_secs(300),
+            queue_abandon_after: Duration::from_secs(600),
         }
     }
 }
@@ -213,6 +219,7 @@ impl Worker {
             ),
         });
         reassign::start(inner.clone());
+        abandon::start(inner.clone());
         Worker { inner }
     }
 

@@ -19,7 +19,7 @@ use tokio::sync::Mutex;
 #[derive(Default)]
 pub struct Queue {
     lock: Mutex<()>,
-    told: DashMap<i64, usize>,
+    pub(crate) told: DashMap<i64, usize>,
     /// Tasks put back in the queue because their agent went offline: the
     /// agent who takes one is told why.
     reassigned: DashMap<i64, ()>,
