@@ -370,3 +370,107 @@ async fn serve_is_ready_as_soon_as_it_serves() {
     let body: Value = response.json().await.expect("a JSON body");
     assert_eq!(body["status"], "ready");
 }
+
+/// The status and headers of a request from a page of `origin`.
+async fn from_site(
+    server: &Server,
+    method: reqwest::Method,
+    path: &str,
+    origin: &str,
+    token: Option<&str>,
+) -> reqwest::Response {
+    let mut request = reqwest::Client::new()
+        .request(method, format!("{}{path}", server.url()))
+        .header("Origin", origin)
+        .header("Access-Control-Request-Method", "GET")
+        .header("Access-Control-Request-Headers", "authorization");
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    request.send().await.expect("request")
+}
+
+fn allowed_origin(response: &reqwest::Response) -> Option<String> {
+    response
+        .headers()
+        .get("access-control-allow-origin")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
+#[tokio::test]
+async fn a_listed_site_may_call_the_api_and_its_preflight_is_answered_others_are_not() {
+    let server = Server::builder()
+        .arg(
+            "--allowed-origins",
+            "https://shop.example.com,https://*.example.org",
+        )
+        .start()
+        .await;
+    let token = server.token("a1", "agent");
+
+    for site in ["https://shop.example.com", "https://help.example.org"] {
+        let preflight =
+            from_site(&server, reqwest::Method::OPTIONS, "/api/unread", site, None).await;
+        assert!(
+            preflight.status().is_success(),
+            "{site}: {}",
+            preflight.status()
+        );
+        assert_eq!(allowed_origin(&preflight).as_deref(), Some(site));
+        let call = from_site(
+            &server,
+            reqwest::Method::GET,
+            "/api/unread",
+            site,
+            Some(&token),
+        )
+        .await;
+        assert_eq!(call.status(), 200);
+        assert_eq!(allowed_origin(&call).as_deref(), Some(site));
+    }
+    let evil = "https://evil.example.net";
+    let preflight = from_site(&server, reqwest::Method::OPTIONS, "/api/unread", evil, None).await;
+    assert_eq!(
+        allowed_origin(&preflight),
+        None,
+        "an unlisted site is not allowed"
+    );
+
+    let upgrade = |origin: &str| {
+        let mut request =
+            tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
+                format!("{}?token={token}", server.ws_url()),
+            )
+            .expect("request");
+        request
+            .headers_mut()
+            .insert("Origin", origin.parse().expect("header"));
+        tokio_tungstenite::connect_async(request)
+    };
+    assert!(upgrade("https://shop.example.com").await.is_ok());
+    match upgrade(evil).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 403)
+        }
+        other => panic!("an unlisted site's WebSocket was not refused: {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn api_answers_are_never_sniffed_or_framed_and_other_sites_are_not_allowed_by_default() {
+    let server = Server::start().await;
+    let token = server.token("a1", "agent");
+    let call = from_site(
+        &server,
+        reqwest::Method::GET,
+        "/api/unread",
+        "https://shop.example.com",
+        Some(&token),
+    )
+    .await;
+    assert_eq!(call.status(), 200);
+    assert_eq!(call.headers()["x-content-type-options"], "nosniff");
+    assert_eq!(call.headers()["x-frame-options"], "DENY");
+    assert_eq!(allowed_origin(&call), None);
+}

@@ -381,6 +381,7 @@ pub async fn gateway(opts: GatewayOptions) -> anyhow::Result<()> {
     let mut config = kefu_gateway::GatewayConfig {
         pages: opts.web.pages()?,
         public_url: opts.web.public_url()?,
+        allowed_origins: opts.web.allowed_origins()?,
         ..opts.tuning.gateway_config(id.clone(), token_secret)
     };
     opts.client_limits.apply(&mut config);

@@ -22,7 +22,8 @@ use options::{Cli, Command};
 /// Reads the options (a config file first: it sets environment variables,
 /// which only a process with one thread may do), then starts the runtime.
 fn main() -> std::process::ExitCode {
-    let args: Vec<String> = std::env::args().collect();
+    let mut args: Vec<String> = std::env::args().collect();
+    let ignored = options::strip_foreign_options(&mut args);
     let config = match options::load_config_file(&args) {
         Ok(config) => config,
         Err(e) => {
@@ -41,6 +42,9 @@ fn main() -> std::process::ExitCode {
         }
     };
     init_logs(&cli.log_format);
+    for warning in ignored {
+        tracing::warn!("{warning}");
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(e) => {

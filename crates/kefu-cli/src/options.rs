@@ -112,6 +112,70 @@ fn option_names() -> std::collections::BTreeSet<String> {
     names
 }
 
+/// Takes out of `args` the options of other commands that the command
+/// being run does not use (`kefu gateway --max-tasks-per-agent 2`), so that
+/// one set of options can be given to every role of a cluster, as scripts
+/// and test harnesses do; returns a warning for each. `--help` still lists
+/// only the command's own options.
+pub fn strip_foreign_options(args: &mut Vec<String>) -> Vec<String> {
+    let cli = <Cli as clap::CommandFactory>::command();
+    let Some((position, command)) = args
+        .iter()
+        .enumerate()
+        .skip(1)
+        .find_map(|(i, a)| cli.find_subcommand(a).map(|c| (i, c.clone())))
+    else {
+        return Vec::new();
+    };
+    // Commands with subcommands of their own (agent, bench) are left alone.
+    if command.has_subcommands() {
+        return Vec::new();
+    }
+    let own: std::collections::HashSet<&str> = command
+        .get_arguments()
+        .chain(cli.get_arguments())
+        .filter_map(|a| a.get_long())
+        .collect();
+    let mut foreign: std::collections::BTreeMap<String, (bool, Vec<String>)> = Default::default();
+    for other in cli.get_subcommands() {
+        for arg in other.get_arguments() {
+            let Some(long) = arg.get_long() else { continue };
+            if own.contains(long) {
+                continue;
+            }
+            let entry = foreign
+                .entry(long.to_owned())
+                .or_insert((arg.get_action().takes_values(), Vec::new()));
+            entry.1.push(other.get_name().to_owned());
+        }
+    }
+    let mut warnings = Vec::new();
+    let mut i = position + 1;
+    while i < args.len() {
+        let Some(name) = args[i].strip_prefix("--") else {
+            i += 1;
+            continue;
+        };
+        let (long, inline_value) = match name.split_once('=') {
+            Some((long, _)) => (long, true),
+            None => (name, false),
+        };
+        match foreign.get(long) {
+            Some((takes_value, users)) => {
+                warnings.push(format!(
+                    "{} does not use --{long} (an option of {}); ignored",
+                    command.get_name(),
+                    users.join(", ")
+                ));
+                let values = usize::from(*takes_value && !inline_value && i + 1 < args.len());
+                args.drain(i..=i + values);
+            }
+            None => i += 1,
+        }
+    }
+    warnings
+}
+
 impl ConfigFile {
     /// A clap error, with a line saying where a bad value came from when it
     /// was not on the command line: the environment or this file.
@@ -244,6 +308,12 @@ pub struct WebOptions {
     /// URLs of uploads. Unset: each request's Host and X-Forwarded-Proto.
     #[arg(long, env = "KEFU_PUBLIC_URL")]
     pub public_url: Option<String>,
+    /// Other sites whose pages may call the API (CORS) and open WebSockets,
+    /// comma-separated origins (https://shop.example.com,
+    /// https://*.example.com). Unset: the API answers this server's own
+    /// pages only, and any page may open a WebSocket (a token is needed).
+    #[arg(long, env = "KEFU_ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub allowed_origins: Vec<String>,
 }
 
 impl WebOptions {
@@ -268,11 +338,22 @@ impl WebOptions {
         Ok(Some(url.to_owned()))
     }
 
+    /// `--allowed-origins`, checked; None when unset.
+    pub fn allowed_origins(&self) -> anyhow::Result<Option<kefu_web::policy::Origins>> {
+        if self.allowed_origins.is_empty() {
+            return Ok(None);
+        }
+        let origins = kefu_web::policy::Origins::new(&self.allowed_origins)
+            .map_err(|e| anyhow::anyhow!("--allowed-origins: {e}"))?;
+        Ok(Some(origins))
+    }
+
     pub fn pages(&self) -> anyhow::Result<kefu_web::Pages> {
-        Ok(kefu_web::Pages::new(kefu_web::WebConfig {
+        kefu_web::Pages::new(kefu_web::WebConfig {
             dir: self.web_dir.clone(),
             widget_origins: self.widget_origins.clone(),
-        })?)
+        })
+        .map_err(|e| anyhow::anyhow!("--widget-origins: {e}"))
     }
 }
 
@@ -373,6 +454,10 @@ pub struct WorkerTuning {
     /// to the front of the queue; both sides are told. 0: never.
     #[arg(long, env = "KEFU_REASSIGN_OFFLINE_AFTER", value_parser = duration, default_value = "5m")]
     pub reassign_offline_after: Duration,
+    /// A waiting customer with no connection for this long leaves the queue
+    /// (their task ends; writing again opens a new one). 0: never.
+    #[arg(long, env = "KEFU_QUEUE_ABANDON_AFTER", value_parser = duration, default_value = "10m")]
+    pub queue_abandon_after: Duration,
     /// SQLite only: `full` syncs every commit to disk, so an acknowledged
     /// message survives a power loss too; `normal` survives a crash of the
     /// process (kill -9) but not of the machine, and commits faster.
@@ -546,6 +631,7 @@ impl WorkerTuning {
             max_tasks_per_agent: self.max_tasks_per_agent,
             revoke_window: self.revoke_window,
             reassign_offline_after: self.reassign_offline_after,
+            queue_abandon_after: self.queue_abandon_after,
             ..kefu_worker::WorkerConfig::default()
         }
     }
@@ -691,6 +777,35 @@ mod tests {
         ] {
             assert!(serve.iter().any(|l| l == both), "serve --{both}");
         }
+    }
+
+    #[test]
+    fn another_role_s_options_are_taken_out_with_a_warning() {
+        let mut args: Vec<String> = [
+            "kefu",
+            "gateway",
+            "--max-tasks-per-agent",
+            "2",
+            "--idle-timeout=5s",
+            "--revoke-window=3s",
+            "--secret",
+            "s",
+        ]
+        .map(String::from)
+        .to_vec();
+        let warnings = strip_foreign_options(&mut args);
+        assert_eq!(
+            args,
+            ["kefu", "gateway", "--idle-timeout=5s", "--secret", "s"].map(String::from)
+        );
+        assert_eq!(warnings.len(), 2, "{warnings:?}");
+        assert!(
+            warnings[0].contains("--max-tasks-per-agent"),
+            "{warnings:?}"
+        );
+        let mut args: Vec<String> = ["kefu", "serve", "--bogus", "1"].map(String::from).to_vec();
+        assert!(strip_foreign_options(&mut args).is_empty());
+        assert_eq!(args.len(), 4, "unknown options are clap's to refuse");
     }
 
     #[test]

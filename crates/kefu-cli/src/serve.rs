@@ -36,6 +36,7 @@ pub async fn run(opts: ServeOptions) -> anyhow::Result<()> {
     let mut gateway_config = GatewayConfig {
         pages: opts.web.pages()?,
         public_url: opts.web.public_url()?,
+        allowed_origins: opts.web.allowed_origins()?,
         ..opts
             .gateway
             .gateway_config(GatewayConfig::default().id, secret)

@@ -46,6 +46,9 @@ pub struct GatewayConfig {
     pub server: crate::server::ServerLimits,
     /// A request body with no data for this long fails the request.
     pub body_timeout: Duration,
+    /// Other sites whose pages may call the API (CORS) and open WebSockets;
+    /// None: only pages of this server's own origin.
+    pub allowed_origins: Option<kefu_web::policy::Origins>,
 }
 
 impl Default for GatewayConfig {
@@ -71,6 +74,7 @@ impl Default for GatewayConfig {
             client_limits: crate::LimitsConfig::default(),
             server: crate::server::ServerLimits::default(),
             body_timeout: Duration::from_secs(30),
+            allowed_origins: None,
         }
     }
 }

@@ -17,6 +17,7 @@ use serde_json::json;
 use std::future::Future;
 use std::sync::Arc;
 use tokio::net::TcpListener;
+use tower_http::set_header::SetResponseHeaderLayer;
 
 /// Serves HTTP and WebSocket on `listener` until `shutdown` resolves, then
 /// stops accepting and closes every connection with 1001.
@@ -59,14 +60,7 @@ async fn not_found() -> Response {
 
 fn routes(gateway: Gateway) -> Router {
     let upload_limit = gateway.inner.config.max_upload_bytes + 64 * 1024;
-    Router::new()
-        .route("/ws", get(websocket))
-        .route(
-            "/healthz",
-            get(|| async { axum::Json(json!({"status": "ok"})) }),
-        )
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
+    let api = Router::new()
         .route("/api/visitor", post(visitor))
         .route("/api/login", post(login))
         .route(
@@ -75,6 +69,28 @@ fn routes(gateway: Gateway) -> Router {
         )
         .route("/api/{*rest}", any(api))
         .route("/files/{key}", get(file))
+        // Answers are data, never pages to frame or to sniff as markup.
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::X_FRAME_OPTIONS,
+            HeaderValue::from_static("DENY"),
+        ));
+    let api = match &gateway.inner.config.allowed_origins {
+        Some(origins) => api.layer(cors(origins.clone())),
+        None => api,
+    };
+    Router::new()
+        .route("/ws", get(websocket))
+        .route(
+            "/healthz",
+            get(|| async { axum::Json(json!({"status": "ok"})) }),
+        )
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .merge(api)
         .merge(gateway.inner.config.pages.router())
         .method_not_allowed_fallback(method_not_allowed)
         // A request body that stops arriving is cut, and the request fails.
@@ -82,6 +98,41 @@ fn routes(gateway: Gateway) -> Router {
             gateway.inner.config.body_timeout,
         ))
         .with_state(gateway.inner)
+}
+
+/// CORS for `--allowed-origins`: their pages may call the API with a
+/// bearer token (no cookies are involved), and their preflight requests are
+/// answered, not refused as unauthenticated.
+fn cors(origins: kefu_web::policy::Origins) -> tower_http::cors::CorsLayer {
+    use tower_http::cors::{AllowOrigin, CorsLayer};
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::predicate(move |origin, _| {
+            origin.to_str().is_ok_and(|o| origins.allows(o))
+        }))
+        .allow_methods([Method::GET, Method::POST, Method::PUT, Method::DELETE])
+        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+        .max_age(std::time::Duration::from_secs(600))
+}
+
+/// Whether a WebSocket upgrade may go ahead: no `Origin` (not a browser),
+/// this server's own origin, or, with `--allowed-origins`, a listed site.
+/// Without the list any site may connect, as a token is needed anyway.
+fn origin_allowed(inner: &Inner, headers: &HeaderMap) -> bool {
+    let Some(origins) = &inner.config.allowed_origins else {
+        return true;
+    };
+    let Some(origin) = headers.get(header::ORIGIN).and_then(|o| o.to_str().ok()) else {
+        return true;
+    };
+    let own = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .is_some_and(|host| {
+            origin
+                .split_once("://")
+                .is_some_and(|(_, rest)| rest.eq_ignore_ascii_case(host))
+        });
+    own || origins.allows(origin)
 }
 
 fn error(code: ErrorCode, message: &str) -> Response {
@@ -128,10 +179,17 @@ const WRITE_BUFFER: usize = 16 * 1024;
 async fn websocket(
     State(inner): State<Arc<Inner>>,
     Query(q): Query<WsQuery>,
+    headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Response {
     if *inner.draining.borrow() {
         return error(ErrorCode::Unavailable, "server shutting down");
+    }
+    if !origin_allowed(&inner, &headers) {
+        return error(
+            ErrorCode::Forbidden,
+            "this site is not in the server's --allowed-origins",
+        );
     }
     let limit = inner.config.max_frame_bytes;
     ws.read_buffer_size(READ_BUFFER)

@@ -39,7 +39,8 @@ pub struct WebConfig {
     pub widget_origins: Vec<String>,
 }
 
-/// A widget origin that cannot stand in a `frame-ancestors` list.
+/// A site's origin (for `--widget-origins`, `--allowed-origins`) that is
+/// not one.
 #[derive(Debug, PartialEq, Eq)]
 pub struct BadOrigin(pub String);
 
@@ -47,7 +48,7 @@ impl std::fmt::Display for BadOrigin {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "widget origin {:?} is not an origin like https://shop.example.com",
+            "{:?} is not an origin like https://shop.example.com or https://*.example.com",
             self.0
         )
     }

@@ -99,6 +99,43 @@ impl Policy {
 
 /// An origin as CSP writes one: `scheme://host[:port]`, the host possibly
 /// starting with `*.`; nothing that could end the directive.
+/// Sites allowed to call the API and open WebSockets from their pages:
+/// `https://shop.example.com`, or `https://*.example.com` for its
+/// subdomains.
+#[derive(Debug, Clone)]
+pub struct Origins {
+    patterns: Vec<String>,
+}
+
+impl Origins {
+    pub fn new(patterns: &[String]) -> Result<Origins, BadOrigin> {
+        for pattern in patterns {
+            check_origin(pattern)?;
+        }
+        Ok(Origins {
+            patterns: patterns
+                .iter()
+                .map(|p| p.trim_end_matches('/').to_ascii_lowercase())
+                .collect(),
+        })
+    }
+
+    /// Whether a request's `Origin` header names an allowed site.
+    pub fn allows(&self, origin: &str) -> bool {
+        let origin = origin.to_ascii_lowercase();
+        self.patterns.iter().any(|pattern| {
+            if let Some((scheme, host)) = pattern.split_once("://*.") {
+                origin
+                    .strip_prefix(scheme)
+                    .and_then(|rest| rest.strip_prefix("://"))
+                    .is_some_and(|rest| rest.ends_with(&format!(".{host}")))
+            } else {
+                *pattern == origin
+            }
+        })
+    }
+}
+
 fn check_origin(origin: &str) -> Result<(), BadOrigin> {
     let bad = || BadOrigin(origin.to_owned());
     let (scheme, rest) = origin.split_once("://").ok_or_else(bad)?;
@@ -119,6 +156,23 @@ fn check_origin(origin: &str) -> Result<(), BadOrigin> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn origins_match_exactly_or_by_subdomain_and_scheme() {
+        let origins = Origins::new(&[
+            "https://shop.example.com".into(),
+            "https://*.example.org".into(),
+        ])
+        .unwrap();
+        assert!(origins.allows("https://shop.example.com"));
+        assert!(origins.allows("HTTPS://Shop.Example.com"));
+        assert!(!origins.allows("http://shop.example.com"));
+        assert!(!origins.allows("https://shop.example.com.evil.net"));
+        assert!(origins.allows("https://a.example.org"));
+        assert!(!origins.allows("https://example.org.evil.net"));
+        assert!(!origins.allows("https://evilexample.org"));
+        assert!(Origins::new(&["javascript:alert(1)".into()]).is_err());
+    }
 
     fn csp(policy: &Policy, kind: Kind) -> String {
         policy.headers(kind)[header::CONTENT_SECURITY_POLICY]
