@@ -369,3 +369,69 @@ async fn receipts_are_metered_by_ids() {
     let refused = customer.recv_until(|f| f["category"] == "ack", WAIT).await;
     assert_eq!(error_code(&refused), Some("rate_limited"), "{refused}");
 }
+
+/// Resident memory of a process, in MiB.
+fn rss_mib(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc status");
+    let kib: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS");
+    kib / 1024.0
+}
+
+/// 40 downloads of a 20 MiB file that never read their body used to pin
+/// the whole file each (RSS 123 -> 944 MiB). Files are streamed a chunk at
+/// a time now: memory grows by chunks, not files. A full download still
+/// returns every byte.
+#[tokio::test]
+async fn stalled_downloads_hold_a_chunk_each_not_the_file() {
+    use tokio::io::AsyncWriteExt;
+    let server = Server::start().await;
+    let token = server.token("a1", "agent");
+    let data: Vec<u8> = (0..20 * 1024 * 1024u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    let (status, body) = server
+        .upload(
+            Some(&token),
+            "big.bin",
+            "application/octet-stream",
+            data.clone(),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let url = body["url"].as_str().expect("url").to_owned();
+    let path = url.trim_start_matches(&server.url()).to_owned();
+
+    let whole = reqwest::get(&url).await.expect("download");
+    assert_eq!(whole.status(), 200);
+    assert_eq!(
+        whole.headers()["content-length"],
+        data.len().to_string().as_str()
+    );
+    let got = whole.bytes().await.expect("body");
+    assert!(got[..] == data[..], "the streamed file differs");
+
+    let before = rss_mib(server.pid());
+    let addr = server.url().trim_start_matches("http://").to_owned();
+    let mut stalled = Vec::new();
+    for _ in 0..40 {
+        let mut tcp = tokio::net::TcpStream::connect(&addr)
+            .await
+            .expect("connect");
+        let request = format!("GET {path} HTTP/1.1\r\nHost: kefu\r\n\r\n");
+        tcp.write_all(request.as_bytes()).await.expect("request");
+        stalled.push(tcp);
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let after = rss_mib(server.pid());
+    println!("RSS {before:.0} MiB before, {after:.0} MiB with 40 stalled downloads");
+    assert!(
+        after - before < 160.0,
+        "40 stalled downloads took {:.0} MiB",
+        after - before
+    );
+    drop(stalled);
+}

@@ -528,15 +528,26 @@ fn public_base(inner: &Inner, headers: &HeaderMap) -> Result<String, Refusal> {
     Ok(format!("{proto}://{host}"))
 }
 
+/// A file, streamed: its chunks are fetched from the worker one at a time
+/// as the client reads, so a download that stalls holds one chunk (512 KiB)
+/// in memory, not the whole file.
 async fn file(State(inner): State<Arc<Inner>>, Path(key): Path<String>) -> Response {
-    let request = ApiRequest {
-        method: "GET".into(),
-        path: format!("/files/{key}"),
-        ..ApiRequest::default()
-    };
-    match forward(&inner, request).await {
-        Ok(r) => {
-            let mut response = reply(r);
+    match forward(&inner, chunk_request(&key, 0)).await {
+        Ok(first) => {
+            let mut response = if first.status == 200 && first.file_size > first.body.len() as u64 {
+                let size = first.file_size;
+                let content_type = first.content_type.clone();
+                let mut response = Response::new(Body::from_stream(chunks(inner, key, first)));
+                if let Ok(v) = HeaderValue::from_str(&content_type) {
+                    response.headers_mut().insert(header::CONTENT_TYPE, v);
+                }
+                response
+                    .headers_mut()
+                    .insert(header::CONTENT_LENGTH, HeaderValue::from(size));
+                response
+            } else {
+                reply(first)
+            };
             let headers = response.headers_mut();
             headers.insert(
                 "x-content-type-options",
@@ -564,6 +575,58 @@ async fn file(State(inner): State<Arc<Inner>>, Path(key): Path<String>) -> Respo
         }
         Err(r) => r,
     }
+}
+
+/// The worker call for chunk `seq` of a file, on the file's shard: downloads
+/// spread over the workers instead of all going to one.
+fn chunk_request(key: &str, seq: u32) -> ApiRequest {
+    ApiRequest {
+        method: "GET".into(),
+        path: format!("/files/{key}"),
+        query: format!("chunk={seq}"),
+        shard: shard::of_user(key),
+        ..ApiRequest::default()
+    }
+}
+
+/// The file's bytes: the first chunk, then each next one fetched when the
+/// client has taken the last, until `file_size` bytes went out.
+fn chunks(
+    inner: Arc<Inner>,
+    key: String,
+    first: ApiReply,
+) -> impl futures::Stream<Item = Result<Bytes, std::io::Error>> {
+    let size = first.file_size;
+    let state = (Some(first.body), 1u32, 0u64);
+    futures::stream::unfold(state, move |(ready, seq, sent)| {
+        let inner = inner.clone();
+        let key = key.clone();
+        async move {
+            if let Some(body) = ready {
+                let sent = sent + body.len() as u64;
+                return Some((Ok(body), (None, seq, sent)));
+            }
+            if sent >= size {
+                return None;
+            }
+            let next = match inner.workers.api(chunk_request(&key, seq)).await {
+                Ok(r) if r.status == 200 && !r.body.is_empty() => Ok(r.body),
+                Ok(r) => Err(format!("chunk {seq} of file {key}: status {}", r.status)),
+                Err(e) => Err(format!("chunk {seq} of file {key}: {e}")),
+            };
+            match next {
+                Ok(body) => {
+                    let sent = sent + body.len() as u64;
+                    Some((Ok(body), (None, seq + 1, sent)))
+                }
+                // The client sees a download cut short, not a wrong file.
+                Err(e) => {
+                    tracing::warn!("download cut: {e}");
+                    Some((Err(std::io::Error::other(e)), (None, seq, size)))
+                }
+            }
+        }
+    })
 }
 
 /// Types a browser may show in its own tab from our origin; anything else

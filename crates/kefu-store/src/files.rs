@@ -29,6 +29,24 @@ impl Store {
         Ok(())
     }
 
+    /// A file's metadata.
+    pub async fn file_meta(&self, key: &str) -> Result<Option<file::Model>> {
+        Ok(file::Entity::find_by_id(key.to_owned())
+            .one(&self.db)
+            .await?)
+    }
+
+    /// Chunk `seq` of a file (each at most 512 KiB, in order from 0);
+    /// None past its end.
+    pub async fn file_chunk(&self, key: &str, seq: i32) -> Result<Option<Vec<u8>>> {
+        Ok(file_chunk::Entity::find()
+            .filter(file_chunk::Column::FileKey.eq(key))
+            .filter(file_chunk::Column::Seq.eq(seq))
+            .one(&self.db)
+            .await?
+            .map(|c| c.data))
+    }
+
     pub async fn file(&self, key: &str) -> Result<Option<(file::Model, Vec<u8>)>> {
         let Some(meta) = file::Entity::find_by_id(key.to_owned())
             .one(&self.db)

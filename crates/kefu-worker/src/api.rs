@@ -21,7 +21,8 @@ pub(crate) async fn handle(inner: &Arc<Inner>, request: ApiRequest) -> ApiReply 
     let segments: Vec<&str> = request.path.trim_matches('/').split('/').collect();
     let query = parse_query(&request.query);
     if let ("GET", ["files", key]) = (request.method.as_str(), segments.as_slice()) {
-        return file(inner, key).await;
+        let chunk = query.get("chunk").and_then(|c| c.parse::<i32>().ok());
+        return file(inner, key, chunk).await;
     }
     let result = match (request.method.as_str(), segments.as_slice()) {
         ("POST", ["api", "login"]) => login(inner, &request.body).await,
@@ -35,11 +36,13 @@ pub(crate) async fn handle(inner: &Arc<Inner>, request: ApiRequest) -> ApiReply 
             status: status as u32,
             content_type: "application/json".into(),
             body: body.to_string().into(),
+            ..ApiReply::default()
         },
         Err(e) => ApiReply {
             status: e.code.http_status() as u32,
             content_type: "application/json".into(),
             body: e.code.http_body(&e.message).into(),
+            ..ApiReply::default()
         },
     }
 }
@@ -509,15 +512,26 @@ async fn upload(inner: &Inner, sender: &Sender, request: &ApiRequest) -> Reply {
     ))
 }
 
-async fn file(inner: &Inner, key: &str) -> ApiReply {
-    let found = if key.len() == 32 && key.chars().all(|c| c.is_ascii_hexdigit()) {
-        inner.store.file(key).await
-    } else {
-        Ok(None)
+/// A file: one chunk of it when the gateway asks for `chunk` (streaming
+/// it to the client), else the whole (a gateway of an earlier version).
+async fn file(inner: &Inner, key: &str, chunk: Option<i32>) -> ApiReply {
+    let valid = key.len() == 32 && key.chars().all(|c| c.is_ascii_hexdigit());
+    let found = match (valid, chunk) {
+        (false, _) => Ok(None),
+        (true, None) => inner.store.file(key).await,
+        (true, Some(seq)) => match inner.store.file_meta(key).await {
+            Ok(Some(meta)) => inner
+                .store
+                .file_chunk(key, seq)
+                .await
+                .map(|data| Some((meta, data.unwrap_or_default()))),
+            other => other.map(|_| None),
+        },
     };
     match found {
         Ok(Some((meta, data))) => ApiReply {
             status: 200,
+            file_size: meta.size.max(0) as u64,
             content_type: meta.content_type,
             body: data.into(),
         },
@@ -525,6 +539,7 @@ async fn file(inner: &Inner, key: &str) -> ApiReply {
             status: 404,
             content_type: "application/json".into(),
             body: ErrorCode::NotFound.http_body("no such file").into(),
+            ..ApiReply::default()
         },
         Err(e) => {
             let e = store_error(e);
@@ -532,6 +547,7 @@ async fn file(inner: &Inner, key: &str) -> ApiReply {
                 status: e.code.http_status() as u32,
                 content_type: "application/json".into(),
                 body: e.code.http_body(&e.message).into(),
+                ..ApiReply::default()
             }
         }
     }
