@@ -336,3 +336,146 @@ fn a_second_migration_on_postgres_logs_no_notices() {
     assert!(logs.contains("No pending migrations"), "{logs}");
     assert!(!logs.contains("already exists"), "{logs}");
 }
+
+/// A self-signed certificate for 127.0.0.1, made by `openssl`; returns
+/// (cert, key) paths.
+fn make_certificate(dir: &std::path::Path, name: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    let cert = dir.join(format!("{name}.crt"));
+    let key = dir.join(format!("{name}.key"));
+    let made = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+        ])
+        .args(["-nodes", "-days", "1", "-subj", "/CN=kefu-test"])
+        .args(["-addext", "subjectAltName=IP:127.0.0.1"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl runs");
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    (cert, key)
+}
+
+/// The serial number of the certificate a TLS server presents.
+fn served_serial(addr: &str) -> String {
+    let mut client = Command::new("openssl")
+        .args(["s_client", "-connect", addr])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("openssl s_client");
+    let mut pem = String::new();
+    client
+        .stdout
+        .take()
+        .expect("stdout")
+        .read_to_string(&mut pem)
+        .expect("read");
+    let _ = client.wait();
+    let mut x509 = Command::new("openssl")
+        .args(["x509", "-noout", "-serial"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("openssl x509");
+    use std::io::Write;
+    let _ = x509.stdin.take().expect("stdin").write_all(pem.as_bytes());
+    let out = x509.wait_with_output().expect("x509");
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+#[test]
+fn serve_speaks_tls_with_hsts_and_takes_a_renewed_certificate_on_sighup() {
+    use std::io::{BufRead, BufReader};
+    let dir = TempDir::new();
+    let (cert, key) = make_certificate(dir.path(), "first");
+    let mut child = Command::new(KEFU)
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path().join("data"))
+        .arg("--tls-cert")
+        .arg(&cert)
+        .arg("--tls-key")
+        .arg(&key)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("kefu serve starts");
+    let stdout = child.stdout.take().expect("stdout");
+    let child = KilledOnDrop(child);
+    let addr = BufReader::new(stdout)
+        .lines()
+        .map_while(Result::ok)
+        .find_map(|l| {
+            l.strip_prefix("kefu serving on https://")
+                .map(str::to_owned)
+        })
+        .expect("serving on https://");
+    let curl = |path: &str, cacert: &std::path::Path| {
+        Command::new("curl")
+            .args(["-sS", "-i", "--max-time", "5", "--cacert"])
+            .arg(cacert)
+            .arg(format!("https://{addr}{path}"))
+            .output()
+            .expect("curl")
+    };
+    let health = curl("/healthz", &cert);
+    let text = String::from_utf8_lossy(&health.stdout).to_lowercase();
+    assert!(text.starts_with("http/1.1 200"), "{text}");
+    assert!(
+        text.contains("strict-transport-security: max-age=31536000"),
+        "{text}"
+    );
+    let plain = Command::new("curl")
+        .args(["-sS", "--max-time", "5", &format!("http://{addr}/healthz")])
+        .output()
+        .expect("curl");
+    assert!(
+        !plain.status.success(),
+        "plain HTTP is not served on a TLS port"
+    );
+
+    let first = served_serial(&addr);
+    let (renewed, renewed_key) = make_certificate(dir.path(), "second");
+    std::fs::copy(&renewed, &cert).expect("renew cert");
+    std::fs::copy(&renewed_key, &key).expect("renew key");
+    let hup = |child: &KilledOnDrop| {
+        let _ = Command::new("kill")
+            .args(["-HUP", &child.0.id().to_string()])
+            .status();
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    hup(&child);
+    let second = served_serial(&addr);
+    assert!(
+        !first.is_empty() && first != second,
+        "{first} then {second}"
+    );
+    assert!(curl("/healthz", &renewed).status.success());
+
+    // A broken file on the next reload keeps the certificate in use.
+    std::fs::write(&cert, "not a certificate").expect("break cert");
+    hup(&child);
+    assert_eq!(served_serial(&addr), second);
+}
+
+/// A child process killed when the test ends, however it ends.
+struct KilledOnDrop(Child);
+
+impl Drop for KilledOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

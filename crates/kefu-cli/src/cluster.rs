@@ -385,6 +385,12 @@ pub async fn gateway(opts: GatewayOptions) -> anyhow::Result<()> {
         ..opts.tuning.gateway_config(id.clone(), token_secret)
     };
     opts.client_limits.apply(&mut config);
+    config.server.tls = opts.tls.load()?;
+    let scheme = if config.server.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     let gateway = Gateway::new(config, Arc::new(workers), register.clone());
     let member = Member {
         id: id.clone(),
@@ -407,7 +413,7 @@ pub async fn gateway(opts: GatewayOptions) -> anyhow::Result<()> {
         let _ = internal_stop.await;
     }));
     tracing::info!(%internal_addr, "workers push through the internal listener");
-    println!("kefu serving on http://{addr}");
+    println!("kefu serving on {scheme}://{addr}");
     kefu_gateway::http::serve(listener, gateway.clone(), shutdown_signal()).await?;
     let deadline = tokio::time::Instant::now() + opts.drain.drain_timeout;
     while gateway.connections() > 0 && tokio::time::Instant::now() < deadline {

@@ -290,6 +290,8 @@ pub struct ServeOptions {
     #[command(flatten)]
     pub web: WebOptions,
     #[command(flatten)]
+    pub tls: TlsOptions,
+    #[command(flatten)]
     pub client_limits: ClientLimitOptions,
 }
 
@@ -354,6 +356,31 @@ impl WebOptions {
             widget_origins: self.widget_origins.clone(),
         })
         .map_err(|e| anyhow::anyhow!("--widget-origins: {e}"))
+    }
+}
+
+/// HTTPS and WSS served by the process itself, for deployments without a
+/// proxy in front (`serve` and `gateway`).
+#[derive(Args, Debug, Clone)]
+pub struct TlsOptions {
+    /// Serve HTTPS and WSS with this certificate chain (PEM); read again on
+    /// SIGHUP. Needs --tls-key.
+    #[arg(long, env = "KEFU_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM); read again on SIGHUP.
+    #[arg(long, env = "KEFU_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+}
+
+impl TlsOptions {
+    /// The certificate, loaded and reloaded on SIGHUP; None without one.
+    pub fn load(&self) -> anyhow::Result<Option<std::sync::Arc<kefu_gateway::tls::Tls>>> {
+        let (Some(cert), Some(key)) = (&self.tls_cert, &self.tls_key) else {
+            return Ok(None);
+        };
+        let tls = kefu_gateway::tls::Tls::load(cert, key).map_err(anyhow::Error::msg)?;
+        tls.reload_on_sighup();
+        Ok(Some(tls))
     }
 }
 
@@ -595,6 +622,8 @@ pub struct GatewayOptions {
     pub drain: DrainOptions,
     #[command(flatten)]
     pub web: WebOptions,
+    #[command(flatten)]
+    pub tls: TlsOptions,
     #[command(flatten)]
     pub client_limits: ClientLimitOptions,
 }

@@ -42,6 +42,12 @@ pub async fn run(opts: ServeOptions) -> anyhow::Result<()> {
             .gateway_config(GatewayConfig::default().id, secret)
     };
     opts.client_limits.apply(&mut gateway_config);
+    gateway_config.server.tls = opts.tls.load()?;
+    let scheme = if gateway_config.server.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     let gateway = Gateway::new(
         gateway_config,
         Arc::new(LocalWorker(worker.clone())),
@@ -68,7 +74,7 @@ pub async fn run(opts: ServeOptions) -> anyhow::Result<()> {
         .with_context(|| format!("binding {}", opts.listen))?;
     let addr = listener.local_addr()?;
     tracing::info!(%addr, data_dir = %opts.data_dir.display(), "serving");
-    println!("kefu serving on http://{addr}");
+    println!("kefu serving on {scheme}://{addr}");
     kefu_gateway::http::serve(listener, gateway.clone(), shutdown_signal()).await?;
     tracing::info!("draining");
     let deadline = tokio::time::Instant::now() + opts.drain.drain_timeout;

@@ -82,7 +82,7 @@ fn routes(gateway: Gateway) -> Router {
         Some(origins) => api.layer(cors(origins.clone())),
         None => api,
     };
-    Router::new()
+    let routes = Router::new()
         .route("/ws", get(websocket))
         .route(
             "/healthz",
@@ -96,8 +96,17 @@ fn routes(gateway: Gateway) -> Router {
         // A request body that stops arriving is cut, and the request fails.
         .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
             gateway.inner.config.body_timeout,
+        ));
+    // Served over TLS: browsers are told to come back only that way.
+    let routes = if gateway.inner.config.server.tls.is_some() {
+        routes.layer(SetResponseHeaderLayer::if_not_present(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000"),
         ))
-        .with_state(gateway.inner)
+    } else {
+        routes
+    };
+    routes.with_state(gateway.inner)
 }
 
 /// CORS for `--allowed-origins`: their pages may call the API with a

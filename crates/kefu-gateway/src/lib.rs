@@ -16,6 +16,7 @@
 //! - [`retransmit`]: the per-connection back-off schedule.
 //! - [`server`]: the listener: header and write timeouts, connections per
 //!   client address, back-off on accept errors.
+//! - [`tls`]: HTTPS/WSS with a certificate reloaded on SIGHUP.
 //! - [`grpc`]: the `Gateway` gRPC service (deliver).
 //! - [`workers`]: [`workers::RingLink`], the cluster's way to workers:
 //!   consistent hashing, one frame stream per worker, retry on failure.
@@ -31,6 +32,7 @@ pub mod limits;
 pub mod metrics;
 pub mod retransmit;
 pub mod server;
+pub mod tls;
 pub mod workers;
 
 pub use config::GatewayConfig;

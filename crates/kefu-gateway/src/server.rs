@@ -42,6 +42,9 @@ pub struct ServerLimits {
     /// Apply the cap to loopback addresses too. Off by default: on loopback
     /// sit a local proxy and local load tools, not the public.
     pub limit_loopback: bool,
+    /// Serve HTTPS and WSS instead of plain HTTP (the handshake, too, must
+    /// end within the header timeout).
+    pub tls: Option<Arc<crate::tls::Tls>>,
 }
 
 impl Default for ServerLimits {
@@ -52,6 +55,7 @@ impl Default for ServerLimits {
             max_connections_per_ip: 256,
             trusted_proxies: Vec::new(),
             limit_loopback: false,
+            tls: None,
         }
     }
 }
@@ -122,7 +126,18 @@ async fn connection(
     }
     let mut io = TimeoutStream::new(tcp);
     io.set_write_timeout(Some(limits.write_timeout));
-    let io = TokioIo::new(Box::pin(io));
+    let io: std::pin::Pin<Box<dyn Io>> = match &limits.tls {
+        None => Box::pin(io),
+        Some(tls) => {
+            let handshake = tls.acceptor().accept(Box::pin(io));
+            match tokio::time::timeout(limits.header_timeout, handshake).await {
+                Ok(Ok(stream)) => Box::pin(stream),
+                Ok(Err(e)) => return tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                Err(_) => return tracing::debug!(%peer, "TLS handshake timed out"),
+            }
+        }
+    };
+    let io = TokioIo::new(io);
     let service = app.map_request(move |request: axum::http::Request<Incoming>| {
         let mut request = request.map(axum::body::Body::new);
         request.extensions_mut().insert(ConnectInfo(peer));
@@ -144,6 +159,10 @@ async fn connection(
     conn.as_mut().graceful_shutdown();
     log_end(peer, conn.await);
 }
+
+/// A connection's byte stream: plain TCP or TLS over it.
+trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send> Io for T {}
 
 fn log_end<E: std::fmt::Display>(peer: SocketAddr, result: Result<(), E>) {
     if let Err(e) = result {
