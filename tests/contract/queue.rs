@@ -222,3 +222,27 @@ async fn an_unknown_agent_status_is_a_bad_request() {
 
     assert_http_error(status, &body, 400, "bad_request");
 }
+
+/// One address cannot fill the queue with throwaway visitors: past
+/// --max-waiting-per-ip waiting customers, a first message from it gets
+/// `rate_limited`; once one of them is served, there is room again.
+/// (Loopback is counted here because of --limit-loopback.)
+#[tokio::test]
+async fn one_address_cannot_fill_the_queue() {
+    let server = Server::builder()
+        .arg("--max-waiting-per-ip", "2")
+        .env("KEFU_LIMIT_LOOPBACK", "true")
+        .start()
+        .await;
+    let mut first = server.customer("c1").await;
+    let first_sent = first.say("c1-1", "hello?").await;
+    let mut second = server.customer("c2").await;
+    second.say("c2-1", "me too").await;
+    let mut third = server.customer("c3").await;
+    let refused = third.send_text("c3-1", "and me").await;
+    assert_eq!(error_code(&refused), Some("rate_limited"), "{refused}");
+
+    let mut agent = server.agent("a1").await;
+    agent.recv_until(push_of(first_sent.id), WAIT).await;
+    third.say("c3-2", "and me, now").await;
+}

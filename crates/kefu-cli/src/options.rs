@@ -485,6 +485,11 @@ pub struct WorkerTuning {
     /// (their task ends; writing again opens a new one). 0: never.
     #[arg(long, env = "KEFU_QUEUE_ABANDON_AFTER", value_parser = duration, default_value = "10m")]
     pub queue_abandon_after: Duration,
+    /// Waiting customers one client address may have at once (0: no
+    /// limit); a further first message gets `rate_limited`. Loopback is not
+    /// limited unless --limit-loopback.
+    #[arg(long, env = "KEFU_MAX_WAITING_PER_IP", default_value_t = 20)]
+    pub max_waiting_per_ip: u64,
     /// SQLite only: `full` syncs every commit to disk, so an acknowledged
     /// message survives a power loss too; `normal` survives a crash of the
     /// process (kill -9) but not of the machine, and commits faster.
@@ -661,6 +666,7 @@ impl WorkerTuning {
             revoke_window: self.revoke_window,
             reassign_offline_after: self.reassign_offline_after,
             queue_abandon_after: self.queue_abandon_after,
+            max_waiting_per_ip: self.max_waiting_per_ip,
             ..kefu_worker::WorkerConfig::default()
         }
     }

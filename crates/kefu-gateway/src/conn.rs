@@ -37,6 +37,7 @@ pub(crate) async fn run(
     socket: WebSocket,
     query_token: Option<String>,
     query_device: Option<String>,
+    client_ip: String,
 ) {
     let (mut sink, mut stream) = socket.split();
     // The one-off steps are boxed so the connection's task, which lives as
@@ -70,6 +71,7 @@ pub(crate) async fn run(
         device,
         conn_id: inner.new_conn_id(),
         gateway_id: inner.config.id.clone(),
+        client_ip,
     });
     let (tx, rx) = flume::bounded(inner.config.send_queue);
     let overflow = Arc::new(Overflow::default());

@@ -187,6 +187,7 @@ const WRITE_BUFFER: usize = 16 * 1024;
 
 async fn websocket(
     State(inner): State<Arc<Inner>>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
     Query(q): Query<WsQuery>,
     headers: HeaderMap,
     ws: WebSocketUpgrade,
@@ -205,7 +206,10 @@ async fn websocket(
         .write_buffer_size(WRITE_BUFFER)
         .max_message_size(limit * 2 + 1024)
         .max_frame_size(limit * 2 + 1024)
-        .on_upgrade(move |socket| conn::run(inner, socket, q.token, q.device))
+        .on_upgrade(move |socket| {
+            let ip = limited_ip(&inner, peer, &headers);
+            conn::run(inner, socket, q.token, q.device, ip)
+        })
 }
 
 /// Ready for clients: not draining, and some worker to take their frames.
@@ -268,6 +272,7 @@ fn session(inner: &Inner, claims: &Claims) -> Session {
         device: claims.device.clone().unwrap_or_default(),
         conn_id: String::new(),
         gateway_id: inner.config.id.clone(),
+        client_ip: String::new(),
     }
 }
 
@@ -299,6 +304,17 @@ fn too_many(wait: std::time::Duration, what: &str) -> Response {
 fn client_ip(inner: &Inner, peer: std::net::SocketAddr, headers: &HeaderMap) -> std::net::IpAddr {
     let forwarded = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
     inner.limits.client_ip(peer, forwarded)
+}
+
+/// The client's address for the worker's per-address limits, or "" when
+/// exempt: loopback (a local proxy or tool) unless `--limit-loopback`.
+fn limited_ip(inner: &Inner, peer: std::net::SocketAddr, headers: &HeaderMap) -> String {
+    let ip = client_ip(inner, peer, headers);
+    if ip.is_loopback() && !inner.config.server.limit_loopback {
+        String::new()
+    } else {
+        ip.to_string()
+    }
 }
 
 async fn visitor(

@@ -4,6 +4,7 @@ use sea_orm_migration::prelude::*;
 
 mod m20261126_000001_init;
 mod m20261201_000002_quick_replies;
+mod m20261202_000003_task_client_ip;
 
 pub struct Migrator;
 
@@ -13,6 +14,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261126_000001_init::Migration),
             Box::new(m20261201_000002_quick_replies::Migration),
+            Box::new(m20261202_000003_task_client_ip::Migration),
         ]
     }
 }

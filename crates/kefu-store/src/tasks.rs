@@ -40,6 +40,7 @@ impl Store {
         customer: &str,
         shard: u32,
         agent: Option<&str>,
+        client_ip: Option<&str>,
     ) -> Result<task::Model> {
         let now = kefu_protocol::now_ms();
         let txn = self.db.begin().await?;
@@ -59,6 +60,7 @@ impl Store {
             ended_at: None,
             rating_score: None,
             rating_comment: None,
+            client_ip: client_ip.map(str::to_owned),
         };
         task::Entity::insert(task::ActiveModel::from(row.clone()))
             .exec_without_returning(&txn)
@@ -163,6 +165,15 @@ impl Store {
             .order_by_asc(task::Column::CreatedAt)
             .order_by_asc(task::Column::Id)
             .all(&self.db)
+            .await?)
+    }
+
+    /// How many tasks opened from `client_ip` wait for an agent.
+    pub async fn count_waiting_from(&self, client_ip: &str) -> Result<u64> {
+        Ok(task::Entity::find()
+            .filter(task::Column::Status.eq(WAITING))
+            .filter(task::Column::ClientIp.eq(client_ip))
+            .count(&self.db)
             .await?)
     }
 

@@ -94,7 +94,7 @@ async fn group_commit_keeps_order_and_dedups(backend: &str) {
         return;
     };
     let task = store
-        .create_task("cust", 7, Some("agent-1"))
+        .create_task("cust", 7, Some("agent-1"), None)
         .await
         .expect("task");
     assert_eq!(kefu_protocol::shard::of_task(task.id), 7);
@@ -206,7 +206,7 @@ async fn read_revoke_delete_and_unread(backend: &str) {
         return;
     };
     let task = store
-        .create_task("cust", 1, Some("agent-1"))
+        .create_task("cust", 1, Some("agent-1"), None)
         .await
         .expect("task");
     let writer = writer(&store, backend, 8);
@@ -266,8 +266,8 @@ async fn tasks_queue_end_and_rate(backend: &str) {
     let Some((store, db)) = fresh(backend).await else {
         return;
     };
-    let first = store.create_task("c1", 1, None).await.expect("task");
-    let second = store.create_task("c2", 2, None).await.expect("task");
+    let first = store.create_task("c1", 1, None, None).await.expect("task");
+    let second = store.create_task("c2", 2, None, None).await.expect("task");
     let waiting: Vec<i64> = store
         .waiting_tasks()
         .await

@@ -86,6 +86,9 @@ pub struct WorkerConfig {
     /// A waiting customer with no connection for this long leaves the
     /// queue. Zero: never.
     pub queue_abandon_after: Duration,
+    /// Waiting tasks opened from one client address, at most. Zero: no
+    /// limit.
+    pub max_waiting_per_ip: u64,
 }
 
 impl Default for WorkerConfig {
@@ -99,6 +102,7 @@ impl Default for WorkerConfig {
             limits: Limits::default(),
             reassign_offline_after: Duration::from_secs(300),
             queue_abandon_after: Duration::from_secs(600),
+            max_waiting_per_ip: 20,
         }
     }
 }

@@ -124,14 +124,33 @@ pub(crate) async fn live_or_open(
     } else {
         &sender.session.name
     };
+    let ip = sender.session.client_ip.as_str();
+    let max = inner.config.max_waiting_per_ip;
+    if !ip.is_empty() && max > 0 {
+        let waiting = inner
+            .store
+            .count_waiting_from(ip)
+            .await
+            .map_err(store_error)?;
+        if waiting >= max {
+            return Err(ProtocolError::new(
+                ErrorCode::RateLimited,
+                format!(
+                    "{waiting} customers from your address are already waiting; please try \
+                     again when an agent is free"
+                ),
+            ));
+        }
+    }
     inner
         .store
         .upsert_user(customer, "customer", name)
         .await
         .map_err(store_error)?;
+    let client_ip = (!ip.is_empty()).then_some(ip);
     let task = inner
         .store
-        .create_task(customer, shard::of_user(customer), None)
+        .create_task(customer, shard::of_user(customer), None, client_ip)
         .await
         .map_err(store_error)?;
     tracing::info!(task_id = task.id, customer, "task opened");

@@ -16,6 +16,9 @@ pub struct Model {
     pub ended_at: Option<i64>,
     pub rating_score: Option<i32>,
     pub rating_comment: Option<String>,
+    /// The address the customer wrote from when the task was opened; None
+    /// when exempt from per-address limits (loopback, or unknown).
+    pub client_ip: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

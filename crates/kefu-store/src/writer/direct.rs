@@ -224,7 +224,10 @@ mod tests {
             .try_get_by_index(0)
             .expect("a number");
         assert_eq!(pool_synchronous, synchronous, "as the pool");
-        let task = store.create_task("c", 1, Some("a")).await.expect("task");
+        let task = store
+            .create_task("c", 1, Some("a"), None)
+            .await
+            .expect("task");
         let new = message(task.id, "x1");
         let written = direct.write_batch(&[&new, &new], &[]).expect("write");
         assert!(!written[0].duplicate && written[1].duplicate);
@@ -267,7 +270,10 @@ mod tests {
         let store = Store::connect("sqlite::memory:").await.expect("connect");
         assert!(store.sqlite.is_none());
         store.migrate().await.expect("migrate");
-        let task = store.create_task("c", 1, Some("a")).await.expect("task");
+        let task = store
+            .create_task("c", 1, Some("a"), None)
+            .await
+            .expect("task");
         let writer = crate::Writer::start(store.clone(), 8);
         let written = writer.write(message(task.id, "m1")).await.expect("write");
         let history = store
