@@ -10,6 +10,21 @@ fn cluster() -> Backend {
     Backend::cluster_mysql()
 }
 
+/// A cluster whose registers share a Redis of the test's own on `host`
+/// (to kill and restart), with a chat open on it.
+async fn chat_on_a_redis_of_its_own(host: &str) -> (Redis, Server, Chat) {
+    let database = service_url("KEFU_TEST_MYSQL_URL");
+    service_url("KEFU_TEST_REDIS_URL");
+    let redis = Redis::start(host);
+    let backend = Backend::Cluster {
+        database,
+        redis: redis.url(),
+    };
+    let server = Server::builder().on(backend).start().await;
+    let chat = Chat::open(&server).await;
+    (redis, server, chat)
+}
+
 fn process<'a>(server: &'a mut Server, name: &str) -> &'a mut crate::support::cluster::Proc {
     server
         .procs()
@@ -166,15 +181,7 @@ async fn the_cluster_carries_on_without_a_register_replica_and_a_gateway() {
     ignore = "needs KEFU_TEST_MYSQL_URL and KEFU_TEST_REDIS_URL"
 )]
 async fn locations_come_back_after_redis_restarts_empty() {
-    let database = service_url("KEFU_TEST_MYSQL_URL");
-    service_url("KEFU_TEST_REDIS_URL");
-    let mut redis = Redis::start("127.0.0.8");
-    let backend = Backend::Cluster {
-        database,
-        redis: redis.url(),
-    };
-    let server = Server::builder().on(backend).start().await;
-    let mut chat = Chat::open(&server).await;
+    let (mut redis, server, mut chat) = chat_on_a_redis_of_its_own("127.0.0.8").await;
 
     redis.restart_empty();
 
@@ -351,15 +358,7 @@ async fn a_draining_worker_is_no_warning_in_the_gateways_logs() {
     ignore = "needs KEFU_TEST_MYSQL_URL and KEFU_TEST_REDIS_URL"
 )]
 async fn a_redis_outage_delays_no_ack_and_delivery_resumes_within_seconds() {
-    let database = service_url("KEFU_TEST_MYSQL_URL");
-    service_url("KEFU_TEST_REDIS_URL");
-    let mut redis = Redis::start("127.0.0.9");
-    let backend = Backend::Cluster {
-        database,
-        redis: redis.url(),
-    };
-    let server = Server::builder().on(backend).start().await;
-    let mut chat = Chat::open(&server).await;
+    let (mut redis, _server, mut chat) = chat_on_a_redis_of_its_own("127.0.0.9").await;
 
     redis.kill();
     let outage = tokio::time::Instant::now();

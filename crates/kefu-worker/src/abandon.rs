@@ -20,17 +20,8 @@ use std::time::{Duration, Instant};
 /// Starts the sweep, unless it is off (a zero duration).
 pub(crate) fn start(inner: Arc<Inner>) {
     let after = inner.config.queue_abandon_after;
-    if after.is_zero() {
-        return;
-    }
-    let every = (after / 4).clamp(Duration::from_millis(200), Duration::from_secs(30));
-    tokio::spawn(async move {
-        let mut gone_since = HashMap::new();
-        let mut ticker = tokio::time::interval(every);
-        loop {
-            ticker.tick().await;
-            sweep(&inner, after, &mut gone_since).await;
-        }
+    crate::reassign::every_quarter_of(after, inner, |inner, gone: &mut HashMap<i64, Instant>| {
+        Box::pin(async move { sweep(&inner, inner.config.queue_abandon_after, gone).await })
     });
 }
 

@@ -18,16 +18,36 @@ use std::time::{Duration, Instant};
 /// Starts the sweep, unless reassignment is off (a zero duration).
 pub(crate) fn start(inner: Arc<Inner>) {
     let after = inner.config.reassign_offline_after;
+    every_quarter_of(
+        after,
+        inner,
+        |inner, seen: &mut HashMap<String, Instant>| {
+            Box::pin(async move { sweep(&inner, inner.config.reassign_offline_after, seen).await })
+        },
+    );
+}
+
+/// A sweep's state between rounds, and one round.
+pub(crate) type Round<S> =
+    fn(Arc<Inner>, &mut S) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>>;
+
+/// Runs `round` every quarter of `after` (200 ms to 30 s), with state kept
+/// between rounds; nothing when `after` is zero (the feature is off).
+pub(crate) fn every_quarter_of<S: Default + Send + 'static>(
+    after: Duration,
+    inner: Arc<Inner>,
+    round: Round<S>,
+) {
     if after.is_zero() {
         return;
     }
     let every = (after / 4).clamp(Duration::from_millis(200), Duration::from_secs(30));
     tokio::spawn(async move {
-        let mut offline_since = HashMap::new();
+        let mut state = S::default();
         let mut ticker = tokio::time::interval(every);
         loop {
             ticker.tick().await;
-            sweep(&inner, after, &mut offline_since).await;
+            round(inner.clone(), &mut state).await;
         }
     });
 }
