@@ -195,3 +195,32 @@ fn json_logs_are_one_object_per_line() {
         assert!(value["level"].is_string(), "{line}");
     }
 }
+
+/// `kefu agent add` on the data dir of a running `kefu serve`, as the
+/// README's first steps do: the server goes on storing messages. (A
+/// migration lock taken on the database file itself once made the server's
+/// SQLite lose its locks, and every send after an `agent add` failed with
+/// `storage unavailable`.)
+#[tokio::test]
+async fn agents_added_beside_a_running_server_leave_its_storage_working() {
+    let server = Server::start().await;
+    server.add_agent("alice", "Alice", "alice-pw-1");
+    let mut chat = Chat::between(&server, "c1", "alice").await;
+    for n in 0..8 {
+        server.add_agent(&format!("agent-{n}"), "Another", "another-pw-1");
+        let sent = chat
+            .customer
+            .send_text(&format!("after-add-{n}"), "still stored?")
+            .await;
+        assert!(
+            sent["ext"]["error"].is_null(),
+            "a send after agent add {n} failed: {sent}"
+        );
+        chat.agent.recv_until(push_of(int(&sent, "id")), WAIT).await;
+    }
+    let login = json!({"username": "agent-7", "password": "another-pw-1"});
+    let (status, body) = server
+        .request(reqwest::Method::POST, "/api/login", None, Some(login))
+        .await;
+    assert_eq!(status, 200, "{body}");
+}

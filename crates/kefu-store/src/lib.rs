@@ -318,9 +318,20 @@ impl Drop for MigrationLock {
     }
 }
 
-/// An exclusive `flock` of `path`, waited for.
-async fn lock_file(path: &std::path::Path) -> Result<std::fs::File> {
-    let file = std::fs::File::open(path)
+/// An exclusive `flock` of the file `DB-migrate.lock` beside the database
+/// `db`, waited for. Never of the database file itself: closing any
+/// descriptor of it would drop the `fcntl` locks SQLite holds on it in this
+/// process.
+async fn lock_file(db: &std::path::Path) -> Result<std::fs::File> {
+    let mut name = db.as_os_str().to_owned();
+    name.push("-migrate.lock");
+    let path = std::path::PathBuf::from(name);
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true).write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let file = options
+        .open(&path)
         .map_err(|e| StoreError::Unreachable(format!("{}: {e}", path.display())))?;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(MIGRATION_LOCK_WAIT);
     loop {
@@ -375,7 +386,8 @@ fn check_url(url: &str) -> Result<()> {
 /// PostgreSQL server cannot be reached at all: the pool would retry
 /// quietly until its timeout and then report only that it timed out.
 async fn reachable(url: &str) -> Result<()> {
-    let Ok(parsed) = url::Url::parse(url) else {
+    let server = url.starts_with("mysql:") || url.starts_with("postgres");
+    let Some(parsed) = url::Url::parse(url).ok().filter(|_| server) else {
         return Ok(());
     };
     let default_port = if url.starts_with("mysql:") {
