@@ -224,3 +224,31 @@ async fn agents_added_beside_a_running_server_leave_its_storage_working() {
         .await;
     assert_eq!(status, 200, "{body}");
 }
+
+/// The README's first command: `kefu serve` with no options, its data in
+/// `./kefu-data` below the current directory (a relative SQLite path).
+#[test]
+fn serve_with_no_options_starts_in_the_current_directory() {
+    use std::io::{BufRead, BufReader};
+    let dir = crate::support::backend::TempDir::new();
+    let mut child = std::process::Command::new(crate::support::server::KEFU)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .current_dir(dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("kefu serve starts");
+    let stdout = child.stdout.take().expect("stdout");
+    let serving = BufReader::new(stdout)
+        .lines()
+        .map_while(Result::ok)
+        .any(|line| line.contains("serving on"));
+    let _ = child.kill();
+    let output = child.wait_with_output().expect("wait");
+    assert!(
+        serving,
+        "kefu serve did not start: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(dir.path().join("kefu-data/kefu.db").exists());
+}
