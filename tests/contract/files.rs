@@ -259,3 +259,104 @@ async fn with_a_public_url_uploads_point_there() {
     let url = body["url"].as_str().unwrap_or_default();
     assert!(url.starts_with("https://chat.example.com/files/"), "{url}");
 }
+
+/// A raw upload whose body never finishes: it holds an upload slot.
+async fn stalled_upload(server: &Server, token: &str) -> tokio::net::TcpStream {
+    use tokio::io::AsyncWriteExt;
+    let addr = server.url().trim_start_matches("http://").to_owned();
+    let mut tcp = tokio::net::TcpStream::connect(&addr)
+        .await
+        .expect("connect");
+    let head = format!(
+        "POST /api/upload HTTP/1.1\r\nHost: kefu\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: multipart/form-data; boundary=XyZ\r\nContent-Length: 10000000\r\n\r\n\
+         --XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.bin\"\r\n\r\nabc"
+    );
+    tcp.write_all(head.as_bytes()).await.expect("write");
+    tcp
+}
+
+#[tokio::test]
+async fn uploads_beyond_the_concurrent_limit_get_429_until_a_slot_frees() {
+    let server = Server::builder()
+        .arg("--max-concurrent-uploads", "2")
+        .start()
+        .await;
+    let token = server.token("a1", "agent");
+    let first = stalled_upload(&server, &token).await;
+    let second = stalled_upload(&server, &token).await;
+    let refused = eventually(
+        "the third upload is refused",
+        Duration::from_secs(5),
+        || async {
+            let (status, body) = server
+                .upload(Some(&token), "c.txt", "text/plain", b"third".to_vec())
+                .await;
+            (status == 429).then_some(body)
+        },
+    )
+    .await;
+    assert_eq!(error_code(&refused), Some("rate_limited"), "{refused}");
+    drop((first, second));
+    eventually("a slot frees", Duration::from_secs(10), || async {
+        let (status, _) = server
+            .upload(Some(&token), "d.txt", "text/plain", b"fourth".to_vec())
+            .await;
+        (status == 201).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_user_over_the_daily_upload_quota_gets_429() {
+    let server = Server::builder()
+        .arg("--upload-quota", "3000000")
+        .start()
+        .await;
+    let token = server.token("a1", "agent");
+    let two_mb = vec![7u8; 2_000_000];
+    let (status, body) = server
+        .upload(
+            Some(&token),
+            "a.bin",
+            "application/octet-stream",
+            two_mb.clone(),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = server
+        .upload(
+            Some(&token),
+            "b.bin",
+            "application/octet-stream",
+            two_mb.clone(),
+        )
+        .await;
+    assert_eq!(status, 429, "{body}");
+    assert!(body.to_string().contains("last 24 hours"), "{body}");
+    let other = server.token("a2", "agent");
+    let (status, _) = server
+        .upload(Some(&other), "c.bin", "application/octet-stream", two_mb)
+        .await;
+    assert_eq!(status, 201, "the quota is each user's own");
+}
+
+#[tokio::test]
+async fn uploads_older_than_the_retention_are_deleted() {
+    let server = Server::builder()
+        .arg("--file-retention", "2s")
+        .start()
+        .await;
+    let token = server.token("a1", "agent");
+    let (status, body) = server
+        .upload(Some(&token), "a.txt", "text/plain", b"short-lived".to_vec())
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let url = body["url"].as_str().expect("url").to_owned();
+    assert_eq!(reqwest::get(&url).await.expect("get").status(), 200);
+    eventually("the file is gone", Duration::from_secs(15), || async {
+        let status = reqwest::get(&url).await.expect("get").status();
+        (status == 404).then_some(())
+    })
+    .await;
+}

@@ -452,6 +452,10 @@ pub struct GatewayTuning {
     /// Largest upload, in bytes.
     #[arg(long, env = "KEFU_MAX_UPLOAD_BYTES", default_value_t = 20 * 1024 * 1024)]
     pub max_upload_bytes: usize,
+    /// Uploads received at once (each is held in memory until stored; 0:
+    /// no limit); more get 429 with Retry-After.
+    #[arg(long, env = "KEFU_MAX_CONCURRENT_UPLOADS", default_value_t = 8)]
+    pub max_concurrent_uploads: usize,
     /// Frames queued for one client connection; a client that falls this
     /// far behind is closed with 1013 and catches up from /api/offline.
     #[arg(long, env = "KEFU_SEND_QUEUE", default_value_t = 1024)]
@@ -490,6 +494,12 @@ pub struct WorkerTuning {
     /// limited unless --limit-loopback.
     #[arg(long, env = "KEFU_MAX_WAITING_PER_IP", default_value_t = 20)]
     pub max_waiting_per_ip: u64,
+    /// Bytes one user may upload in 24 hours (0: no limit); more get 429.
+    #[arg(long, env = "KEFU_UPLOAD_QUOTA", default_value_t = 1 << 30)]
+    pub upload_quota: u64,
+    /// Uploads older than this are deleted (0: kept for ever).
+    #[arg(long, env = "KEFU_FILE_RETENTION", value_parser = duration, default_value = "0")]
+    pub file_retention: Duration,
     /// SQLite only: `full` syncs every commit to disk, so an acknowledged
     /// message survives a power loss too; `normal` survives a crash of the
     /// process (kill -9) but not of the machine, and commits faster.
@@ -647,6 +657,7 @@ impl GatewayTuning {
             max_receipts_per_sec: self.max_receipts_per_second,
             send_queue: self.send_queue.max(1),
             body_timeout: self.body_timeout,
+            max_concurrent_uploads: self.max_concurrent_uploads,
             server: kefu_gateway::server::ServerLimits {
                 header_timeout: self.header_timeout,
                 write_timeout: self.write_timeout,
@@ -667,6 +678,8 @@ impl WorkerTuning {
             reassign_offline_after: self.reassign_offline_after,
             queue_abandon_after: self.queue_abandon_after,
             max_waiting_per_ip: self.max_waiting_per_ip,
+            upload_quota: self.upload_quota,
+            file_retention: self.file_retention,
             ..kefu_worker::WorkerConfig::default()
         }
     }

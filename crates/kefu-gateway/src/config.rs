@@ -49,6 +49,8 @@ pub struct GatewayConfig {
     /// Other sites whose pages may call the API (CORS) and open WebSockets;
     /// None: only pages of this server's own origin.
     pub allowed_origins: Option<kefu_web::policy::Origins>,
+    /// Uploads received at once (0: no limit); more get 429.
+    pub max_concurrent_uploads: usize,
 }
 
 impl Default for GatewayConfig {
@@ -75,6 +77,7 @@ impl Default for GatewayConfig {
             server: crate::server::ServerLimits::default(),
             body_timeout: Duration::from_secs(30),
             allowed_origins: None,
+            max_concurrent_uploads: 8,
         }
     }
 }

@@ -472,6 +472,12 @@ async fn upload(
         Ok(m) => m,
         Err(e) => return error(ErrorCode::BadRequest, &e.body_text()),
     };
+    // Taken before the body is read: an upload is held in memory whole
+    // until the worker has stored it.
+    let Ok(_slot) = inner.uploads.clone().try_acquire_owned() else {
+        crate::metrics::UPLOADS_REFUSED.inc();
+        return too_many(std::time::Duration::from_secs(1), "uploads at once");
+    };
     let limit = inner.config.max_upload_bytes;
     let too_large = || {
         error(

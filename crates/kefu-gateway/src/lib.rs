@@ -117,6 +117,17 @@ pub(crate) struct Inner {
     next_conn: AtomicU64,
     /// Flips to true when the gateway drains.
     pub draining: watch::Sender<bool>,
+    /// Uploads being received at once, at most `max_concurrent_uploads`:
+    /// each holds its file in memory until the worker has it.
+    pub uploads: Arc<tokio::sync::Semaphore>,
+}
+
+/// The upload slots of a configuration (0: as good as unlimited).
+fn config_uploads(config: &GatewayConfig) -> usize {
+    match config.max_concurrent_uploads {
+        0 => tokio::sync::Semaphore::MAX_PERMITS,
+        n => n,
+    }
 }
 
 impl Gateway {
@@ -126,6 +137,7 @@ impl Gateway {
         register: Arc<dyn Register>,
     ) -> Gateway {
         metrics::init();
+        let uploads = Arc::new(tokio::sync::Semaphore::new(config_uploads(&config)));
         Gateway {
             inner: Arc::new(Inner {
                 limits: limits::Limits::new(config.client_limits.clone()),
@@ -136,6 +148,7 @@ impl Gateway {
                 users: DashMap::new(),
                 next_conn: AtomicU64::new(1),
                 draining: watch::channel(false).0,
+                uploads,
             }),
         }
     }

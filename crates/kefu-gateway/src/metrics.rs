@@ -48,6 +48,14 @@ pub static SLOW_CONSUMERS: LazyLock<IntCounter> = LazyLock::new(|| {
     .expect("metric")
 });
 
+pub static UPLOADS_REFUSED: LazyLock<IntCounter> = LazyLock::new(|| {
+    register_int_counter!(
+        "kefu_gateway_uploads_refused_total",
+        "Uploads refused with 429: --max-concurrent-uploads were being received"
+    )
+    .expect("metric")
+});
+
 pub static CONNECTIONS_REFUSED: LazyLock<IntCounter> = LazyLock::new(|| {
     register_int_counter!(
         "kefu_gateway_connections_refused_total",
@@ -65,4 +73,5 @@ pub fn init() {
     LazyLock::force(&RETRANSMITS);
     LazyLock::force(&SLOW_CONSUMERS);
     LazyLock::force(&CONNECTIONS_REFUSED);
+    LazyLock::force(&UPLOADS_REFUSED);
 }

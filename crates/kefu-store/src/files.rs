@@ -3,7 +3,8 @@
 use crate::entity::{file, file_chunk};
 use crate::{Result, Store};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, TransactionTrait,
+    ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    TransactionTrait,
 };
 
 /// Rows hold at most this much of a file.
@@ -27,6 +28,45 @@ impl Store {
         }
         txn.commit().await?;
         Ok(())
+    }
+
+    /// Bytes `owner` uploaded since `since_ms`.
+    pub async fn bytes_uploaded_since(&self, owner: &str, since_ms: i64) -> Result<u64> {
+        use sea_orm::sea_query::Expr;
+        let total: Option<Option<i64>> = file::Entity::find()
+            .select_only()
+            .column_as(Expr::col(file::Column::Size).sum(), "total")
+            .filter(file::Column::Owner.eq(owner))
+            .filter(file::Column::CreatedAt.gte(since_ms))
+            .into_tuple()
+            .one(&self.db)
+            .await?;
+        Ok(total.flatten().unwrap_or(0).max(0) as u64)
+    }
+
+    /// Deletes the files uploaded before `cutoff_ms`, chunks first; how many.
+    pub async fn delete_files_before(&self, cutoff_ms: i64) -> Result<u64> {
+        let old: Vec<String> = file::Entity::find()
+            .select_only()
+            .column(file::Column::Key)
+            .filter(file::Column::CreatedAt.lt(cutoff_ms))
+            .into_tuple()
+            .all(&self.db)
+            .await?;
+        if old.is_empty() {
+            return Ok(0);
+        }
+        let txn = self.db.begin().await?;
+        file_chunk::Entity::delete_many()
+            .filter(file_chunk::Column::FileKey.is_in(old.clone()))
+            .exec(&txn)
+            .await?;
+        let deleted = file::Entity::delete_many()
+            .filter(file::Column::Key.is_in(old))
+            .exec(&txn)
+            .await?;
+        txn.commit().await?;
+        Ok(deleted.rows_affected)
     }
 
     /// A file's metadata.

@@ -492,6 +492,25 @@ async fn upload(inner: &Inner, sender: &Sender, request: &ApiRequest) -> Reply {
         None => "unknown",
     };
     let content_type = detected.map_or("application/octet-stream", |t| t.mime_type());
+    let quota = inner.config.upload_quota;
+    if quota > 0 {
+        let since = kefu_protocol::now_ms() - 24 * 3600 * 1000;
+        let used = inner
+            .store
+            .bytes_uploaded_since(sender.user(), since)
+            .await
+            .map_err(store_error)?;
+        if used + data.len() as u64 > quota {
+            return Err(ProtocolError::new(
+                ErrorCode::RateLimited,
+                format!(
+                    "you have uploaded {} MiB in the last 24 hours; the limit is {} MiB",
+                    used >> 20,
+                    quota >> 20
+                ),
+            ));
+        }
+    }
     let key = format!("{:032x}", rand::random::<u128>());
     let meta = file::Model {
         key: key.clone(),
@@ -510,6 +529,17 @@ async fn upload(inner: &Inner, sender: &Sender, request: &ApiRequest) -> Reply {
         201,
         json!({"key": key, "url": format!("/files/{key}"), "kind": kind, "content_type": content_type}),
     ))
+}
+
+/// Deletes uploads older than `--file-retention`; messages that link to
+/// them then show a file that is gone (404).
+pub(crate) async fn delete_old_files(inner: &Inner) {
+    let cutoff = kefu_protocol::now_ms() - inner.config.file_retention.as_millis() as i64;
+    match inner.store.delete_files_before(cutoff).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(files = n, "deleted uploads older than the retention"),
+        Err(e) => tracing::debug!(error = %e, "cannot delete old uploads"),
+    }
 }
 
 /// A file: one chunk of it when the gateway asks for `chunk` (streaming

@@ -89,6 +89,10 @@ pub struct WorkerConfig {
     /// Waiting tasks opened from one client address, at most. Zero: no
     /// limit.
     pub max_waiting_per_ip: u64,
+    /// Bytes one user may upload in 24 hours. Zero: no limit.
+    pub upload_quota: u64,
+    /// Uploads older than this are deleted. Zero: kept for ever.
+    pub file_retention: Duration,
 }
 
 impl Default for WorkerConfig {
@@ -103,6 +107,8 @@ impl Default for WorkerConfig {
             reassign_offline_after: Duration::from_secs(300),
             queue_abandon_after: Duration::from_secs(600),
             max_waiting_per_ip: 20,
+            upload_quota: 1 << 30,
+            file_retention: Duration::ZERO,
         }
     }
 }
@@ -224,6 +230,11 @@ impl Worker {
         });
         reassign::start(inner.clone());
         abandon::start(inner.clone());
+        reassign::every_quarter_of(
+            inner.config.file_retention,
+            inner.clone(),
+            |inner, (): &mut ()| Box::pin(async move { api::delete_old_files(&inner).await }),
+        );
         Worker { inner }
     }
 
