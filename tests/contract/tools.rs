@@ -4,6 +4,34 @@ use crate::support::server::KEFU;
 use crate::support::*;
 use std::process::Command;
 
+/// Starts `kefu serve` as `command` says (stdout is taken), waits for its
+/// serving line, and returns the running child, killed on drop, or None
+/// when it ended without serving.
+fn serve_started(mut command: Command) -> Option<Running> {
+    use std::io::{BufRead, BufReader};
+    let mut child = command
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("kefu serve starts");
+    let stdout = child.stdout.take().expect("stdout");
+    let serving = BufReader::new(stdout)
+        .lines()
+        .map_while(Result::ok)
+        .any(|line| line.contains("serving on"));
+    let running = Running(child);
+    serving.then_some(running)
+}
+
+/// A `kefu serve` killed when dropped.
+struct Running(std::process::Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 fn run(args: &[&str]) -> std::process::Output {
     Command::new(KEFU)
         .args(args)
@@ -115,22 +143,15 @@ async fn a_config_file_sets_options_and_flags_win_over_it() {
 
 #[test]
 fn serve_keeps_its_data_dir_to_its_owner() {
-    use std::io::{BufRead, BufReader};
     use std::os::unix::fs::PermissionsExt;
     let parent = crate::support::backend::TempDir::new();
     let dir = parent.path().join("fresh");
-    let mut child = std::process::Command::new(crate::support::server::KEFU)
+    let mut command = Command::new(KEFU);
+    command
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(&dir)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("kefu serve starts");
-    let stdout = child.stdout.take().expect("stdout");
-    let serving = BufReader::new(stdout)
-        .lines()
-        .map_while(Result::ok)
-        .any(|line| line.contains("serving on"));
+        .stderr(std::process::Stdio::null());
+    let serving = serve_started(command);
     let mode = |name: &str| {
         std::fs::metadata(dir.join(name))
             .map(|m| m.permissions().mode() & 0o777)
@@ -142,10 +163,7 @@ fn serve_keeps_its_data_dir_to_its_owner() {
         mode("kefu.db-wal"),
         mode("secret"),
     );
-    let _ = child.kill();
-    let _ = child.wait();
-
-    assert!(serving, "kefu serve did not start");
+    assert!(serving.is_some(), "kefu serve did not start");
     assert_eq!(
         modes,
         (0o700, 0o600, 0o600, 0o600),
@@ -155,26 +173,18 @@ fn serve_keeps_its_data_dir_to_its_owner() {
 
 /// `kefu serve`'s log, written to a file, with `extra` options.
 fn serve_log(extra: &[&str]) -> String {
-    use std::io::{BufRead, BufReader};
     let dir = crate::support::backend::TempDir::new();
     let log = dir.path().join("stderr.log");
-    let mut child = std::process::Command::new(crate::support::server::KEFU)
+    let mut command = Command::new(KEFU);
+    command
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(dir.path().join("data"))
         .args(extra)
         .env("RUST_LOG", "info")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::fs::File::create(&log).expect("a log file"))
-        .spawn()
-        .expect("kefu serve starts");
-    let stdout = child.stdout.take().expect("stdout");
-    let serving = BufReader::new(stdout)
-        .lines()
-        .map_while(Result::ok)
-        .any(|line| line.contains("serving on"));
-    let _ = child.kill();
-    let _ = child.wait();
-    assert!(serving, "kefu serve did not start");
+        .stderr(std::fs::File::create(&log).expect("a log file"));
+    let serving = serve_started(command);
+    assert!(serving.is_some(), "kefu serve did not start");
+    drop(serving);
     std::fs::read_to_string(log).expect("the log")
 }
 
@@ -229,26 +239,18 @@ async fn agents_added_beside_a_running_server_leave_its_storage_working() {
 /// `./kefu-data` below the current directory (a relative SQLite path).
 #[test]
 fn serve_with_no_options_starts_in_the_current_directory() {
-    use std::io::{BufRead, BufReader};
     let dir = crate::support::backend::TempDir::new();
-    let mut child = std::process::Command::new(crate::support::server::KEFU)
+    let log = dir.path().join("stderr.log");
+    let mut command = Command::new(KEFU);
+    command
         .args(["serve", "--listen", "127.0.0.1:0"])
         .current_dir(dir.path())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("kefu serve starts");
-    let stdout = child.stdout.take().expect("stdout");
-    let serving = BufReader::new(stdout)
-        .lines()
-        .map_while(Result::ok)
-        .any(|line| line.contains("serving on"));
-    let _ = child.kill();
-    let output = child.wait_with_output().expect("wait");
+        .stderr(std::fs::File::create(&log).expect("a log file"));
+    let serving = serve_started(command);
     assert!(
-        serving,
+        serving.is_some(),
         "kefu serve did not start: {}",
-        String::from_utf8_lossy(&output.stderr)
+        std::fs::read_to_string(&log).unwrap_or_default()
     );
     assert!(dir.path().join("kefu-data/kefu.db").exists());
 }
