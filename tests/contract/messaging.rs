@@ -249,6 +249,10 @@ on_every_backend! {
         let mut impostor = Client::connect_raw(&server, &format!("?token={token}")).await;
         assert_eq!(impostor.expect_close(WAIT).await, 4403);
 
+        // Nor may it read the agent's messages over HTTP.
+        let (status, body) = server.get("/api/offline", &server.token("a1", "customer")).await;
+        assert_eq!(status, 403, "{body}");
+
         let sent = chat.customer.say("after-impostors", "still mine").await;
         chat.agent.recv_until(push_of(sent.id), WAIT).await;
     }

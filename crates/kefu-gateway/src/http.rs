@@ -156,15 +156,15 @@ fn error(code: ErrorCode, message: &str) -> Response {
 }
 
 fn reply(r: ApiReply) -> Response {
-    let status = StatusCode::from_u16(r.status as u16).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let content_type = HeaderValue::from_str(&r.content_type)
+    respond(r.status, &r.content_type, Body::from(r.body))
+}
+
+/// A worker's answer as an HTTP response, whatever its body.
+fn respond(status: u32, content_type: &str, body: Body) -> Response {
+    let status = StatusCode::from_u16(status as u16).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let content_type = HeaderValue::from_str(content_type)
         .unwrap_or(HeaderValue::from_static("application/octet-stream"));
-    (
-        status,
-        [(header::CONTENT_TYPE, content_type)],
-        Body::from(r.body),
-    )
-        .into_response()
+    (status, [(header::CONTENT_TYPE, content_type)], body).into_response()
 }
 
 #[derive(Deserialize)]
@@ -310,7 +310,7 @@ fn client_ip(inner: &Inner, peer: std::net::SocketAddr, headers: &HeaderMap) -> 
 /// exempt: loopback (a local proxy or tool) unless `--limit-loopback`.
 fn limited_ip(inner: &Inner, peer: std::net::SocketAddr, headers: &HeaderMap) -> String {
     let ip = client_ip(inner, peer, headers);
-    if ip.is_loopback() && !inner.config.server.limit_loopback {
+    if inner.config.server.exempt_loopback(ip) {
         String::new()
     } else {
         ip.to_string()
@@ -472,6 +472,12 @@ async fn upload(
         Ok(m) => m,
         Err(e) => return error(ErrorCode::BadRequest, &e.body_text()),
     };
+    // Before the file is stored: a request the answer's URL cannot be built
+    // for must leave nothing behind (nor count against the quota).
+    let base = match public_base(&inner, &headers) {
+        Ok(base) => base,
+        Err(r) => return r.into_response(),
+    };
     // Taken before the body is read: an upload is held in memory whole
     // until the worker has stored it.
     let Ok(_slot) = inner.uploads.clone().try_acquire_owned() else {
@@ -524,10 +530,6 @@ async fn upload(
     let Ok(mut body) = serde_json::from_slice::<serde_json::Value>(&reply.body) else {
         return error(ErrorCode::Internal, "bad upload reply");
     };
-    let base = match public_base(&inner, &headers) {
-        Ok(base) => base,
-        Err(r) => return r.into_response(),
-    };
     if let Some(path) = body.get("url").and_then(|u| u.as_str()).map(str::to_owned) {
         body["url"] = json!(format!("{base}{path}"));
     }
@@ -568,10 +570,8 @@ async fn file(State(inner): State<Arc<Inner>>, Path(key): Path<String>) -> Respo
             let mut response = if first.status == 200 && first.file_size > first.body.len() as u64 {
                 let size = first.file_size;
                 let content_type = first.content_type.clone();
-                let mut response = Response::new(Body::from_stream(chunks(inner, key, first)));
-                if let Ok(v) = HeaderValue::from_str(&content_type) {
-                    response.headers_mut().insert(header::CONTENT_TYPE, v);
-                }
+                let body = Body::from_stream(chunks(inner, key, first));
+                let mut response = respond(200, &content_type, body);
                 response
                     .headers_mut()
                     .insert(header::CONTENT_LENGTH, HeaderValue::from(size));
@@ -579,11 +579,8 @@ async fn file(State(inner): State<Arc<Inner>>, Path(key): Path<String>) -> Respo
             } else {
                 reply(first)
             };
+            // nosniff comes from the API routes' layer.
             let headers = response.headers_mut();
-            headers.insert(
-                "x-content-type-options",
-                HeaderValue::from_static("nosniff"),
-            );
             headers.insert(
                 header::CACHE_CONTROL,
                 HeaderValue::from_static("public, max-age=31536000, immutable"),

@@ -3,8 +3,8 @@
 use crate::entity::{file, file_chunk};
 use crate::{Result, Store};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-    TransactionTrait,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter,
+    QueryOrder, Statement, TransactionTrait,
 };
 
 /// Rows hold at most this much of a file.
@@ -32,37 +32,50 @@ impl Store {
 
     /// Bytes `owner` uploaded since `since_ms`.
     pub async fn bytes_uploaded_since(&self, owner: &str, since_ms: i64) -> Result<u64> {
-        use sea_orm::sea_query::Expr;
-        let total: Option<Option<i64>> = file::Entity::find()
-            .select_only()
-            .column_as(Expr::col(file::Column::Size).sum(), "total")
-            .filter(file::Column::Owner.eq(owner))
-            .filter(file::Column::CreatedAt.gte(since_ms))
-            .into_tuple()
-            .one(&self.db)
+        // SUM of a BIGINT is NUMERIC on PostgreSQL and DECIMAL on MySQL,
+        // which the drivers do not decode as an integer: cast it back.
+        let backend = self.db.get_database_backend();
+        let sql = match backend {
+            DbBackend::Postgres => {
+                "SELECT COALESCE(SUM(size), 0)::BIGINT AS total FROM files \
+                 WHERE owner = $1 AND created_at >= $2"
+            }
+            DbBackend::MySql => {
+                "SELECT CAST(COALESCE(SUM(size), 0) AS SIGNED) AS total FROM files \
+                 WHERE owner = ? AND created_at >= ?"
+            }
+            _ => "SELECT COALESCE(SUM(size), 0) AS total FROM files WHERE owner = ? AND created_at >= ?",
+        };
+        let row = self
+            .db
+            .query_one(Statement::from_sql_and_values(
+                backend,
+                sql,
+                [owner.into(), since_ms.into()],
+            ))
             .await?;
-        Ok(total.flatten().unwrap_or(0).max(0) as u64)
+        let total: i64 = match row {
+            Some(row) => row.try_get("", "total")?,
+            None => 0,
+        };
+        Ok(total.max(0) as u64)
     }
 
     /// Deletes the files uploaded before `cutoff_ms`, chunks first; how many.
     pub async fn delete_files_before(&self, cutoff_ms: i64) -> Result<u64> {
-        let old: Vec<String> = file::Entity::find()
-            .select_only()
+        use sea_orm::sea_query::Query;
+        let old_keys = Query::select()
             .column(file::Column::Key)
-            .filter(file::Column::CreatedAt.lt(cutoff_ms))
-            .into_tuple()
-            .all(&self.db)
-            .await?;
-        if old.is_empty() {
-            return Ok(0);
-        }
+            .from(file::Entity)
+            .and_where(file::Column::CreatedAt.lt(cutoff_ms))
+            .to_owned();
         let txn = self.db.begin().await?;
         file_chunk::Entity::delete_many()
-            .filter(file_chunk::Column::FileKey.is_in(old.clone()))
+            .filter(file_chunk::Column::FileKey.in_subquery(old_keys))
             .exec(&txn)
             .await?;
         let deleted = file::Entity::delete_many()
-            .filter(file::Column::Key.is_in(old))
+            .filter(file::Column::CreatedAt.lt(cutoff_ms))
             .exec(&txn)
             .await?;
         txn.commit().await?;

@@ -357,10 +357,37 @@ async fn files_round_trip(backend: &str) {
         size: data.len() as i64,
         created_at: 0,
     };
-    store.put_file(meta, &data).await.expect("put");
+    store.put_file(meta.clone(), &data).await.expect("put");
     let (_, back) = store.file("k1").await.expect("get").expect("exists");
     assert_eq!(back, data);
     assert!(store.file("nope").await.expect("get").is_none());
+    let second = crate::entity::file::Model {
+        key: "k2".into(),
+        created_at: 10,
+        ..meta
+    };
+    store.put_file(second, &data).await.expect("put");
+    let owner = "u";
+    let since = |ms| store.bytes_uploaded_since(owner, ms);
+    assert_eq!(since(0).await.expect("sum"), 2 * data.len() as u64);
+    assert_eq!(since(5).await.expect("sum"), data.len() as u64);
+    assert_eq!(
+        store.bytes_uploaded_since("nobody", 0).await.expect("sum"),
+        0
+    );
+    assert_eq!(store.delete_files_before(5).await.expect("delete"), 1);
+    assert!(
+        store.file("k1").await.expect("get").is_none(),
+        "old file gone"
+    );
+    assert!(
+        store.file_chunk("k1", 0).await.expect("chunk").is_none(),
+        "with its chunks"
+    );
+    assert!(
+        store.file("k2").await.expect("get").is_some(),
+        "a newer one stays"
+    );
     cleanup(db).await;
 }
 

@@ -28,6 +28,12 @@ pub(crate) async fn handle(inner: &Arc<Inner>, request: ApiRequest) -> ApiReply 
         ("POST", ["api", "login"]) => login(inner, &request.body).await,
         _ => match Sender::from_session(request.session.clone()) {
             Err(e) => Err(e),
+            Ok(sender) if sender.role == Role::Customer => {
+                match inner.customer_may_use(sender.user()).await {
+                    Ok(()) => route(inner, &sender, &request, &segments, &query).await,
+                    Err(e) => Err(store_error(e)),
+                }
+            }
             Ok(sender) => route(inner, &sender, &request, &segments, &query).await,
         },
     };
@@ -38,12 +44,7 @@ pub(crate) async fn handle(inner: &Arc<Inner>, request: ApiRequest) -> ApiReply 
             body: body.to_string().into(),
             ..ApiReply::default()
         },
-        Err(e) => ApiReply {
-            status: e.code.http_status() as u32,
-            content_type: "application/json".into(),
-            body: e.code.http_body(&e.message).into(),
-            ..ApiReply::default()
-        },
+        Err(e) => error_reply(e),
     }
 }
 
@@ -470,10 +471,15 @@ async fn login(inner: &Inner, body: &[u8]) -> Reply {
     .await
     .unwrap_or(false);
     match user {
-        Some(user) if verified => Ok((
-            200,
-            json!({"user_id": user.id, "name": user.name, "role": user.role}),
-        )),
+        Some(user) if verified => {
+            // A new account is known to this worker's check of customer
+            // tokens from its first sign-in, not at the next re-read.
+            inner.agent_ids.add(&user.id).await;
+            Ok((
+                200,
+                json!({"user_id": user.id, "name": user.name, "role": user.role}),
+            ))
+        }
         _ => Err(wrong()),
     }
 }
@@ -549,14 +555,26 @@ async fn file(inner: &Inner, key: &str, chunk: Option<i32>) -> ApiReply {
     let found = match (valid, chunk) {
         (false, _) => Ok(None),
         (true, None) => inner.store.file(key).await,
-        (true, Some(seq)) => match inner.store.file_meta(key).await {
+        (true, Some(0)) => match inner.store.file_meta(key).await {
             Ok(Some(meta)) => inner
                 .store
-                .file_chunk(key, seq)
+                .file_chunk(key, 0)
                 .await
                 .map(|data| Some((meta, data.unwrap_or_default()))),
             other => other.map(|_| None),
         },
+        // A later chunk: the gateway has the metadata from the first.
+        (true, Some(seq)) => {
+            return match inner.store.file_chunk(key, seq).await {
+                Ok(Some(data)) => ApiReply {
+                    status: 200,
+                    body: data.into(),
+                    ..ApiReply::default()
+                },
+                Ok(None) => not_found_file(),
+                Err(e) => error_reply(store_error(e)),
+            }
+        }
     };
     match found {
         Ok(Some((meta, data))) => ApiReply {
@@ -565,20 +583,20 @@ async fn file(inner: &Inner, key: &str, chunk: Option<i32>) -> ApiReply {
             content_type: meta.content_type,
             body: data.into(),
         },
-        Ok(None) => ApiReply {
-            status: 404,
-            content_type: "application/json".into(),
-            body: ErrorCode::NotFound.http_body("no such file").into(),
-            ..ApiReply::default()
-        },
-        Err(e) => {
-            let e = store_error(e);
-            ApiReply {
-                status: e.code.http_status() as u32,
-                content_type: "application/json".into(),
-                body: e.code.http_body(&e.message).into(),
-                ..ApiReply::default()
-            }
-        }
+        Ok(None) => not_found_file(),
+        Err(e) => error_reply(store_error(e)),
+    }
+}
+
+fn not_found_file() -> ApiReply {
+    error_reply(ProtocolError::not_found("no such file"))
+}
+
+fn error_reply(e: ProtocolError) -> ApiReply {
+    ApiReply {
+        status: e.code.http_status() as u32,
+        content_type: "application/json".into(),
+        body: e.code.http_body(&e.message).into(),
+        ..ApiReply::default()
     }
 }

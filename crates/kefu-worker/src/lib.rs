@@ -148,15 +148,19 @@ pub(crate) struct AgentIds {
 impl AgentIds {
     const FRESH: Duration = Duration::from_secs(30);
 
-    async fn contains(&self, store: &Store, id: &str) -> kefu_store::Result<bool> {
+    pub(crate) async fn contains(&self, store: &Store, id: &str) -> kefu_store::Result<bool> {
         {
             let (ids, read_at) = &*self.ids.read().await;
             if read_at.is_some_and(|t| t.elapsed() < Self::FRESH) {
                 return Ok(ids.contains(id));
             }
         }
-        let agents = store.agents().await?;
         let mut guard = self.ids.write().await;
+        // Another caller may have read them while this one waited.
+        if guard.1.is_some_and(|t| t.elapsed() < Self::FRESH) {
+            return Ok(guard.0.contains(id));
+        }
+        let agents = store.agents().await?;
         *guard = (
             agents.into_iter().map(|a| a.id).collect(),
             Some(tokio::time::Instant::now()),
@@ -164,7 +168,7 @@ impl AgentIds {
         Ok(guard.0.contains(id))
     }
 
-    async fn add(&self, id: &str) {
+    pub(crate) async fn add(&self, id: &str) {
         self.ids.write().await.0.insert(id.to_owned());
     }
 }
@@ -355,19 +359,7 @@ impl Worker {
                 }
                 recorded
             }
-            Role::Customer => match self
-                .inner
-                .agent_ids
-                .contains(&self.inner.store, sender.user())
-                .await
-            {
-                Ok(true) => Err(kefu_store::StoreError::RoleTaken {
-                    id: sender.user().to_owned(),
-                    role: "agent".into(),
-                }),
-                Ok(false) => Ok(()),
-                Err(e) => Err(e),
-            },
+            Role::Customer => self.inner.customer_may_use(sender.user()).await,
             Role::Admin => Ok(()),
         };
         match recorded {
@@ -405,6 +397,19 @@ impl Worker {
 }
 
 impl Inner {
+    /// A customer token may not carry an agent's id: it would receive what
+    /// is sent to that agent. Checked against the cached agent ids, on every
+    /// connection and every HTTP call of a customer.
+    pub(crate) async fn customer_may_use(&self, user: &str) -> kefu_store::Result<()> {
+        if self.agent_ids.contains(&self.store, user).await? {
+            return Err(kefu_store::StoreError::RoleTaken {
+                id: user.to_owned(),
+                role: "agent".into(),
+            });
+        }
+        Ok(())
+    }
+
     /// Pushes one frame to the connection a request came from.
     pub(crate) async fn reply(&self, session: &Session, frame: &Frame) {
         let mut out = outbox::Outbox::default();
@@ -413,7 +418,6 @@ impl Inner {
     }
 }
 
-/// What a store failure looks like to a client.
 /// Closes a connection whose token names a user id recorded with another
 /// role (a customer token for an agent's id): it would receive what is sent
 /// to that user. An error ack, then close code 4403.
@@ -430,6 +434,7 @@ async fn refuse_role(inner: &Inner, sender: &Sender, e: kefu_store::StoreError) 
 /// The close code of a connection refused by [`refuse_role`].
 pub const ROLE_TAKEN_CLOSE: u32 = 4403;
 
+/// What a store failure looks like to a client.
 pub(crate) fn store_error(e: kefu_store::StoreError) -> ProtocolError {
     match e {
         kefu_store::StoreError::NotFound(what) => {
