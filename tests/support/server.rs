@@ -161,14 +161,14 @@ impl Server {
         format!("ws://{}/ws", self.next_addr())
     }
 
-    /// The server's address; for a cluster, its gateways in turn, so one
-    /// user's devices land on different gateways.
     /// The socket address of (one of) the server's client ports, for tests
     /// that speak TCP below HTTP.
     pub fn socket_addr(&self) -> std::net::SocketAddr {
         self.next_addr().parse().expect("a socket address")
     }
 
+    /// The server's address; for a cluster, its gateways in turn, so one
+    /// user's devices land on different gateways.
     fn next_addr(&self) -> String {
         let gateways: Vec<&str> = self
             .procs

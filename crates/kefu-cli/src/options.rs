@@ -256,6 +256,12 @@ pub fn checked_secret(secret: &str, flag: &str) -> anyhow::Result<Vec<u8>> {
         !secret.is_empty(),
         "{flag} is empty; make a secret with `openssl rand -hex 32`"
     );
+    warn_if_short(secret, flag);
+    Ok(secret.as_bytes().to_vec())
+}
+
+/// A warning for a secret under [`SECRET_MIN_BYTES`].
+fn warn_if_short(secret: &str, flag: &str) {
     if secret.len() < SECRET_MIN_BYTES {
         tracing::warn!(
             "{flag} is {} bytes; a secret under {SECRET_MIN_BYTES} bytes can be guessed: make \
@@ -263,7 +269,6 @@ pub fn checked_secret(secret: &str, flag: &str) -> anyhow::Result<Vec<u8>> {
             secret.len()
         );
     }
-    Ok(secret.as_bytes().to_vec())
 }
 
 #[derive(Args, Debug, Clone)]
@@ -536,13 +541,7 @@ impl ClusterOptions {
     pub fn secret(&self) -> Option<String> {
         match self.cluster_secret.as_deref() {
             Some(s) if !s.is_empty() => {
-                if s.len() < SECRET_MIN_BYTES {
-                    tracing::warn!(
-                        "--cluster-secret is {} bytes; a secret under {SECRET_MIN_BYTES} bytes \
-                         can be guessed: make one with `openssl rand -hex 32`",
-                        s.len()
-                    );
-                }
+                warn_if_short(s, "--cluster-secret");
                 Some(s.to_owned())
             }
             _ if self.insecure_no_cluster_secret => None,

@@ -46,8 +46,9 @@ pub struct GatewayConfig {
     pub server: crate::server::ServerLimits,
     /// A request body with no data for this long fails the request.
     pub body_timeout: Duration,
-    /// Other sites whose pages may call the API (CORS) and open WebSockets;
-    /// None: only pages of this server's own origin.
+    /// Other sites whose pages may call the API (CORS) and open WebSockets.
+    /// None: no CORS (the API answers this server's own pages), and any
+    /// page may open a WebSocket (it needs a token anyway).
     pub allowed_origins: Option<kefu_web::policy::Origins>,
     /// Uploads received at once (0: no limit); more get 429.
     pub max_concurrent_uploads: usize,

@@ -47,6 +47,14 @@ pub struct ServerLimits {
     pub tls: Option<Arc<crate::tls::Tls>>,
 }
 
+impl ServerLimits {
+    /// Whether per-address limits leave `ip` alone: loopback, unless
+    /// `--limit-loopback`.
+    pub fn exempt_loopback(&self, ip: IpAddr) -> bool {
+        ip.is_loopback() && !self.limit_loopback
+    }
+}
+
 impl Default for ServerLimits {
     fn default() -> Self {
         ServerLimits {
@@ -184,7 +192,7 @@ impl Slot {
     ) -> Option<Slot> {
         let max = limits.max_connections_per_ip;
         let exempt = max == 0
-            || (ip.is_loopback() && !limits.limit_loopback)
+            || limits.exempt_loopback(ip)
             || limits.trusted_proxies.iter().any(|n| n.contains(&ip));
         if exempt {
             return Some(Slot {

@@ -3,6 +3,7 @@
 //! one line when it recovers.
 
 use std::fmt::Display;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -12,6 +13,9 @@ pub const SUMMARY_EVERY: Duration = Duration::from_secs(60);
 /// The log state of one dependency (the register, Redis, a gateway).
 pub struct Outage {
     what: String,
+    /// Set while failing, so that a success (every call, on hot paths)
+    /// costs one atomic load and no lock.
+    failing: AtomicBool,
     state: Mutex<Option<Failing>>,
 }
 
@@ -36,6 +40,7 @@ impl Outage {
     pub fn new(what: impl Into<String>) -> Outage {
         Outage {
             what: what.into(),
+            failing: AtomicBool::new(false),
             state: Mutex::new(None),
         }
     }
@@ -47,6 +52,10 @@ impl Outage {
 
     /// A call to the dependency succeeded.
     pub fn recovered(&self) -> Logged {
+        if !self.failing.load(Ordering::Relaxed) {
+            return Logged::Nothing;
+        }
+        self.failing.store(false, Ordering::Relaxed);
         let Some(failing) = self.lock().take() else {
             return Logged::Nothing;
         };
@@ -60,6 +69,7 @@ impl Outage {
     }
 
     fn failed_at(&self, error: &dyn Display, now: Instant) -> Logged {
+        self.failing.store(true, Ordering::Relaxed);
         let mut state = self.lock();
         match state.as_mut() {
             None => {

@@ -59,6 +59,10 @@ pub enum StoreError {
     BadUrl(String),
     #[error("cannot reach the database at {address}: {reason}")]
     Refused { address: String, reason: String },
+    /// The migration lock file beside an SQLite database cannot be used
+    /// (permissions): waiting would not help.
+    #[error("migration lock file {0}")]
+    LockFile(String),
     #[error("another `kefu migrate` (or worker) held the schema lock for {0} s; is one stuck?")]
     MigrationLockTimeout(u64),
     #[error("the message writer has stopped")]
@@ -332,7 +336,7 @@ async fn lock_file(db: &std::path::Path) -> Result<std::fs::File> {
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
     let file = options
         .open(&path)
-        .map_err(|e| StoreError::Unreachable(format!("{}: {e}", path.display())))?;
+        .map_err(|e| StoreError::LockFile(format!("{}: {e}", path.display())))?;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(MIGRATION_LOCK_WAIT);
     loop {
         match file.try_lock() {
@@ -344,7 +348,7 @@ async fn lock_file(db: &std::path::Path) -> Result<std::fs::File> {
                 return Err(StoreError::MigrationLockTimeout(MIGRATION_LOCK_WAIT))
             }
             Err(std::fs::TryLockError::Error(e)) => {
-                return Err(StoreError::Unreachable(format!(
+                return Err(StoreError::LockFile(format!(
                     "locking {}: {e}",
                     path.display()
                 )))
@@ -574,7 +578,7 @@ async fn server_pool(url: &str, options: ConnectOptions) -> Result<DatabaseConne
             Ok(true)
         })
     }
-    let bad_url = |e: sqlx::Error| StoreError::UnsupportedUrl(format!("{url}: {e}"));
+    let bad_url = |e: sqlx::Error| StoreError::BadUrl(format!("{}: {e}", redacted(url)));
     if url.starts_with("postgres") {
         let connect = url
             .parse::<sqlx::postgres::PgConnectOptions>()

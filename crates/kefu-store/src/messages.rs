@@ -9,8 +9,7 @@ use sea_orm::{
     QueryOrder, QuerySelect, TransactionTrait,
 };
 
-/// The sender of toasts and the assess invitation.
-const SYSTEM: &str = "system";
+use kefu_protocol::token::SYSTEM_USER as SYSTEM;
 use std::collections::{HashMap, HashSet};
 
 /// A message as one user sees it.
@@ -196,7 +195,6 @@ impl Store {
         Ok(rows.into_iter().map(|r| (r.task_id, r.n)).collect())
     }
 
-    /// The newest message of each task.
     /// Each task's newest message that `viewer` sees (system notices to
     /// others left out).
     pub async fn last_messages(

@@ -97,8 +97,6 @@ impl Policy {
     }
 }
 
-/// An origin as CSP writes one: `scheme://host[:port]`, the host possibly
-/// starting with `*.`; nothing that could end the directive.
 /// Sites allowed to call the API and open WebSockets from their pages:
 /// `https://shop.example.com`, or `https://*.example.com` for its
 /// subdomains.
@@ -136,6 +134,8 @@ impl Origins {
     }
 }
 
+/// An origin as CSP writes one: `scheme://host[:port]`, the host possibly
+/// starting with `*.`; nothing that could end the directive.
 fn check_origin(origin: &str) -> Result<(), BadOrigin> {
     let bad = || BadOrigin(origin.to_owned());
     let (scheme, rest) = origin.split_once("://").ok_or_else(bad)?;

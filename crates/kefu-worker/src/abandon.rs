@@ -41,7 +41,8 @@ async fn sweep(inner: &Inner, after: Duration, gone_since: &mut HashMap<i64, Ins
         .into_iter()
         .filter(|t| !online.contains(&t.customer_id))
         .collect();
-    gone_since.retain(|id, _| gone.iter().any(|t| t.id == *id));
+    let gone_ids: HashSet<i64> = gone.iter().map(|t| t.id).collect();
+    gone_since.retain(|id, _| gone_ids.contains(id));
     let mut abandoned = 0;
     for task in gone {
         let since = *gone_since.entry(task.id).or_insert(now);
@@ -65,7 +66,7 @@ async fn sweep(inner: &Inner, after: Duration, gone_since: &mut HashMap<i64, Ins
             task_id = task.id,
             customer = %task.customer_id,
             "task left the queue: its customer has been gone for {}",
-            humanize(after)
+            crate::reassign::humanize(after)
         );
         let ext = json!({"event": "abandoned", "task_id": task.id});
         let text = "You left the queue while you were away. Write again and we will find \
@@ -76,12 +77,5 @@ async fn sweep(inner: &Inner, after: Duration, gone_since: &mut HashMap<i64, Ins
     if abandoned > 0 {
         // Everyone behind moves up, and is told.
         tasks::assign_waiting(inner).await;
-    }
-}
-
-fn humanize(d: Duration) -> String {
-    match d.as_secs() {
-        s if s < 60 => format!("{s} s"),
-        s => format!("{} min", s / 60),
     }
 }

@@ -11,7 +11,7 @@
 use crate::messages::system_message;
 use crate::{tasks, Inner};
 use serde_json::json;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -58,14 +58,15 @@ async fn sweep(inner: &Inner, after: Duration, offline_since: &mut HashMap<Strin
         Err(e) => return tracing::warn!(error = %e, "reassignment: cannot list agents"),
     };
     // Without the register, nobody can be told offline: skip the round.
-    let online: Vec<String> = match inner.register.locate(&agents).await {
+    let online: HashSet<String> = match inner.register.locate(&agents).await {
         Ok(locations) => locations.into_iter().map(|l| l.user_id).collect(),
         Err(e) => return tracing::warn!(error = %e, "reassignment: register unavailable"),
     };
-    offline_since.retain(|agent, _| agents.contains(agent) && !online.contains(agent));
+    let offline: HashSet<&String> = agents.iter().filter(|a| !online.contains(*a)).collect();
+    offline_since.retain(|agent, _| offline.contains(agent));
     let now = Instant::now();
     let mut gone = Vec::new();
-    for agent in agents.iter().filter(|a| !online.contains(a)) {
+    for agent in offline {
         let since = *offline_since.entry(agent.clone()).or_insert(now);
         if now.duration_since(since) >= after {
             gone.push(agent.clone());
@@ -98,10 +99,7 @@ async fn requeue_all(inner: &Inner, agent: &str, after: Duration) {
             .collect()
     };
     let name = |id: &str| names.get(id).cloned().unwrap_or_else(|| id.to_owned());
-    let offline_for = match after.as_secs() {
-        s if s < 60 => format!("{s} s"),
-        s => format!("{} min", s / 60),
-    };
+    let offline_for = humanize(after);
     for task in open {
         if inner.store.requeue_task(task.id, agent).await.is_err() {
             continue; // taken back, ended or moved by someone else meanwhile
@@ -135,4 +133,12 @@ async fn requeue_all(inner: &Inner, agent: &str, after: Duration) {
         system_message(inner, task.id, agent, "toast", to_agent, ext).await;
     }
     tasks::assign_waiting(inner).await;
+}
+
+/// A duration as a notice says it: "45 s", "5 min".
+pub(crate) fn humanize(d: Duration) -> String {
+    match d.as_secs() {
+        s if s < 60 => format!("{s} s"),
+        s => format!("{} min", s / 60),
+    }
 }
