@@ -124,7 +124,7 @@ function Desk({ session, t, prefs, setPrefs, onSignOut }: { session: AgentSessio
     }
     if (!p.notify || !hidden) return;
     let row: ContactView | undefined = c;
-    if (!c.name) {
+    if (isNew && !c.name) {
       await store.loadContacts(); // a new conversation: its name comes with the list
       row = store.contactOf(c.task_id) ?? c;
     }

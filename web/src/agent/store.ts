@@ -2,7 +2,7 @@
 // per task, unread counts, the selected conversation's customer, quick
 // replies, the queue. Views read `store.view` and call the methods; only
 // this file talks to the client library.
-import { ApiError, Conversation, KefuClient } from '../lib';
+import { ApiError, Conversation, KefuClient, toChat } from '../lib';
 import type { Agent, ChatMessage, ConnectionState, Contact, CustomerInfo, QuickReply, TaskSummary } from '../lib';
 import { canRevoke, isSystem } from '../shared/messages';
 import type { AgentSession } from './session';
@@ -186,8 +186,13 @@ export class AgentStore {
         this.refresh();
       }),
       c.on('delete', (f) => {
-        if (typeof f.task_id === 'number') this.conv(f.task_id).markDeleted(f.quote);
-        else for (const st of this.tasks.values()) st.conv.markDeleted(f.quote);
+        const tasks = typeof f.task_id === 'number' ? [f.task_id] : [...this.tasks.keys()];
+        for (const task of tasks) {
+          if (!this.conv(task).markDeleted(f.quote)) continue;
+          // The list's preview and search stop showing what was deleted.
+          const row = this.row(task);
+          if (row?.last?.id === f.quote) this.patchRow(row, { last: this.conv(task).list().at(-1) ?? null });
+        }
         this.refresh();
       }),
       c.on('typing', (f) => f.from !== this.me && this.showTyping(f.task_id, f.from)),
@@ -279,7 +284,7 @@ export class AgentStore {
 
   private fromServer(c: Contact): ContactView {
     const old = this.contacts.get(c.user_id);
-    let last = c.last_message ? this.client.toChat(c.last_message) : null;
+    let last = c.last_message ? toChat(c.last_message, this.me) : null;
     // A push newer than the server's answer wins.
     if (old && old.task_id === c.task_id && old.last && (!last || old.last.id === undefined || (last.id ?? 0) < old.last.id)) last = old.last;
     this.unread.setBase(c.task_id, c.unread, c.last_message?.id ?? 0);
@@ -494,7 +499,7 @@ export class AgentStore {
       const page = await this.guard(this.client.api.history(task, st.before));
       for (const m of page.messages) {
         this.known.add(m.id);
-        st.conv.upsert(this.client.toChat(m));
+        st.conv.upsert(toChat(m, this.me));
       }
       st.before = page.next_before ?? undefined;
       st.noMore = page.next_before == null;
