@@ -36,15 +36,8 @@ export function ChatPane(p: ChatPaneProps) {
   const { t, store, view, contact } = p;
   const name = contactName(contact);
   const open = contact.status === 'open';
-  const [, tick] = useState(0);
   const [quickActive, setQuickActive] = useState(0);
   const [quickClosed, setQuickClosed] = useState(false);
-
-  // Withdraw buttons disappear when the window passes.
-  useEffect(() => {
-    const id = setInterval(() => tick((n) => n + 1), 10_000);
-    return () => clearInterval(id);
-  }, []);
 
   const quickOpen = open && p.draft.startsWith('/') && !quickClosed;
   const quickMatches = quickOpen ? matchQuickReplies(view.quickReplies, p.draft.slice(1)) : [];

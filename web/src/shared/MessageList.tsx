@@ -36,7 +36,15 @@ export function MessageList(p: MessageListProps) {
   const inner = useRef<HTMLDivElement>(null);
   const atBottom = useRef(true);
   const [pill, setPill] = useState(false);
+  const [, tick] = useState(0);
   const firstKey = msgs[0]?.key;
+
+  // Rendered again every 10 s, so that Withdraw buttons (in the widget as
+  // in the console) disappear when the window passes.
+  useEffect(() => {
+    const id = setInterval(() => tick((n) => n + 1), 10_000);
+    return () => clearInterval(id);
+  }, []);
   const lastKey = msgs[msgs.length - 1]?.key;
   const prev = useRef({ firstKey, lastKey, height: 0, top: 0 });
 
