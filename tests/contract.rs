@@ -28,6 +28,8 @@
 //! - `contract/durability.rs`: SIGTERM drain, kill -9, restarts.
 //! - `contract/operations.rs`: config mistakes and unreachable dependencies,
 //!   as an operator meets them.
+//! - `contract/sessions.rs`: access and refresh tokens, signing out,
+//!   disabled agents.
 //! - `contract/outages.rs`: the database gone and back.
 //! - `contract/tools.rs`: `kefu bench` (a smoke run: no loss) and `--config`.
 //! - `contract/cluster.rs`: a worker, a register replica, a gateway killed;
@@ -128,6 +130,8 @@ mod outages;
 mod queue;
 #[path = "contract/receipts.rs"]
 mod receipts;
+#[path = "contract/sessions.rs"]
+mod sessions;
 #[path = "contract/tasks.rs"]
 mod tasks;
 #[path = "contract/tools.rs"]

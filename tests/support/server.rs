@@ -472,6 +472,26 @@ impl Server {
         );
     }
 
+    /// `kefu agent SUBCOMMAND --id ID` on this server's database (disable,
+    /// enable, sign-out), beside the running server.
+    pub fn agent_tool(&self, subcommand: &str, id: &str) {
+        let mut cmd = Command::new(KEFU);
+        cmd.args(["agent", subcommand, "--id", id]);
+        match &self.database_url {
+            Some(url) => cmd.args(["--database-url", url]),
+            None => cmd.arg("--data-dir").arg(self.dir.path()),
+        };
+        let output = cmd
+            .env("RUST_LOG", "warn")
+            .output()
+            .expect("run kefu agent");
+        assert!(
+            output.status.success(),
+            "kefu agent {subcommand} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+
     /// A connection for `user` that confirms every push it sees.
     pub async fn connect_as(&self, user: &str, role: &str, device: &str) -> Client {
         let token = self.token_with(user, role, &["--device", device]);

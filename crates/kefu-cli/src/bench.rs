@@ -54,11 +54,12 @@ pub(crate) use crate::options::duration;
 /// Signs a bench token with the target's secret.
 pub fn token(secret: &str, user: &str, role: kefu_protocol::Role) -> anyhow::Result<String> {
     let claims = kefu_protocol::Claims {
-        sub: user.to_owned(),
-        role,
-        name: None,
         device: Some("bench".into()),
-        exp: kefu_protocol::token::expiry_after(Duration::from_secs(24 * 3600)),
+        ..kefu_protocol::Claims::new(
+            user,
+            role,
+            kefu_protocol::token::expiry_after(Duration::from_secs(24 * 3600)),
+        )
     };
     Ok(kefu_protocol::token::sign(secret.as_bytes(), &claims)?)
 }

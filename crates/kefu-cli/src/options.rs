@@ -475,6 +475,14 @@ pub struct GatewayTuning {
     /// A request body that sends nothing for this long fails the request.
     #[arg(long, env = "KEFU_BODY_TIMEOUT", value_parser = duration, default_value = "30s")]
     pub body_timeout: Duration,
+    /// Lifetime of the access tokens that /api/visitor, /api/login and
+    /// /api/refresh hand out.
+    #[arg(long, env = "KEFU_TOKEN_TTL", value_parser = duration, default_value = "1h")]
+    pub token_ttl: Duration,
+    /// Lifetime of their refresh tokens, renewed at each refresh: a visitor
+    /// or agent away for longer starts again (a new visitor, a new login).
+    #[arg(long, env = "KEFU_REFRESH_TTL", value_parser = duration, default_value = "30d")]
+    pub refresh_ttl: Duration,
 }
 
 /// A worker's business rules (`serve` and `worker`).
@@ -657,6 +665,8 @@ impl GatewayTuning {
             send_queue: self.send_queue.max(1),
             body_timeout: self.body_timeout,
             max_concurrent_uploads: self.max_concurrent_uploads,
+            token_ttl: self.token_ttl,
+            refresh_ttl: self.refresh_ttl,
             server: kefu_gateway::server::ServerLimits {
                 header_timeout: self.header_timeout,
                 write_timeout: self.write_timeout,
@@ -736,6 +746,35 @@ pub struct AgentOptions {
 pub enum AgentCommand {
     /// Creates an agent account (or resets its name and password).
     Add(AgentAddOptions),
+    /// Disables an account: no login, every token refused, every
+    /// connection closed within seconds (the servers may keep running).
+    Disable(AgentAccountOptions),
+    /// Enables a disabled account; the agent logs in again.
+    Enable(AgentAccountOptions),
+    /// Signs an agent out on every device: their tokens so far are refused
+    /// and their connections closed within seconds.
+    SignOut(AgentAccountOptions),
+}
+
+#[derive(Args, Debug)]
+pub struct AgentAccountOptions {
+    /// The agent's user id.
+    #[arg(long, env = "KEFU_ID")]
+    pub id: String,
+    #[command(flatten)]
+    pub database: AgentDatabase,
+}
+
+/// Where the accounts are.
+#[derive(Args, Debug)]
+pub struct AgentDatabase {
+    /// The data dir of a `kefu serve` (its embedded database); --database-url
+    /// wins when both are given.
+    #[arg(long, env = "KEFU_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// The cluster's database (mysql://, mariadb://, postgres://, sqlite://).
+    #[arg(long, env = "KEFU_DATABASE_URL")]
+    pub database_url: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -749,13 +788,8 @@ pub struct AgentAddOptions {
     /// Read the password from the first line of standard input.
     #[arg(long, env = "KEFU_PASSWORD_STDIN", required = true)]
     pub password_stdin: bool,
-    /// The data dir of a `kefu serve` (its embedded database); --database-url
-    /// wins when both are given.
-    #[arg(long, env = "KEFU_DATA_DIR")]
-    pub data_dir: Option<PathBuf>,
-    /// The cluster's database (mysql://, mariadb://, postgres://, sqlite://).
-    #[arg(long, env = "KEFU_DATABASE_URL")]
-    pub database_url: Option<String>,
+    #[command(flatten)]
+    pub database: AgentDatabase,
 }
 
 #[cfg(test)]

@@ -1,6 +1,8 @@
 //! The operator's tools: migrate, token, agent add.
 
-use crate::options::{AgentCommand, AgentOptions, MigrateOptions, TokenOptions};
+use crate::options::{
+    AgentAddOptions, AgentCommand, AgentDatabase, AgentOptions, MigrateOptions, TokenOptions,
+};
 use anyhow::{bail, Context};
 use argon2::password_hash::{rand_core::OsRng, SaltString};
 use argon2::{Argon2, PasswordHasher};
@@ -33,11 +35,9 @@ pub fn token(opts: TokenOptions) -> anyhow::Result<()> {
         (None, None) => crate::secret::read(Path::new("./kefu-data"))?,
     };
     let claims = Claims {
-        sub: opts.user,
-        role,
         name: opts.name,
         device: opts.device,
-        exp: token::expiry_after(opts.ttl),
+        ..Claims::new(opts.user, role, token::expiry_after(opts.ttl))
     };
     println!("{}", token::sign(&secret, &claims)?);
     Ok(())
@@ -77,7 +77,45 @@ pub fn private_dir(dir: &Path) -> anyhow::Result<()> {
 }
 
 pub async fn agent(opts: AgentOptions) -> anyhow::Result<()> {
-    let AgentCommand::Add(add) = opts.command;
+    let (account, disabled) = match opts.command {
+        AgentCommand::Add(add) => return agent_add(add).await,
+        AgentCommand::Disable(account) => (account, Some(true)),
+        AgentCommand::Enable(account) => (account, Some(false)),
+        AgentCommand::SignOut(account) => (account, None),
+    };
+    let store = agent_store(&account.database).await?;
+    let agent = store
+        .user(&account.id)
+        .await?
+        .filter(|u| u.role == "agent")
+        .with_context(|| format!("no agent {:?}", account.id))?;
+    store
+        .set_agent_disabled(&agent.id, disabled.unwrap_or(agent.disabled))
+        .await?;
+    let done = match disabled {
+        Some(true) => "disabled; their connections close within seconds",
+        Some(false) => "enabled; they may log in again",
+        None => "signed out everywhere; their connections close within seconds",
+    };
+    eprintln!("kefu: agent {} {done}", agent.id);
+    Ok(())
+}
+
+/// The accounts' database, migrated.
+async fn agent_store(database: &AgentDatabase) -> anyhow::Result<kefu_store::Store> {
+    let url = match (&database.database_url, &database.data_dir) {
+        (Some(url), _) => url.clone(),
+        (None, Some(dir)) => sqlite_url(dir)?,
+        (None, None) => sqlite_url(Path::new("./kefu-data"))?,
+    };
+    let store = kefu_store::Store::connect(&url)
+        .await
+        .context("connecting")?;
+    store.migrate().await.context("migrating")?;
+    Ok(store)
+}
+
+async fn agent_add(add: AgentAddOptions) -> anyhow::Result<()> {
     if add.id.is_empty() || add.id.len() > token::MAX_USER_ID {
         bail!("--id must be 1 to {} bytes", token::MAX_USER_ID);
     }
@@ -91,19 +129,11 @@ pub async fn agent(opts: AgentOptions) -> anyhow::Result<()> {
     if password.is_empty() {
         bail!("the password on stdin is empty");
     }
-    let url = match (&add.database_url, &add.data_dir) {
-        (Some(url), _) => url.clone(),
-        (None, Some(dir)) => sqlite_url(dir)?,
-        (None, None) => sqlite_url(Path::new("./kefu-data"))?,
-    };
     let hash = Argon2::default()
         .hash_password(password.as_bytes(), &SaltString::generate(&mut OsRng))
         .map_err(|e| anyhow::anyhow!("hashing the password: {e}"))?
         .to_string();
-    let store = kefu_store::Store::connect(&url)
-        .await
-        .context("connecting")?;
-    store.migrate().await.context("migrating")?;
+    let store = agent_store(&add.database).await?;
     store.create_agent(&add.id, &add.name, &hash).await?;
     eprintln!("kefu: agent {} added", add.id);
     Ok(())

@@ -32,8 +32,11 @@ pub struct GatewayConfig {
     /// Frames queued for one connection before it is closed as too slow
     /// (1013).
     pub send_queue: usize,
-    /// Lifetime of tokens minted by /api/visitor and /api/login.
+    /// Lifetime of access tokens minted by /api/visitor, /api/login and
+    /// /api/refresh.
     pub token_ttl: Duration,
+    /// Lifetime of the refresh tokens minted with them.
+    pub refresh_ttl: Duration,
     pub limits: kefu_protocol::Limits,
     /// The widget loader, the chat and the console, and how they are served.
     pub pages: kefu_web::Pages,
@@ -70,7 +73,8 @@ impl Default for GatewayConfig {
             max_receipts_per_sec: 2000.0,
             max_devices_per_user: 10,
             send_queue: 1024,
-            token_ttl: Duration::from_secs(7 * 24 * 3600),
+            token_ttl: Duration::from_secs(3600),
+            refresh_ttl: Duration::from_secs(30 * 24 * 3600),
             limits: kefu_protocol::Limits::default(),
             pages: kefu_web::Pages::default(),
             public_url: None,

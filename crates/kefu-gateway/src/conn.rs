@@ -72,6 +72,7 @@ pub(crate) async fn run(
         conn_id: inner.new_conn_id(),
         gateway_id: inner.config.id.clone(),
         client_ip,
+        issued_at: claims.iat.unwrap_or(0),
     });
     let (tx, rx) = flume::bounded(inner.config.send_queue);
     let overflow = Arc::new(Overflow::default());

@@ -63,6 +63,7 @@ fn routes(gateway: Gateway) -> Router {
     let api = Router::new()
         .route("/api/visitor", post(visitor))
         .route("/api/login", post(login))
+        .route("/api/refresh", post(refresh))
         .route(
             "/api/upload",
             post(upload).layer(DefaultBodyLimit::max(upload_limit)),
@@ -273,19 +274,47 @@ fn session(inner: &Inner, claims: &Claims) -> Session {
         conn_id: String::new(),
         gateway_id: inner.config.id.clone(),
         client_ip: String::new(),
+        issued_at: claims.iat.unwrap_or(0),
     }
 }
 
-fn mint(inner: &Inner, user_id: &str, role: Role, name: Option<String>) -> Result<String, Refusal> {
-    let claims = Claims {
-        sub: user_id.to_owned(),
-        role,
-        name,
-        device: None,
-        exp: token::expiry_after(inner.config.token_ttl),
+/// A signed-in user's tokens: a short-lived access token and the refresh
+/// token that buys the next one, as JSON with `expires_in` (seconds).
+/// `issued_at` comes from the worker when the user may have signed out
+/// before (tokens of that second are refused), else it is now.
+fn mint(
+    inner: &Inner,
+    user_id: &str,
+    role: Role,
+    name: Option<String>,
+    issued_at: Option<u64>,
+) -> Result<serde_json::Value, Refusal> {
+    let sign = |ttl: std::time::Duration, typ: Option<&str>| {
+        let claims = Claims {
+            name: name.clone(),
+            iat: Some(issued_at.unwrap_or_else(token::now_secs)),
+            typ: typ.map(str::to_owned),
+            ..Claims::new(user_id, role, token::expiry_after(ttl))
+        };
+        token::sign(&inner.config.secret, &claims)
+            .map_err(|e| Refusal(ErrorCode::Internal, e.to_string()))
     };
-    token::sign(&inner.config.secret, &claims)
-        .map_err(|e| Refusal(ErrorCode::Internal, e.to_string()))
+    Ok(json!({
+        "user_id": user_id,
+        "name": name,
+        "token": sign(inner.config.token_ttl, None)?,
+        "expires_in": inner.config.token_ttl.as_secs(),
+        "refresh_token": sign(inner.config.refresh_ttl, Some(token::REFRESH))?,
+    }))
+}
+
+/// What the worker says about a user signing in or refreshing.
+#[derive(Deserialize)]
+struct SignedIn {
+    user_id: String,
+    name: String,
+    #[serde(default)]
+    issued_at: Option<u64>,
 }
 
 /// 429 with `Retry-After` in whole seconds.
@@ -348,12 +377,45 @@ async fn visitor(
         );
     }
     let user_id = format!("v_{:016x}", rand::random::<u64>());
-    match mint(&inner, &user_id, Role::Customer, body.name.clone()) {
-        Ok(token) => (
-            StatusCode::CREATED,
-            axum::Json(json!({"user_id": user_id, "token": token, "name": body.name})),
-        )
-            .into_response(),
+    match mint(&inner, &user_id, Role::Customer, body.name.clone(), None) {
+        Ok(tokens) => (StatusCode::CREATED, axum::Json(tokens)).into_response(),
+        Err(r) => r.into_response(),
+    }
+}
+
+/// `POST /api/refresh {"refresh_token": ...}`: a new access token and a
+/// new refresh token, unless the user signed out since, or was disabled.
+async fn refresh(State(inner): State<Arc<Inner>>, body: Bytes) -> Response {
+    #[derive(Deserialize)]
+    struct Body {
+        refresh_token: String,
+    }
+    let body: Body = match serde_json::from_slice(&body) {
+        Ok(b) => b,
+        Err(e) => return error(ErrorCode::BadRequest, &format!("bad JSON body: {e}")),
+    };
+    let claims = match token::verify_refresh(&inner.config.secret, body.refresh_token.trim()) {
+        Ok(c) => c,
+        Err(e) => return error(ErrorCode::Unauthorized, &e.to_string()),
+    };
+    let request = ApiRequest {
+        session: Some(session(&inner, &claims)),
+        method: "POST".into(),
+        path: "/api/refresh".into(),
+        shard: shard::of_user(&claims.sub),
+        ..ApiRequest::default()
+    };
+    let reply = match forward(&inner, request).await {
+        Ok(r) if r.status == 200 => r,
+        Ok(r) => return self::reply(r),
+        Err(r) => return r,
+    };
+    let Ok(user) = serde_json::from_slice::<SignedIn>(&reply.body) else {
+        return error(ErrorCode::Internal, "bad refresh reply");
+    };
+    let name = (!user.name.is_empty()).then_some(user.name).or(claims.name);
+    match mint(&inner, &user.user_id, claims.role, name, user.issued_at) {
+        Ok(tokens) => axum::Json(tokens).into_response(),
         Err(r) => r.into_response(),
     }
 }
@@ -403,24 +465,17 @@ async fn login(
         return self::reply(reply);
     }
     inner.limits.login_result(&account, true);
-    #[derive(Deserialize)]
-    struct Account {
-        user_id: String,
-        name: String,
-    }
-    let Ok(account) = serde_json::from_slice::<Account>(&reply.body) else {
+    let Ok(account) = serde_json::from_slice::<SignedIn>(&reply.body) else {
         return error(ErrorCode::Internal, "bad login reply");
     };
     match mint(
         &inner,
         &account.user_id,
         Role::Agent,
-        Some(account.name.clone()),
+        Some(account.name),
+        account.issued_at,
     ) {
-        Ok(token) => {
-            axum::Json(json!({"user_id": account.user_id, "name": account.name, "token": token}))
-                .into_response()
-        }
+        Ok(tokens) => axum::Json(tokens).into_response(),
         Err(r) => r.into_response(),
     }
 }

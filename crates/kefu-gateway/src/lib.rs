@@ -196,9 +196,21 @@ impl Gateway {
                 });
             }
             if push.close_code != 0 {
+                let close = || Out::Close(push.close_code as u16, close_reason(push.close_code));
                 for conn in &push.conn_ids {
-                    self.inner
-                        .send_to_conn(conn, Out::Close(push.close_code as u16, "closed by server"));
+                    self.inner.send_to_conn(conn, close());
+                }
+                if push.close_issued_up_to != 0 {
+                    for user in &push.user_ids {
+                        self.inner.each_conn_of(user, |conn| {
+                            let signed_out = self.inner.conns.get(conn).is_some_and(|c| {
+                                c.session.issued_at <= push.close_issued_up_to
+                            });
+                            if signed_out {
+                                self.inner.send_to_conn(conn, close());
+                            }
+                        });
+                    }
                 }
             }
         }
@@ -229,6 +241,15 @@ impl Gateway {
     /// Open connections on this gateway.
     pub fn connections(&self) -> usize {
         self.inner.conns.len()
+    }
+}
+
+/// The reason sent with a close a worker asked for.
+fn close_reason(code: u32) -> &'static str {
+    match code {
+        4401 => "signed out",
+        4403 => "this user id belongs to another role",
+        _ => "closed by server",
     }
 }
 

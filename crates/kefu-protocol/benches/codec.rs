@@ -5,13 +5,7 @@ use kefu_protocol::{Claims, Command, Frame, Limits, Role};
 use std::hint::black_box;
 
 fn codec(c: &mut Criterion) {
-    let claims = Claims {
-        sub: "customer-1".into(),
-        role: Role::Customer,
-        name: None,
-        device: None,
-        exp: u64::MAX,
-    };
+    let claims = Claims::new("customer-1", Role::Customer, u64::MAX);
     let limits = Limits::default();
     let inbound = br#"{"category":"customer","action":"send","kind":"text","content":"hello, I need help with my order","client_msg_id":"c-123456"}"#;
     c.bench_function("parse_and_validate_send", |b| {

@@ -1,4 +1,9 @@
-//! Client tokens: HS256 JWTs with `sub`, `role`, `name`, `device`, `exp`.
+//! Client tokens: HS256 JWTs with `sub`, `role`, `name`, `device`, `exp`,
+//! and `iat` (issued at) for tokens that can be signed out.
+//!
+//! Two kinds share the format: access tokens, which open sockets and call
+//! the API, and refresh tokens (`typ: "refresh"`), which only buy a new pair
+//! at `POST /api/refresh`. Neither is accepted as the other.
 
 use jsonwebtoken::{decode, encode, Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
@@ -50,6 +55,35 @@ pub struct Claims {
     pub device: Option<String>,
     /// Expiry, seconds since the Unix epoch.
     pub exp: u64,
+    /// Issued at, seconds since the Unix epoch: a sign-out refuses every
+    /// token of the user issued up to its second (a token without `iat` too).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iat: Option<u64>,
+    /// `"refresh"` for a refresh token; absent for an access token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub typ: Option<String>,
+}
+
+/// The `typ` of a refresh token.
+pub const REFRESH: &str = "refresh";
+
+impl Claims {
+    /// Access-token claims for `sub` expiring at `exp`, issued now.
+    pub fn new(sub: impl Into<String>, role: Role, exp: u64) -> Claims {
+        Claims {
+            sub: sub.into(),
+            role,
+            name: None,
+            device: None,
+            exp,
+            iat: Some(now_secs()),
+            typ: None,
+        }
+    }
+
+    pub fn is_refresh(&self) -> bool {
+        self.typ.as_deref() == Some(REFRESH)
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -78,8 +112,28 @@ pub fn sign(secret: &[u8], claims: &Claims) -> Result<String, TokenError> {
     .map_err(|e| TokenError::Sign(e.to_string()))
 }
 
-/// Verifies a token: HS256 only, `exp` required and in the future.
+/// Verifies an access token: HS256 only, `exp` required and in the future,
+/// `nbf` honoured; a refresh token is refused.
 pub fn verify(secret: &[u8], token: &str) -> Result<Claims, TokenError> {
+    let claims = verify_any(secret, token)?;
+    if claims.typ.is_some() {
+        return Err(TokenError::Invalid(
+            "a refresh token only buys a new token at POST /api/refresh".into(),
+        ));
+    }
+    Ok(claims)
+}
+
+/// Verifies a refresh token: as [`verify`], and `typ` must be `"refresh"`.
+pub fn verify_refresh(secret: &[u8], token: &str) -> Result<Claims, TokenError> {
+    let claims = verify_any(secret, token)?;
+    if !claims.is_refresh() {
+        return Err(TokenError::Invalid("not a refresh token".into()));
+    }
+    Ok(claims)
+}
+
+fn verify_any(secret: &[u8], token: &str) -> Result<Claims, TokenError> {
     let mut validation = Validation::new(Algorithm::HS256);
     validation.set_required_spec_claims(&["exp"]);
     validation.leeway = 0;
@@ -105,11 +159,15 @@ pub fn verify(secret: &[u8], token: &str) -> Result<Claims, TokenError> {
 
 /// Seconds since the epoch `ttl` from now, for `exp`.
 pub fn expiry_after(ttl: std::time::Duration) -> u64 {
+    now_secs() + ttl.as_secs()
+}
+
+/// Seconds since the Unix epoch.
+pub fn now_secs() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)
-        + ttl.as_secs()
 }
 
 #[cfg(test)]
@@ -118,11 +176,8 @@ mod tests {
 
     fn claims(exp: u64) -> Claims {
         Claims {
-            sub: "u1".into(),
-            role: Role::Agent,
             name: Some("Ann".into()),
-            device: None,
-            exp,
+            ..Claims::new("u1", Role::Agent, exp)
         }
     }
 
@@ -180,5 +235,35 @@ mod tests {
         let c = claims(expiry_after(std::time::Duration::from_secs(60)));
         let token = encode(&header, &c, &EncodingKey::from_secret(b"s")).unwrap();
         assert!(verify(b"s", &token).is_err());
+    }
+
+    #[test]
+    fn access_and_refresh_tokens_are_not_taken_for_each_other() {
+        let exp = expiry_after(std::time::Duration::from_secs(60));
+        let access = sign(b"s", &claims(exp)).unwrap();
+        let refresh = sign(
+            b"s",
+            &Claims {
+                typ: Some(REFRESH.into()),
+                ..claims(exp)
+            },
+        )
+        .unwrap();
+        assert!(verify(b"s", &access).is_ok());
+        assert!(verify_refresh(b"s", &access).is_err());
+        assert!(verify_refresh(b"s", &refresh).unwrap().is_refresh());
+        assert!(matches!(
+            verify(b"s", &refresh),
+            Err(TokenError::Invalid(_))
+        ));
+        let other = sign(
+            b"s",
+            &Claims {
+                typ: Some("id".into()),
+                ..claims(exp)
+            },
+        )
+        .unwrap();
+        assert!(verify(b"s", &other).is_err());
     }
 }

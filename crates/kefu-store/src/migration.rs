@@ -5,6 +5,7 @@ use sea_orm_migration::prelude::*;
 mod m20261126_000001_init;
 mod m20261201_000002_quick_replies;
 mod m20261202_000003_task_client_ip;
+mod m20261202_000004_user_sign_out;
 
 pub struct Migrator;
 
@@ -15,6 +16,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000001_init::Migration),
             Box::new(m20261201_000002_quick_replies::Migration),
             Box::new(m20261202_000003_task_client_ip::Migration),
+            Box::new(m20261202_000004_user_sign_out::Migration),
         ]
     }
 }

@@ -21,6 +21,7 @@ impl Store {
             password_hash: Set(None),
             status: Set(AVAILABLE.to_owned()),
             created_at: Set(kefu_protocol::now_ms()),
+            ..Default::default()
         };
         user::Entity::insert(row)
             .on_conflict(
@@ -44,6 +45,7 @@ impl Store {
             password_hash: Set(Some(password_hash.to_owned())),
             status: Set(AVAILABLE.to_owned()),
             created_at: Set(kefu_protocol::now_ms()),
+            ..Default::default()
         };
         user::Entity::insert(row)
             .on_conflict(
@@ -99,5 +101,61 @@ impl Store {
             .exec(&self.db)
             .await?;
         Ok(())
+    }
+
+    /// Signs `id` out everywhere: every token issued up to now stops
+    /// counting. Records the user (with `role` and `name`) if unknown.
+    /// Returns the moment, in ms.
+    pub async fn revoke_tokens(&self, id: &str, role: &str, name: &str) -> Result<i64> {
+        let now = kefu_protocol::now_ms();
+        let row = user::ActiveModel {
+            id: Set(id.to_owned()),
+            role: Set(role.to_owned()),
+            name: Set(name.to_owned()),
+            password_hash: Set(None),
+            status: Set(AVAILABLE.to_owned()),
+            created_at: Set(now),
+            tokens_revoked_at: Set(Some(now)),
+            disabled: Set(false),
+        };
+        user::Entity::insert(row)
+            .on_conflict(
+                OnConflict::column(user::Column::Id)
+                    .update_columns([user::Column::TokensRevokedAt])
+                    .to_owned(),
+            )
+            .exec_without_returning(&self.db)
+            .await?;
+        Ok(now)
+    }
+
+    /// Disables or enables an agent; either way the tokens issued so far
+    /// stop counting. Returns the moment, in ms.
+    pub async fn set_agent_disabled(&self, id: &str, disabled: bool) -> Result<i64> {
+        let now = kefu_protocol::now_ms();
+        let changed = user::Entity::update_many()
+            .col_expr(user::Column::Disabled, disabled.into())
+            .col_expr(user::Column::TokensRevokedAt, Some(now).into())
+            .filter(user::Column::Id.eq(id))
+            .filter(user::Column::Role.eq("agent"))
+            .exec(&self.db)
+            .await?;
+        if changed.rows_affected == 0 {
+            return Err(crate::StoreError::NotFound("agent"));
+        }
+        Ok(now)
+    }
+
+    /// Users signed out or disabled at or after `since_ms`, as
+    /// (id, signed out at, disabled), oldest first.
+    pub async fn sign_outs_since(&self, since_ms: i64) -> Result<Vec<(String, i64, bool)>> {
+        Ok(user::Entity::find()
+            .filter(user::Column::TokensRevokedAt.gte(since_ms))
+            .order_by_asc(user::Column::TokensRevokedAt)
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .filter_map(|u| Some((u.id, u.tokens_revoked_at?, u.disabled)))
+            .collect())
     }
 }

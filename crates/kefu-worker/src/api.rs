@@ -3,7 +3,7 @@
 //! The gateway has checked the token; here each call checks what the caller
 //! may see or change.
 
-use crate::{store_error, tasks, view, Inner, Sender};
+use crate::{sign_out, store_error, tasks, view, Inner, Sender};
 use argon2::{Argon2, PasswordHash, PasswordVerifier};
 use kefu_proto::v1::{ApiReply, ApiRequest};
 use kefu_protocol::{shard, ErrorCode, ProtocolError, Role};
@@ -28,13 +28,10 @@ pub(crate) async fn handle(inner: &Arc<Inner>, request: ApiRequest) -> ApiReply 
         ("POST", ["api", "login"]) => login(inner, &request.body).await,
         _ => match Sender::from_session(request.session.clone()) {
             Err(e) => Err(e),
-            Ok(sender) if sender.role == Role::Customer => {
-                match inner.customer_may_use(sender.user()).await {
-                    Ok(()) => route(inner, &sender, &request, &segments, &query).await,
-                    Err(e) => Err(store_error(e)),
-                }
-            }
-            Ok(sender) => route(inner, &sender, &request, &segments, &query).await,
+            Ok(sender) => match entitled(inner, &sender).await {
+                Err(e) => Err(e),
+                Ok(()) => route(inner, &sender, &request, &segments, &query).await,
+            },
         },
     };
     match result {
@@ -46,6 +43,22 @@ pub(crate) async fn handle(inner: &Arc<Inner>, request: ApiRequest) -> ApiReply 
         },
         Err(e) => error_reply(e),
     }
+}
+
+/// Whether the caller's token still speaks for its user: not signed out,
+/// and a customer's not naming an agent.
+async fn entitled(inner: &Inner, sender: &Sender) -> Result<(), ProtocolError> {
+    let issued_at = sender.session.issued_at;
+    if let Some(refused) = inner.sign_outs.refusal(sender.user(), issued_at) {
+        return Err(refused);
+    }
+    if sender.role == Role::Customer {
+        inner
+            .customer_may_use(sender.user())
+            .await
+            .map_err(store_error)?;
+    }
+    Ok(())
 }
 
 async fn route(
@@ -70,6 +83,11 @@ async fn route(
             set_status(inner, sender, &request.body).await
         }
         ("POST", ["api", "upload"]) => upload(inner, sender, request).await,
+        ("POST", ["api", "refresh"]) => refresh(inner, sender).await,
+        ("POST", ["api", "logout"]) => logout(inner, sender).await,
+        ("POST", ["api", "agents", id, change]) => {
+            account_change(inner, sender, id, change).await
+        }
         (method, ["api", "tasks", id, rest @ ..]) => {
             let task_id: i64 = id
                 .parse()
@@ -471,17 +489,96 @@ async fn login(inner: &Inner, body: &[u8]) -> Reply {
     .await
     .unwrap_or(false);
     match user {
+        Some(user) if verified && user.disabled => Err(ProtocolError::forbidden(
+            "this account is disabled; ask an administrator",
+        )),
         Some(user) if verified => {
             // A new account is known to this worker's check of customer
             // tokens from its first sign-in, not at the next re-read.
             inner.agent_ids.add(&user.id).await;
-            Ok((
-                200,
-                json!({"user_id": user.id, "name": user.name, "role": user.role}),
-            ))
+            Ok((200, signed_in(&user.id, &user.name, user.tokens_revoked_at)))
         }
         _ => Err(wrong()),
     }
+}
+
+/// What the gateway needs to mint a user's tokens; `issued_at` after their
+/// last sign-out, so that the new tokens count.
+fn signed_in(id: &str, name: &str, signed_out_ms: Option<i64>) -> Value {
+    json!({
+        "user_id": id,
+        "name": name,
+        "issued_at": sign_out::issue_after(signed_out_ms),
+    })
+}
+
+/// `POST /api/refresh`, with the refresh token's claims as the session
+/// (checked for sign-outs like any call): the name to put in the new
+/// tokens. An agent's account must still exist.
+async fn refresh(inner: &Inner, sender: &Sender) -> Reply {
+    let user = inner
+        .store
+        .user(sender.user())
+        .await
+        .map_err(store_error)?;
+    match (sender.role, user) {
+        (_, Some(user)) if user.disabled => Err(ProtocolError::new(
+            ErrorCode::Unauthorized,
+            "this account is disabled; ask an administrator",
+        )),
+        (_, Some(user)) => Ok((200, signed_in(&user.id, &user.name, user.tokens_revoked_at))),
+        (Role::Agent, None) => Err(ProtocolError::new(
+            ErrorCode::Unauthorized,
+            "this agent account no longer exists",
+        )),
+        (_, None) => Ok((200, signed_in(sender.user(), &sender.session.name, None))),
+    }
+}
+
+/// `POST /api/logout`: signs the caller out on every device.
+async fn logout(inner: &Inner, sender: &Sender) -> Reply {
+    let name = match sender.session.name.as_str() {
+        "" => sender.user(),
+        name => name,
+    };
+    let at_ms = inner
+        .store
+        .revoke_tokens(sender.user(), sender.role.as_str(), name)
+        .await
+        .map_err(store_error)?;
+    let signed_out = sign_out::SignedOut {
+        at_ms,
+        disabled: false,
+    };
+    sign_out::signed_out(inner, sender.user(), signed_out).await;
+    Ok((200, json!({"signed_out": true})))
+}
+
+/// `POST /api/agents/{id}/disable`, `/enable` and `/sign-out`, for admins.
+async fn account_change(inner: &Inner, sender: &Sender, id: &str, change: &str) -> Reply {
+    if sender.role != Role::Admin {
+        return Err(ProtocolError::forbidden("only an admin may change accounts"));
+    }
+    let agent = inner
+        .store
+        .user(id)
+        .await
+        .map_err(store_error)?
+        .filter(|u| u.role == "agent")
+        .ok_or_else(|| ProtocolError::not_found("no such agent"))?;
+    let disabled = match change {
+        "disable" => true,
+        "enable" => false,
+        "sign-out" => agent.disabled,
+        _ => return Err(ProtocolError::not_found("no such endpoint")),
+    };
+    let at_ms = inner
+        .store
+        .set_agent_disabled(id, disabled)
+        .await
+        .map_err(store_error)?;
+    sign_out::signed_out(inner, id, sign_out::SignedOut { at_ms, disabled }).await;
+    Ok((200, json!({"user_id": id, "disabled": disabled})))
 }
 
 async fn upload(inner: &Inner, sender: &Sender, request: &ApiRequest) -> Reply {

@@ -11,6 +11,8 @@
 //! - [`tasks`]: opening, the waiting queue, assignment, transfer, end, rating.
 //! - `reassign`: tasks of agents offline too long go back to the queue.
 //! - `abandon`: waiting customers gone too long leave the queue.
+//! - `sign_out`: signed-out tokens and disabled agents refused, their
+//!   connections closed.
 //! - [`api`]: the HTTP calls, as JSON.
 //! - [`outbox`]: pushes gathered per gateway, then delivered.
 //! - [`view`]: stored rows as client frames.
@@ -29,6 +31,7 @@ pub mod messages;
 pub mod metrics;
 pub(crate) mod outbox;
 mod reassign;
+mod sign_out;
 pub mod tasks;
 pub mod view;
 
@@ -133,6 +136,7 @@ pub(crate) struct Inner {
     /// The ids of agents, so that a customer token for one is refused
     /// without a query per connection.
     pub(crate) agent_ids: AgentIds,
+    pub(crate) sign_outs: sign_out::SignOuts,
 }
 
 /// Agent ids as last read from the database, read again when older than
@@ -194,13 +198,7 @@ impl Sender {
     }
 
     fn claims(&self) -> Claims {
-        Claims {
-            sub: self.session.user_id.clone(),
-            role: self.role,
-            name: None,
-            device: None,
-            exp: u64::MAX,
-        }
+        Claims::new(self.session.user_id.clone(), self.role, u64::MAX)
     }
 }
 
@@ -227,6 +225,7 @@ impl Worker {
             queue: tasks::Queue::default(),
             tasks: tasks::TaskCache::default(),
             agent_ids: AgentIds::default(),
+            sign_outs: sign_out::SignOuts::default(),
             locate_outage: kefu_register::outage::Outage::new(
                 "the register (locating recipients; their pushes are skipped and they read \
                  the messages from /api/offline)",
@@ -234,6 +233,7 @@ impl Worker {
         });
         reassign::start(inner.clone());
         abandon::start(inner.clone());
+        sign_out::start(inner.clone());
         reassign::every_quarter_of(
             inner.config.file_retention,
             inner.clone(),
@@ -342,6 +342,14 @@ impl Worker {
         if !event.connected {
             return;
         }
+        let signed_out = self
+            .inner
+            .sign_outs
+            .refusal(sender.user(), sender.session.issued_at);
+        if let Some(e) = signed_out {
+            tracing::info!(user = sender.user(), conn = %sender.session.conn_id, "{}; connection closed", e.message);
+            return refuse_connection(&self.inner, &sender, e, sign_out::SIGNED_OUT_CLOSE).await;
+        }
         let recorded = match sender.role {
             Role::Agent => {
                 let name = if sender.session.name.is_empty() {
@@ -366,7 +374,9 @@ impl Worker {
             Ok(()) if sender.role == Role::Agent => tasks::assign_waiting(&self.inner).await,
             Ok(()) => {}
             Err(e @ kefu_store::StoreError::RoleTaken { .. }) => {
-                refuse_role(&self.inner, &sender, e).await
+                tracing::warn!(user = sender.user(), conn = %sender.session.conn_id, "{e}; connection closed");
+                let error = ProtocolError::forbidden(format!("{e}; this token cannot use it"));
+                refuse_connection(&self.inner, &sender, error, ROLE_TAKEN_CLOSE).await
             }
             Err(e) => {
                 tracing::warn!(error = %e, user = sender.user(), "cannot check the user's role")
@@ -418,20 +428,19 @@ impl Inner {
     }
 }
 
-/// Closes a connection whose token names a user id recorded with another
-/// role (a customer token for an agent's id): it would receive what is sent
-/// to that user. An error ack, then close code 4403.
-async fn refuse_role(inner: &Inner, sender: &Sender, e: kefu_store::StoreError) {
-    tracing::warn!(user = sender.user(), conn = %sender.session.conn_id, "{e}; connection closed");
-    let error = ProtocolError::forbidden(format!("{e}; this token cannot use it"));
+/// Closes a connection its token does not entitle: signed out (4401), or
+/// naming a user id recorded with another role (4403: a customer token for
+/// an agent's id would receive what is sent to that agent). An error ack
+/// for `auth`, then the close.
+async fn refuse_connection(inner: &Inner, sender: &Sender, error: ProtocolError, code: u32) {
     let frame = Frame::error("auth", None, error.code, &error.message);
     let mut out = outbox::Outbox::default();
     out.for_conn(&sender.session, frame.to_json().into());
-    out.close(&sender.session, ROLE_TAKEN_CLOSE);
+    out.close(&sender.session, code);
     out.send(inner).await;
 }
 
-/// The close code of a connection refused by [`refuse_role`].
+/// The close code of a connection whose token names another role's user.
 pub const ROLE_TAKEN_CLOSE: u32 = 4403;
 
 /// What a store failure looks like to a client.

@@ -82,6 +82,19 @@ impl Outbox {
         }
     }
 
+    /// Closes, with `code`, the connections of `user` whose token was
+    /// issued at or before `up_to` (seconds since the epoch).
+    pub async fn close_signed_out(&mut self, inner: &Inner, user: &str, up_to: u64, code: u32) {
+        for gateway in gateways_of(inner, &[user.to_owned()]).await {
+            self.batches.entry(gateway).or_default().push(Push {
+                user_ids: vec![user.to_owned()],
+                close_code: code,
+                close_issued_up_to: up_to,
+                ..Push::default()
+            });
+        }
+    }
+
     /// Tells every gateway of `user` that these messages were confirmed.
     pub async fn confirmed(&mut self, inner: &Inner, user: &str, ids: Vec<u64>) {
         for gateway in gateways_of(inner, &[user.to_owned()]).await {

@@ -16,13 +16,7 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(again.to_json(), json, "a frame survives a round trip");
     let limits = Limits::default();
     for role in [Role::Customer, Role::Agent, Role::Admin] {
-        let claims = Claims {
-            sub: "fuzz".into(),
-            role,
-            name: None,
-            device: None,
-            exp: u64::MAX,
-        };
+        let claims = Claims::new("fuzz", role, u64::MAX);
         if let Ok(Command::Send(send)) = Command::from_frame(frame.clone(), &claims, &limits) {
             assert!(send.content.chars().count() <= limits.max_content_chars);
             assert!(!send.client_msg_id.is_empty());

@@ -1,13 +1,7 @@
 use super::*;
 
 fn customer() -> Claims {
-    Claims {
-        sub: "c1".into(),
-        role: Role::Customer,
-        name: None,
-        device: None,
-        exp: u64::MAX,
-    }
+    Claims::new("c1", Role::Customer, u64::MAX)
 }
 
 fn agent() -> Claims {

@@ -15,6 +15,11 @@ pub struct Model {
     /// Agents: "available" or "away".
     pub status: String,
     pub created_at: i64,
+    /// Milliseconds since the epoch of the user's last sign-out: tokens
+    /// issued up to that second are refused.
+    pub tokens_revoked_at: Option<i64>,
+    /// An agent an operator disabled: no login, no token accepted.
+    pub disabled: bool,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
