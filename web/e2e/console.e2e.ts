@@ -249,6 +249,27 @@ describe('the agent console', () => {
     expect(got.map((f) => f.content)).toEqual(['sent from device one', 'and this from device two']);
   });
 
+  test('the hour-long token renews itself without a reload, and signing out on one device signs out the other', async () => {
+    await start(['--token-ttl', '63s']); // renewed a minute before expiry: after about 3 s
+    const one = await agentPage();
+    const two = await agentPage();
+    const token = () => one.page.evaluate(() => JSON.parse(localStorage.getItem('kefu.agent.session') ?? '{}').token as string);
+    const first = await token();
+    await expect.poll(token, { timeout: 10_000 }).not.toBe(first);
+    const dana = await customer('Dana');
+    await dana.say('still there after the renewal?');
+    await row(one.page, 'Dana').click();
+    await reply(one.page, 'yes, same desk');
+    await eventually(() => (dana.fromAgents().length ? true : undefined), 'the reply');
+    await one.page.getByRole('status').filter({ hasText: 'Connected' }).waitFor();
+
+    await one.page.getByRole('button', { name: 'Sign out' }).click();
+    await one.page.getByRole('button', { name: 'Sign in' }).waitFor();
+    await two.page.getByText('Your session has ended. Please sign in again.').waitFor({ timeout: 10_000 });
+    await shot(two.page, 'console-signed-out-elsewhere');
+    await signIn(two.context);
+  });
+
   test('an agent who was offline signs in and finds the messages and the unread count', async () => {
     await start();
     const first = await agentPage();

@@ -183,6 +183,41 @@ describe('the customer widget', () => {
     await site.stop();
   });
 
+  test('a visitor back after their hour-long token expired is still the same customer', async () => {
+    const alice = await agent();
+    const { page, chat, context, site } = await shop();
+    await openWidget(page, chat);
+    await say(chat, 'my order is late');
+    const msg = await alice.waitFor((f) => f.category === 'customer', 'the message');
+    // The widget's own storage is blocked in the shop's iframe: the shop's
+    // page keeps the visitor's refresh token (30 days), not the access
+    // token (an hour), so the visitor outlives it.
+    const kept = await page.evaluate(() => {
+      const key = Object.keys(localStorage).find((k) => k.startsWith('kefu.visitor'))!;
+      const token = localStorage.getItem(key)!;
+      return JSON.parse(atob(token.split('.')[1]!.replace(/-/g, '+').replace(/_/g, '/'))) as { typ?: string; sub: string };
+    });
+    expect(kept).toMatchObject({ typ: 'refresh', sub: msg.from });
+    await page.close();
+
+    await alice.reply(msg.from, 'It ships today.');
+    const again = await context.newPage();
+    const requests: string[] = [];
+    again.on('request', (r) => requests.push(r.url()));
+    await again.goto(site.url);
+    const chat2 = again.frameLocator('iframe[title]');
+    await openWidget(again, chat2);
+    await chat2.getByText('It ships today.').waitFor();
+    await chat2.getByText('my order is late').waitFor();
+    expect(requests.filter((u) => u.endsWith('/api/refresh'))).toHaveLength(1);
+    expect(requests.filter((u) => u.endsWith('/api/visitor'))).toHaveLength(0);
+    await say(chat2, 'thanks!');
+    const thanks = await alice.waitFor((f) => f.content === 'thanks!', 'the thanks');
+    expect(thanks.from).toBe(msg.from);
+    await context.close();
+    await site.stop();
+  });
+
   test('older history loads by scrolling up, each message once', async () => {
     const alice = await agent();
     const { page, chat, context, site } = await shop();

@@ -13,7 +13,7 @@ import { EndDialog, ShortcutsDialog, TransferDialog } from './Dialogs';
 import { filterContacts, inTab, type Tab } from './filter';
 import { preview } from './preview';
 import { QuickRepliesDialog } from './QuickReplies';
-import { clearSession, loadSession, saveSession, tokenExpiry, type AgentSession } from './session';
+import { clearSession, loadSession, renewSession, saveSession, type AgentSession } from './session';
 import { loadPrefs, savePrefs, type Prefs } from './settings';
 import { SidePanel } from './SidePanel';
 import { SignIn } from './SignIn';
@@ -71,7 +71,8 @@ export function App() {
       />
     );
   }
-  return <Desk key={session.token} session={session} t={t} prefs={prefs} setPrefs={setPrefs} onSignOut={signOut} />;
+  // Keyed by the agent, not the token: a renewed token keeps the desk as it is.
+  return <Desk key={session.user_id} session={session} t={t} prefs={prefs} setPrefs={setPrefs} onSignOut={signOut} />;
 }
 
 function inField(e: KeyboardEvent): boolean {
@@ -91,11 +92,16 @@ function Desk({ session, t, prefs, setPrefs, onSignOut }: { session: AgentSessio
   const signOutRef = useRef(onSignOut);
   signOutRef.current = onSignOut;
 
+  const sessionRef = useRef(session);
   const store = useMemo(
     () =>
       new AgentStore({
         session,
         onUnauthorized: () => signOutRef.current(true),
+        renew: async () => {
+          sessionRef.current = await renewSession(sessionRef.current);
+          return sessionRef.current.token;
+        },
         onIncoming: (m, c, isNew) => void announce(m, c, isNew),
       }),
     [],
@@ -154,15 +160,11 @@ function Desk({ session, t, prefs, setPrefs, onSignOut }: { session: AgentSessio
     const mq = matchMedia(PHONE);
     const onMq = () => setPhone(mq.matches);
     mq.addEventListener('change', onMq);
-    // The token's lifetime: sign out when it ends.
-    const exp = tokenExpiry(session.token);
-    const timer = exp ? setTimeout(() => signOutRef.current(true), Math.min(2 ** 31 - 1, Math.max(0, exp - Date.now()))) : undefined;
     return () => {
       off();
       store.stop();
       document.removeEventListener('visibilitychange', onVis);
       mq.removeEventListener('change', onMq);
-      clearTimeout(timer);
     };
   }, []);
 
@@ -271,7 +273,10 @@ function Desk({ session, t, prefs, setPrefs, onSignOut }: { session: AgentSessio
         onPrefs={onPrefs}
         notifyBlocked={notifyBlocked}
         onShortcuts={() => setDialog('shortcuts')}
-        onSignOut={() => onSignOut(false)}
+        onSignOut={() => {
+          // Signs out every device of this agent; the desk goes either way.
+          void store.logout().finally(() => onSignOut(false));
+        }}
       />
       <div class={`c-cols${showPanel ? ' with-panel' : ''}`} data-mode={mode}>
         <nav class="c-contacts" aria-label={t('conversations')}>

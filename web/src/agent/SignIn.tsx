@@ -19,7 +19,7 @@ export function SignIn({ t, notice, lang, onLang, onSignedIn }: { t: AT; notice:
     setError(null);
     try {
       const r = await Api.login('', username.trim(), password);
-      onSignedIn({ token: r.token, user_id: r.user_id, name: r.name || r.user_id });
+      onSignedIn({ token: r.token, user_id: r.user_id, name: r.name || r.user_id, ...(r.refresh_token ? { refresh_token: r.refresh_token } : {}) });
     } catch (err) {
       setBusy(false);
       if (err instanceof ApiError && err.status === 401) setError(t('wrongPassword'));

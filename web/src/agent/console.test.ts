@@ -75,6 +75,13 @@ describe('the session', () => {
     expect(s.m.size).toBe(0);
   });
 
+  test('a session whose access token expired lives on while its refresh token is good', () => {
+    const s = store();
+    saveSession({ token: jwt(2_000), refresh_token: jwt(9_000), user_id: 'alice', name: 'Alice' }, s);
+    expect(loadSession(3_000_000, s)).toMatchObject({ user_id: 'alice', refresh_token: jwt(9_000) });
+    expect(loadSession(10_000_000, s)).toBeNull();
+  });
+
   test('prefs: sound and notifications on by default, the language from the browser, then remembered', () => {
     const s = store();
     expect(loadPrefs(['zh-CN'], s)).toEqual({ sound: true, notify: true, lang: 'zh' });

@@ -68,8 +68,10 @@ export interface View {
 
 export interface StoreOptions {
   session: AgentSession;
-  /** The token was refused (401, or the socket's auth): sign out. */
+  /** The token was refused (401, or the socket's auth) and could not be renewed: sign out. */
   onUnauthorized: () => void;
+  /** A new access token when the current one expires (see ClientOptions.renew). */
+  renew?: () => Promise<string>;
   /** A new message from a customer, live (not from the first load). */
   onIncoming?: (m: ChatMessage, contact: ContactView, newConversation: boolean) => void;
 }
@@ -126,7 +128,12 @@ export class AgentStore {
 
   constructor(private opts: StoreOptions) {
     this.me = opts.session.user_id;
-    this.client = new KefuClient({ baseUrl: '', token: opts.session.token, device: 'console' });
+    this.client = new KefuClient({ baseUrl: '', token: opts.session.token, device: 'console', ...(opts.renew ? { renew: opts.renew } : {}) });
+  }
+
+  /** Signs the agent out on every device; a failure (offline) is ignored. */
+  async logout(): Promise<void> {
+    await this.client.api.logout().catch(() => undefined);
   }
 
   subscribe(fn: () => void): () => void {

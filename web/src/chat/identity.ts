@@ -1,26 +1,15 @@
 // Who the customer is: a token from the host site's backend, or an anonymous
-// visitor whose token this origin keeps in localStorage until it expires.
-import { Api } from '../lib';
+// visitor whose tokens this origin keeps in localStorage: a short-lived
+// access token and the refresh token (30 days) that renews it, so a
+// visitor who comes back tomorrow is still the same customer.
+import { Api, ApiError, tokenFresh, type Tokens } from '../lib';
 
 const VISITOR_KEY = 'kefu.visitor';
 
-/** The `exp` claim (seconds) of a JWT, or null if it cannot be read. */
-export function jwtExp(token: string): number | null {
-  const part = token.split('.')[1];
-  if (!part) return null;
-  try {
-    const b64 = part.replace(/-/g, '+').replace(/_/g, '/');
-    const json = JSON.parse(atob(b64.padEnd(b64.length + ((4 - (b64.length % 4)) % 4), '=')));
-    return typeof json.exp === 'number' ? json.exp : null;
-  } catch {
-    return null;
-  }
-}
-
-/** Usable for at least another minute. */
-export function tokenFresh(token: string, nowMs = Date.now()): boolean {
-  const exp = jwtExp(token);
-  return exp !== null && exp * 1000 > nowMs + 60_000;
+/** A visitor's tokens; `token` may have expired while `refresh_token` is good. */
+export interface Visitor {
+  token: string;
+  refresh_token?: string;
 }
 
 function storage(): Storage | null {
@@ -31,19 +20,56 @@ function storage(): Storage | null {
   }
 }
 
+/** Either token still good for a minute. */
+function usable(v: Visitor): boolean {
+  return tokenFresh(v.token) || tokenFresh(v.refresh_token);
+}
+
 /**
- * The remembered visitor token: from this origin's storage, else the copy
- * the host page keeps for us (`hostCopy`), if it has not expired.
+ * The remembered visitor: from this origin's storage, else the copy the
+ * host page keeps for us (`hostCopy`: a refresh token, or an access token
+ * from before refresh tokens), if either is still good.
  */
-export function storedVisitor(hostCopy?: string): string | null {
+export function storedVisitor(hostCopy?: string): Visitor | null {
   try {
     const raw = storage()?.getItem(VISITOR_KEY);
-    const v = raw ? (JSON.parse(raw) as { token?: unknown }) : null;
-    if (v && typeof v.token === 'string' && tokenFresh(v.token)) return v.token;
+    const v = raw ? (JSON.parse(raw) as Partial<Visitor>) : null;
+    if (v && typeof v.token === 'string') {
+      const stored: Visitor = { token: v.token };
+      if (typeof v.refresh_token === 'string') stored.refresh_token = v.refresh_token;
+      if (usable(stored)) return stored;
+    }
   } catch {
     // unreadable: fall through
   }
-  return hostCopy && tokenFresh(hostCopy) ? hostCopy : null;
+  if (!hostCopy || !tokenFresh(hostCopy)) return null;
+  return isRefreshToken(hostCopy) ? { token: '', refresh_token: hostCopy } : { token: hostCopy };
+}
+
+function isRefreshToken(token: string): boolean {
+  try {
+    const part = token.split('.')[1] ?? '';
+    const b64 = part.replace(/-/g, '+').replace(/_/g, '/').padEnd(Math.ceil(part.length / 4) * 4, '=');
+    return (JSON.parse(atob(b64)) as { typ?: unknown }).typ === 'refresh';
+  } catch {
+    return false;
+  }
+}
+
+/** What the host page keeps for us: the longest-lived token. */
+export function hostCopyOf(v: Visitor): string {
+  return v.refresh_token ?? v.token;
+}
+
+function remember(v: Tokens): Visitor {
+  const visitor: Visitor = { token: v.token };
+  if (v.refresh_token) visitor.refresh_token = v.refresh_token;
+  try {
+    storage()?.setItem(VISITOR_KEY, JSON.stringify({ ...visitor, user_id: v.user_id }));
+  } catch {
+    // storage full or blocked: the visitor lasts for this page only
+  }
+  return visitor;
 }
 
 export function dropVisitor(): void {
@@ -55,14 +81,19 @@ export function dropVisitor(): void {
 }
 
 /** A new anonymous customer, remembered for this origin. */
-export async function newVisitor(name?: string): Promise<string> {
-  const v = await Api.visitor('', name);
-  try {
-    storage()?.setItem(VISITOR_KEY, JSON.stringify({ token: v.token, user_id: v.user_id }));
-  } catch {
-    // storage full or blocked: the visitor lasts for this page only
-  }
-  return v.token;
+export async function newVisitor(name?: string): Promise<Visitor> {
+  return remember(await Api.visitor('', name));
+}
+
+/** Fresh tokens for a remembered visitor; ApiError 401 once they are signed out. */
+export async function renewVisitor(v: Visitor): Promise<Visitor> {
+  if (!v.refresh_token) throw new ApiError(401, 'unauthorized', 'no refresh token');
+  return remember(await Api.refresh('', v.refresh_token));
+}
+
+/** A remembered visitor ready to connect: renewed first if the access token is stale. */
+export async function resumeVisitor(v: Visitor): Promise<Visitor> {
+  return tokenFresh(v.token) ? v : renewVisitor(v);
 }
 
 /** Small JSON values in localStorage that tolerate blocked storage. */

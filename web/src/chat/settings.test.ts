@@ -1,5 +1,6 @@
 import { describe, expect, test } from 'vitest';
-import { jwtExp, tokenFresh } from './identity';
+import { hostCopyOf, storedVisitor } from './identity';
+import { tokenExpiry, tokenFresh } from '../lib';
 import { isAgentMessage, isSystem } from '../shared/messages';
 import { brandColor, cleanSettings, DEFAULT_COLOR } from './settings';
 
@@ -27,9 +28,9 @@ describe('host settings', () => {
 
 describe('visitor tokens', () => {
   test('exp is read from the JWT payload', () => {
-    expect(jwtExp(jwt({ sub: 'v_1', exp: 1_900_000_000 }))).toBe(1_900_000_000);
-    expect(jwtExp('not-a-jwt')).toBeNull();
-    expect(jwtExp('a.%%%.c')).toBeNull();
+    expect(tokenExpiry(jwt({ sub: 'v_1', exp: 1_900_000_000 }))).toBe(1_900_000_000_000);
+    expect(tokenExpiry('not-a-jwt')).toBeNull();
+    expect(tokenExpiry('a.%%%.c')).toBeNull();
   });
 
   test('a token expiring within a minute counts as expired', () => {
@@ -37,6 +38,18 @@ describe('visitor tokens', () => {
     expect(tokenFresh(jwt({ exp: now / 1000 + 3600 }), now)).toBe(true);
     expect(tokenFresh(jwt({ exp: now / 1000 + 30 }), now)).toBe(false);
     expect(tokenFresh(jwt({ sub: 'no exp' }), now)).toBe(false);
+  });
+
+  test("the host page's copy is the refresh token, and either kind comes back", () => {
+    const later = Math.floor(Date.now() / 1000) + 3600;
+    const refresh = jwt({ sub: 'v_1', exp: later, typ: 'refresh' });
+    const access = jwt({ sub: 'v_1', exp: later });
+    expect(hostCopyOf({ token: access, refresh_token: refresh })).toBe(refresh);
+    expect(hostCopyOf({ token: access })).toBe(access);
+    expect(storedVisitor(refresh)).toEqual({ token: '', refresh_token: refresh });
+    expect(storedVisitor(access)).toEqual({ token: access });
+    expect(storedVisitor(jwt({ sub: 'v_1', exp: 1000, typ: 'refresh' }))).toBeNull();
+    expect(storedVisitor(undefined)).toBeNull();
   });
 });
 

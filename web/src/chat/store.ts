@@ -4,7 +4,7 @@
 // file talks to the client library.
 import { KefuClient, Conversation, ApiError, toChat } from '../lib';
 import type { ChatMessage, ConnectionState, Message, TaskSummary } from '../lib';
-import { dropVisitor, loadJson, newVisitor, saveJson, storedVisitor } from './identity';
+import { dropVisitor, hostCopyOf, loadJson, newVisitor, renewVisitor, resumeVisitor, saveJson, storedVisitor, type Visitor } from './identity';
 import { canRevoke, isAgentMessage } from '../shared/messages';
 
 export const MAX_UPLOAD = 20 * 1024 * 1024;
@@ -89,6 +89,8 @@ export class ChatStore {
   private lastRead: Record<string, number> = {};
   private typingTimer: ReturnType<typeof setTimeout> | undefined;
   private retriedVisitor = false;
+  /** The anonymous visitor's tokens; null for a token from the host page. */
+  private visitor: Visitor | null = null;
   private uploadSeq = 0;
   private generation = 0;
   private lastUnread = -1;
@@ -117,8 +119,10 @@ export class ChatStore {
     let token = this.opts.token;
     try {
       if (!token) {
-        token = storedVisitor(this.opts.visitorToken) ?? (await newVisitor(this.opts.name));
-        if (gen === this.generation) this.opts.onVisitor?.(token);
+        const visitor = await this.resume();
+        if (gen !== this.generation) return;
+        this.useVisitor(visitor);
+        token = visitor.token;
       }
     } catch (e) {
       if (gen === this.generation) this.set({ conn: 'failed', notice: { key: 'signInFailed', vars: { reason: errText(e) } } });
@@ -128,10 +132,40 @@ export class ChatStore {
     this.connect(token);
   }
 
+  /** The remembered visitor, renewed if need be; a new one if none is left. */
+  private async resume(): Promise<Visitor> {
+    const stored = storedVisitor(this.opts.visitorToken);
+    if (stored) {
+      try {
+        return await resumeVisitor(stored);
+      } catch (e) {
+        // Signed out or unknown: a new visitor. Unreachable: try again later.
+        if (!(e instanceof ApiError && (e.status === 401 || e.status === 403))) throw e;
+        dropVisitor();
+      }
+    }
+    return newVisitor(this.opts.name);
+  }
+
+  /** Keeps the visitor's tokens here and tells the host page to keep a copy. */
+  private useVisitor(v: Visitor) {
+    this.visitor = v;
+    this.opts.onVisitor?.(hostCopyOf(v));
+  }
+
+  /** For the client: a new access token for the visitor (none for a host's token). */
+  private renew = async (): Promise<string> => {
+    if (!this.visitor) throw new ApiError(401, 'unauthorized', 'the host page signs this customer in');
+    const renewed = await renewVisitor(this.visitor);
+    this.useVisitor(renewed);
+    return renewed.token;
+  };
+
   /** The host page switched users: start over with that identity. */
   switchUser(token: string | undefined, name?: string) {
     this.stop();
     this.opts = { ...this.opts, token, name };
+    this.visitor = null;
     this.conv = new Conversation();
     this.tasks = [];
     this.taskCursor = 0;
@@ -155,7 +189,7 @@ export class ChatStore {
   }
 
   private connect(token: string) {
-    const client = new KefuClient({ baseUrl: '', token, device: 'web' });
+    const client = new KefuClient({ baseUrl: '', token, device: 'web', ...(this.visitor ? { renew: this.renew } : {}) });
     this.client = client;
     const gen = this.generation;
     const live = () => gen === this.generation;
@@ -210,10 +244,10 @@ export class ChatStore {
     this.stop();
     const gen = this.generation;
     newVisitor(this.opts.name).then(
-      (token) => {
+      (visitor) => {
         if (gen !== this.generation) return;
-        this.opts.onVisitor?.(token);
-        this.connect(token);
+        this.useVisitor(visitor);
+        this.connect(visitor.token);
       },
       (e) => this.set({ conn: 'failed', notice: { key: 'signInFailed', vars: { reason: errText(e) } } }),
     );

@@ -2,6 +2,7 @@
 // the token in an Authorization header, never in the URL, so it stays out of
 // server logs, proxies and the browser history.
 
+import type { Tokens } from './token';
 import type { Agent, Contact, CustomerInfo, ErrorCode, HistoryPage, Message, QuickReply, TaskSummary, Upload, WireError } from './types';
 
 const STATUS: Record<string, number> = {
@@ -93,34 +94,51 @@ export class Api {
   private readonly base: string;
   private readonly token: () => string;
   private readonly f: typeof fetch;
+  private readonly renew?: () => Promise<boolean>;
 
-  /** `token` may be a function, so that a client can swap tokens. */
-  constructor(baseUrl: string, token: string | (() => string), fetchImpl?: typeof fetch) {
+  /**
+   * `token` may be a function, so that a client can swap tokens; with
+   * `renew`, a call refused with 401 is tried once more if it renews the
+   * token (an access token that expired while the tab slept).
+   */
+  constructor(baseUrl: string, token: string | (() => string), fetchImpl?: typeof fetch, renew?: () => Promise<boolean>) {
     this.base = baseUrl;
     this.token = typeof token === 'function' ? token : () => token;
     this.f = fetchImpl ?? globalFetch;
+    if (renew) this.renew = renew;
   }
 
   /** An anonymous customer (201). */
-  static visitor(
-    baseUrl: string,
-    name?: string,
-    fetchImpl?: typeof fetch,
-  ): Promise<{ user_id: string; token: string; name: string | null }> {
+  static visitor(baseUrl: string, name?: string, fetchImpl?: typeof fetch): Promise<Tokens> {
     return call(fetchImpl ?? globalFetch, join(baseUrl, '/api/visitor'), json(name ? { name } : {}));
   }
 
-  /** An agent's token; a wrong password is ApiError 401. */
-  static login(
-    baseUrl: string,
-    username: string,
-    password: string,
-    fetchImpl?: typeof fetch,
-  ): Promise<{ user_id: string; token: string; name: string }> {
+  /** An agent's tokens; a wrong password is ApiError 401, a disabled account 403. */
+  static login(baseUrl: string, username: string, password: string, fetchImpl?: typeof fetch): Promise<Tokens & { name: string }> {
     return call(fetchImpl ?? globalFetch, join(baseUrl, '/api/login'), json({ username, password }));
   }
 
-  private req<T>(method: string, path: string, body?: unknown): Promise<T> {
+  /** New tokens for a refresh token; ApiError 401 once the user signed out or it expired. */
+  static refresh(baseUrl: string, refreshToken: string, fetchImpl?: typeof fetch): Promise<Tokens> {
+    return call(fetchImpl ?? globalFetch, join(baseUrl, '/api/refresh'), json({ refresh_token: refreshToken }));
+  }
+
+  /** Signs the caller out on every device: their tokens so far stop working. */
+  async logout(): Promise<void> {
+    await this.req('POST', '/api/logout', {});
+  }
+
+  private async req<T>(method: string, path: string, body?: unknown): Promise<T> {
+    try {
+      return await this.once<T>(method, path, body);
+    } catch (e) {
+      const renewed = e instanceof ApiError && e.status === 401 && this.renew && (await this.renew().catch(() => false));
+      if (!renewed) throw e;
+      return this.once<T>(method, path, body);
+    }
+  }
+
+  private once<T>(method: string, path: string, body?: unknown): Promise<T> {
     const headers: Record<string, string> = { Authorization: `Bearer ${this.token()}` };
     const init: RequestInit = { method, headers };
     if (body !== undefined) {

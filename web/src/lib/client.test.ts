@@ -172,6 +172,75 @@ describe('auth refused', () => {
   });
 });
 
+describe('renewing the token', () => {
+  const jwt = (exp: number) => `h.${Buffer.from(JSON.stringify({ sub: 'v_me', exp })).toString('base64url')}.s`;
+  const inSeconds = (s: number) => Math.floor(Date.now() / 1000) + s;
+  const refused = (t: ReturnType<typeof setup>) => {
+    t.last().open();
+    t.last().deliver({ category: 'ack', action: 'auth', ext: { error: { code: 'unauthorized', message: 'token expired' } } });
+  };
+
+  it('renews a refused token once and signs in with the new one; a second refusal is final', async () => {
+    const renew = vi.fn(async () => 'NEW-TOKEN');
+    const t = setup({ renew });
+    t.client.connect();
+    refused(t);
+    await tick(0);
+    expect(renew).toHaveBeenCalledTimes(1);
+    expect(t.sockets).toHaveLength(2);
+    t.last().open();
+    expect(t.last().sent[0]).toMatchObject({ action: 'auth', content: 'NEW-TOKEN' });
+    refused(t);
+    await tick(0);
+    expect(renew).toHaveBeenCalledTimes(1);
+    expect(t.client.state).toBe('unauthorized');
+  });
+
+  it('ends unauthorized when the renewal is refused (signed out), and retries one that could not be sent', async () => {
+    let answer: 'offline' | 'signed out' = 'offline';
+    const renew = vi.fn(async () => {
+      throw answer === 'offline' ? new ApiError(0, 'unavailable', 'network error') : new ApiError(401, 'unauthorized', 'signed out');
+    });
+    const t = setup({ renew });
+    t.client.connect();
+    refused(t);
+    await tick(0);
+    expect(t.client.state).not.toBe('unauthorized');
+    answer = 'signed out';
+    await tick(1000); // the reconnect's back-off
+    refused(t);
+    await tick(0);
+    expect(renew).toHaveBeenCalledTimes(2);
+    expect(t.client.state).toBe('unauthorized');
+    expect(t.of('unauthorized')).toHaveLength(1);
+  });
+
+  it('renews a minute before expiry while connected, and retries an HTTP 401 once with the new token', async () => {
+    const issued = [jwt(inSeconds(3600)), jwt(inSeconds(7200))];
+    const tokens = [...issued];
+    const renew = vi.fn(async () => tokens.shift()!);
+    let expired = true;
+    const t = setup({ token: jwt(inSeconds(600)), renew }, (url) => {
+      if (url.endsWith('/api/unread') && expired) {
+        expired = false;
+        return { status: 401, body: { error: { code: 'unauthorized', message: 'token expired' } } };
+      }
+      return url.endsWith('/api/unread') ? { body: { total: 0, by_task: {} } } : undefined;
+    });
+    t.client.connect();
+    t.last().auth();
+    await tick(540_000 - 1000); // a minute before the 10 minutes are up
+    expect(renew).not.toHaveBeenCalled();
+    await tick(1000);
+    expect(renew).toHaveBeenCalledTimes(1);
+    await expect(t.client.api.unread()).resolves.toEqual({ total: 0, by_task: {} });
+    expect(renew).toHaveBeenCalledTimes(2);
+    const auths = t.net.calls.filter((c) => c.url.endsWith('/api/unread')).map((c) => (c.init?.headers as Record<string, string>).Authorization);
+    expect(auths).toHaveLength(2);
+    expect(auths).toEqual([`Bearer ${issued[0]}`, `Bearer ${issued[1]}`]);
+  });
+});
+
 describe('sending', () => {
   it('a send typed offline goes out on reconnect with its id, in order', async () => {
     const t = setup();

@@ -6,6 +6,7 @@ import { Api, ApiError } from './api';
 import { Backoff } from './backoff';
 import { merge, same, toChat } from './conversation';
 import { Emitter } from './emitter';
+import { tokenExpiry } from './token';
 import type { Action, Category, ChatMessage, ConnectionState, Draft, Frame, Message, Session, WireError } from './types';
 
 /** What the client needs of a WebSocket; the browser's fits. */
@@ -36,6 +37,13 @@ export interface ClientOptions {
   heartbeatMs?: number;
   /** Resend an unacked send once on the same connection after this; default 10 000. */
   ackTimeoutMs?: number;
+  /**
+   * A new access token (from a refresh token). Called a minute before the
+   * token expires, when the server refuses it (expired while offline), and
+   * when an HTTP call gets 401. Reject with ApiError 401 or 403 when the
+   * user is signed out for good; any other rejection is retried later.
+   */
+  renew?: () => Promise<string>;
 }
 
 export interface ClientEvents {
@@ -80,6 +88,7 @@ const OFFLINE_PAGE = 500; // the server's maximum page
 const TYPING_MS = 2000;
 const KNOWN_MAX = 5000; // messages remembered for dedup; oldest forgotten first
 const AUTH_FAILED = 4401;
+const RENEW_AHEAD_MS = 60_000; // renew this long before the token expires
 
 /** A client_msg_id. randomUUID exists only in secure contexts (https, localhost). */
 function uuid(): string {
@@ -128,6 +137,10 @@ export class KefuClient {
   /** A customer's current task, for typing(). */
   private lastTask?: number;
   private unlisten: (() => void)[] = [];
+  private renewing?: Promise<boolean>;
+  private renewTimer?: ReturnType<typeof setTimeout>;
+  /** A refused token was renewed since the last auth: a second refusal is final. */
+  private renewedAfterRefusal = false;
 
   constructor(opts: ClientOptions) {
     this.o = {
@@ -138,7 +151,7 @@ export class KefuClient {
       ...opts,
     };
     this.backoff = new Backoff(this.o.random);
-    this.api = new Api(opts.baseUrl, () => this.o.token, opts.fetch);
+    this.api = new Api(opts.baseUrl, () => this.o.token, opts.fetch, () => this.renewToken().catch(() => false));
   }
 
   on<K extends keyof ClientEvents>(type: K, fn: (e: ClientEvents[K]) => void): () => void {
@@ -167,6 +180,43 @@ export class KefuClient {
     if (this.stopped || this.ws || this.reconnectTimer !== undefined) return;
     this.listen();
     this.open();
+  }
+
+  /**
+   * Swaps in a new token from `renew`, once for concurrent callers. True once
+   * it is in use; false when the user is signed out (401, 403) or there is
+   * no `renew`; rejects when the server could not be reached.
+   */
+  renewToken(): Promise<boolean> {
+    const renew = this.o.renew;
+    if (!renew || this.stopped) return Promise.resolve(false);
+    this.renewing ??= renew()
+      .then(
+        (token) => {
+          this.o.token = token;
+          this.scheduleRenew();
+          return true;
+        },
+        (e: unknown) => {
+          if (e instanceof ApiError && (e.status === 401 || e.status === 403)) return false;
+          throw e;
+        },
+      )
+      .finally(() => {
+        this.renewing = undefined;
+      });
+    return this.renewing;
+  }
+
+  /** Renews a minute before the token expires (an open socket outlives it; HTTP calls do not). */
+  private scheduleRenew(): void {
+    clearTimeout(this.renewTimer);
+    const exp = this.o.renew ? tokenExpiry(this.o.token) : null;
+    if (exp === null || this.stopped) return;
+    const wait = Math.min(2 ** 31 - 1, Math.max(1000, exp - RENEW_AHEAD_MS - this.serverNow()));
+    this.renewTimer = setTimeout(() => {
+      this.renewToken().catch(() => this.scheduleRenew());
+    }, wait);
   }
 
   /** Final: no reconnect. Pending read/revoke/delete promises reject. */
@@ -292,7 +342,7 @@ export class KefuClient {
   /** The socket is gone (closed, dead or refused): tidy up and plan the next one. */
   private lost(code?: number): void {
     this.teardown();
-    if (code === AUTH_FAILED) return this.refuse({ code: 'unauthorized', message: 'authentication failed' });
+    if (code === AUTH_FAILED) return this.authRefused({ code: 'unauthorized', message: 'authentication failed' });
     if (this.stopped) return;
     if (this._state !== 'offline') this.setState(this.everAuthed ? 'reconnecting' : 'connecting');
     clearTimeout(this.reconnectTimer);
@@ -327,9 +377,28 @@ export class KefuClient {
     this.teardown();
     clearTimeout(this.reconnectTimer);
     clearTimeout(this.receiptTimer);
+    clearTimeout(this.renewTimer);
     this.reconnectTimer = this.receiptTimer = undefined;
     for (const off of this.unlisten) off();
     this.unlisten = [];
+  }
+
+  /** The token was refused (expired, signed out): with `renew`, try once with a new one. */
+  private authRefused(err: WireError): void {
+    if (!this.o.renew || this.renewedAfterRefusal) return this.refuse(err);
+    this.teardown();
+    const gen = this.conn;
+    const current = () => !this.stopped && gen === this.conn;
+    this.renewToken().then(
+      (renewed) => {
+        if (!current()) return;
+        if (!renewed) return this.refuse(err);
+        this.renewedAfterRefusal = true;
+        this.open();
+      },
+      // Unreachable: reconnect later; the old token is refused again and renewed then.
+      () => current() && this.lost(),
+    );
   }
 
   private refuse(err: WireError): void {
@@ -436,7 +505,7 @@ export class KefuClient {
   private onAck(f: Frame): void {
     const err = (f.ext?.error as WireError | undefined) ?? undefined;
     const cmid = f.client_msg_id;
-    if (f.action === 'auth') return err ? this.refuse(err) : this.onAuth(f);
+    if (f.action === 'auth') return err ? this.authRefused(err) : this.onAuth(f);
     if (f.action === 'send') {
       const p = cmid !== undefined ? this.sends.get(cmid) : undefined;
       if (p) return this.onSendAck(p, f, err);
@@ -465,7 +534,9 @@ export class KefuClient {
     if (f.created_at) this.clock(this.authSentAt, f.created_at);
     this.authed = true;
     this.everAuthed = true;
+    this.renewedAfterRefusal = false;
     this.backoff.reset();
+    this.scheduleRenew();
     const gen = this.conn;
     this.heartbeat = setInterval(() => this.beat(), this.o.heartbeatMs);
     this.setState('connected');

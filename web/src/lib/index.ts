@@ -2,6 +2,8 @@
 export { KefuClient } from './client';
 export type { ClientEvents, ClientOptions, WebSocketLike } from './client';
 export { Api, ApiError } from './api';
+export { tokenExpiry, tokenFresh } from './token';
+export type { Tokens } from './token';
 export { Conversation, toChat } from './conversation';
 export { Backoff } from './backoff';
 export { Emitter } from './emitter';
