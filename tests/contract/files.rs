@@ -285,6 +285,17 @@ async fn uploads_beyond_the_concurrent_limit_get_429_until_a_slot_frees() {
     let token = server.token("a1", "agent");
     let first = stalled_upload(&server, &token).await;
     let second = stalled_upload(&server, &token).await;
+    // Both must hold their slot before the third comes: the server takes
+    // connections in parallel, so a third sent at once may come first.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for stalled in [&first, &second] {
+        let mut byte = [0u8; 1];
+        let answered = stalled.try_read(&mut byte);
+        assert!(
+            matches!(&answered, Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
+            "a stalled upload was answered: {answered:?}"
+        );
+    }
     let refused = eventually(
         "the third upload is refused",
         Duration::from_secs(5),

@@ -435,3 +435,68 @@ async fn stalled_downloads_hold_a_chunk_each_not_the_file() {
     );
     drop(stalled);
 }
+
+/// Ten raw uploads of a 20 MiB file that stop after `mib` MiB.
+async fn stall_uploads(server: &Server, token: &str, mib: usize) -> Vec<tokio::net::TcpStream> {
+    use tokio::io::AsyncWriteExt;
+    let addr = server.url().trim_start_matches("http://").to_owned();
+    let megabyte: Vec<u8> = (0..1024 * 1024u32).map(|i| (i % 251) as u8).collect();
+    let uploads = (0..10).map(|_| {
+        let (addr, megabyte) = (addr.clone(), &megabyte);
+        async move {
+            let mut tcp = tokio::net::TcpStream::connect(&addr)
+                .await
+                .expect("connect");
+            let head = format!(
+                "POST /api/upload HTTP/1.1\r\nHost: kefu\r\nAuthorization: Bearer {token}\r\n\
+                 Content-Type: multipart/form-data; boundary=XyZ\r\nContent-Length: 20971700\r\n\r\n\
+                 --XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.bin\"\r\n\r\n"
+            );
+            tcp.write_all(head.as_bytes()).await.expect("head");
+            for _ in 0..mib {
+                tcp.write_all(megabyte).await.expect("part of the body");
+            }
+            tcp
+        }
+    });
+    let stalled = futures::future::join_all(uploads).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    stalled
+}
+
+/// Uploads are stored a piece at a time: ten uploads stalled after 18 MiB
+/// hold no more than ten stalled after 2 MiB (before, each held all it had
+/// received until the end: 160 MiB more).
+#[tokio::test]
+async fn stalled_uploads_hold_a_piece_each_not_what_they_sent() {
+    let server = Server::builder()
+        .arg("--max-concurrent-uploads", "16")
+        .start()
+        .await;
+    let token = server.token("a1", "agent");
+    let before = rss_mib(server.pid());
+    let shallow = stall_uploads(&server, &token, 2).await;
+    let at_2 = rss_mib(server.pid());
+    drop(shallow);
+    let deep = stall_uploads(&server, &token, 18).await;
+    let at_18 = rss_mib(server.pid());
+    println!(
+        "RSS {before:.0} MiB before, {at_2:.0} MiB with 10 uploads stalled at 2 MiB, \
+         {at_18:.0} MiB at 18 MiB"
+    );
+    assert!(
+        at_18 - at_2 < 40.0,
+        "16 MiB more of each of 10 uploads took {:.0} MiB more",
+        at_18 - at_2
+    );
+    drop(deep);
+    let (status, body) = server
+        .upload(
+            Some(&token),
+            "after.bin",
+            "application/octet-stream",
+            vec![1; 1000],
+        )
+        .await;
+    assert_eq!(status, 201, "the server goes on taking uploads: {body}");
+}

@@ -61,7 +61,10 @@ async fn expect_status_soon(server: &Server, path: &str, token: &str, status: u1
 async fn expect_refused(server: &Server, token: &str) {
     let mut client = Client::connect_raw(server, &format!("?token={token}")).await;
     let refusal = client
-        .recv_until(|f| f["action"] == "auth" && f["ext"]["error"].is_object(), WAIT)
+        .recv_until(
+            |f| f["action"] == "auth" && f["ext"]["error"].is_object(),
+            WAIT,
+        )
         .await;
     assert_eq!(error_code(&refusal), Some("unauthorized"), "{refusal}");
     assert_eq!(client.expect_close(WAIT).await, 4401);
@@ -189,7 +192,11 @@ async fn an_admin_signs_an_agent_out_and_others_may_not() {
         .await;
     assert_eq!(status, 403, "{body}");
     let (status, body) = server
-        .post("/api/agents/nobody/sign-out", &server.admin_token(), json!({}))
+        .post(
+            "/api/agents/nobody/sign-out",
+            &server.admin_token(),
+            json!({}),
+        )
         .await;
     assert_eq!(status, 404, "{body}");
     let (status, body) = server

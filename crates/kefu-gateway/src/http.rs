@@ -533,8 +533,8 @@ async fn upload(
         Ok(base) => base,
         Err(r) => return r.into_response(),
     };
-    // Taken before the body is read: an upload is held in memory whole
-    // until the worker has stored it.
+    // Uploads received at once: each holds one piece in memory and keeps a
+    // database writer busy.
     let Ok(_slot) = inner.uploads.clone().try_acquire_owned() else {
         crate::metrics::UPLOADS_REFUSED.inc();
         return too_many(std::time::Duration::from_secs(1), "uploads at once");
@@ -546,41 +546,49 @@ async fn upload(
             &format!("files are limited to {limit} bytes"),
         )
     };
-    let (name, data) = loop {
+    let mut field = loop {
         match multipart.next_field().await {
-            Ok(Some(field)) if field.name() == Some("file") => {
-                let name = field.file_name().unwrap_or("").to_owned();
-                match field.bytes().await {
-                    Ok(data) => break (name, data),
-                    Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => return too_large(),
-                    Err(e) => return error(ErrorCode::BadRequest, &e.body_text()),
-                }
-            }
+            Ok(Some(field)) if field.name() == Some("file") => break field,
             Ok(Some(_)) => continue,
             Ok(None) => return error(ErrorCode::BadRequest, "multipart field `file` is missing"),
             Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => return too_large(),
             Err(e) => return error(ErrorCode::BadRequest, &e.body_text()),
         }
     };
-    if data.len() > limit {
-        return too_large();
+    let mut upload = Upload::new(&inner, &claims, field.file_name().unwrap_or("").to_owned());
+    let mut piece = bytes::BytesMut::new();
+    loop {
+        let received = match field.chunk().await {
+            Ok(Some(bytes)) => bytes,
+            Ok(None) => break,
+            Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                return upload.abandon(too_large())
+            }
+            Err(e) => return upload.abandon(error(ErrorCode::BadRequest, &e.body_text())),
+        };
+        if upload.size + piece.len() + received.len() > limit {
+            return upload.abandon(too_large());
+        }
+        piece.extend_from_slice(&received);
+        while piece.len() >= kefu_protocol::FILE_CHUNK_BYTES {
+            let full = piece.split_to(kefu_protocol::FILE_CHUNK_BYTES).freeze();
+            if let Err(refused) = upload.store(full).await {
+                return upload.abandon(refused);
+            }
+        }
     }
-    let request = ApiRequest {
-        session: Some(session(&inner, &claims)),
-        method: "POST".into(),
-        path: "/api/upload".into(),
-        body: data,
-        shard: shard::of_user(&claims.sub),
-        file_name: name,
-        ..ApiRequest::default()
-    };
-    let reply = match forward(&inner, request).await {
-        Ok(r) => r,
-        Err(r) => return r,
-    };
-    if reply.status != 201 {
-        return self::reply(reply);
+    if !piece.is_empty() {
+        if let Err(refused) = upload.store(piece.freeze()).await {
+            return upload.abandon(refused);
+        }
     }
+    if upload.size == 0 {
+        return error(ErrorCode::BadRequest, "the file is empty");
+    }
+    let reply = match upload.commit().await {
+        Ok(reply) => reply,
+        Err(refused) => return upload.abandon(refused),
+    };
     // The worker answers a path; clients want a URL they can put in <img src>.
     let Ok(mut body) = serde_json::from_slice::<serde_json::Value>(&reply.body) else {
         return error(ErrorCode::Internal, "bad upload reply");
@@ -594,6 +602,113 @@ async fn upload(
 /// Where clients reach this server: `--public-url` when set, else the
 /// request's `Host` and `X-Forwarded-Proto`, checked, since the result goes
 /// into messages other people's browsers load.
+/// An upload on its way to storage, a piece at a time: the worker keeps
+/// each piece as it comes, so the gateway holds one piece, not the file,
+/// and nothing is a file until [`Upload::commit`].
+struct Upload<'a> {
+    inner: &'a Inner,
+    session: Session,
+    shard: u32,
+    file_name: String,
+    /// Set by the worker when it takes the first piece.
+    key: Option<String>,
+    parts: u64,
+    size: usize,
+    /// The first bytes, from which the worker tells the file's type.
+    head: Bytes,
+}
+
+impl<'a> Upload<'a> {
+    /// Enough of a file's start to tell its type.
+    const HEAD: usize = 8 * 1024;
+
+    fn new(inner: &'a Inner, claims: &Claims, file_name: String) -> Upload<'a> {
+        Upload {
+            inner,
+            session: session(inner, claims),
+            shard: shard::of_user(&claims.sub),
+            file_name,
+            key: None,
+            parts: 0,
+            size: 0,
+            head: Bytes::new(),
+        }
+    }
+
+    fn request(&self, method: &str, path: &str, query: String, body: Bytes) -> ApiRequest {
+        ApiRequest {
+            session: Some(self.session.clone()),
+            method: method.into(),
+            path: path.into(),
+            query,
+            body,
+            shard: self.shard,
+            file_name: self.file_name.clone(),
+        }
+    }
+
+    /// Hands one piece to the worker; a refusal is the client's answer.
+    async fn store(&mut self, piece: Bytes) -> Result<(), Response> {
+        if self.head.is_empty() {
+            self.head = piece.slice(..piece.len().min(Self::HEAD));
+        }
+        let mut query = format!("seq={}", self.parts);
+        if let Some(key) = &self.key {
+            query.push_str(&format!("&key={key}"));
+        }
+        let size = piece.len();
+        let request = self.request("POST", "/api/upload/parts", query, piece);
+        let reply = forward(self.inner, request).await?;
+        if reply.status != 200 {
+            return Err(self::reply(reply));
+        }
+        if self.key.is_none() {
+            #[derive(Deserialize)]
+            struct Started {
+                key: String,
+            }
+            let started: Started = serde_json::from_slice(&reply.body)
+                .map_err(|_| error(ErrorCode::Internal, "bad upload reply"))?;
+            self.key = Some(started.key);
+        }
+        self.parts += 1;
+        self.size += size;
+        Ok(())
+    }
+
+    /// Makes the stored pieces a file; the worker's answer.
+    async fn commit(&self) -> Result<ApiReply, Response> {
+        let key = self.key.clone().unwrap_or_default();
+        let query = format!("key={key}&parts={}&size={}", self.parts, self.size);
+        let request = self.request("POST", "/api/upload", query, self.head.clone());
+        let reply = forward(self.inner, request).await?;
+        if reply.status != 201 {
+            return Err(self::reply(reply));
+        }
+        Ok(reply)
+    }
+
+    /// Gives the upload up: its stored pieces are deleted (in the
+    /// background); `answer` goes to the client.
+    fn abandon(self, answer: Response) -> Response {
+        if let Some(key) = self.key.clone() {
+            let request = self.request(
+                "DELETE",
+                "/api/upload/parts",
+                format!("key={key}"),
+                Bytes::new(),
+            );
+            let workers = self.inner.workers.clone();
+            tokio::spawn(async move {
+                if let Err(e) = workers.api(request).await {
+                    tracing::debug!(error = %e, "cannot delete an abandoned upload; the sweep will");
+                }
+            });
+        }
+        answer
+    }
+}
+
 fn public_base(inner: &Inner, headers: &HeaderMap) -> Result<String, Refusal> {
     if let Some(url) = &inner.config.public_url {
         return Ok(url.clone());

@@ -203,9 +203,10 @@ impl Gateway {
                 if push.close_issued_up_to != 0 {
                     for user in &push.user_ids {
                         self.inner.each_conn_of(user, |conn| {
-                            let signed_out = self.inner.conns.get(conn).is_some_and(|c| {
-                                c.session.issued_at <= push.close_issued_up_to
-                            });
+                            let signed_out =
+                                self.inner.conns.get(conn).is_some_and(|c| {
+                                    c.session.issued_at <= push.close_issued_up_to
+                                });
                             if signed_out {
                                 self.inner.send_to_conn(conn, close());
                             }

@@ -26,6 +26,11 @@ pub use error::{ErrorCode, ProtocolError};
 pub use frame::Frame;
 pub use token::{Claims, Role};
 
+/// Files move and rest in pieces of at most this much: uploads are stored a
+/// piece at a time and downloads read a piece at a time, so neither holds a
+/// whole file in memory.
+pub const FILE_CHUNK_BYTES: usize = 512 * 1024;
+
 /// Milliseconds since the Unix epoch, the unit of every `created_at`.
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now()

@@ -8,9 +8,82 @@ use sea_orm::{
 };
 
 /// Rows hold at most this much of a file.
-const CHUNK: usize = 512 * 1024;
+const CHUNK: usize = kefu_protocol::FILE_CHUNK_BYTES;
 
 impl Store {
+    /// Stores part `seq` of an upload still being received: a chunk row
+    /// under `key` with no file row yet ([`Store::commit_file`] adds it).
+    /// Refused once the file is committed, so nobody appends to a file.
+    pub async fn put_file_part(&self, key: &str, seq: i32, data: &[u8]) -> Result<()> {
+        if data.len() > CHUNK {
+            return Err(crate::StoreError::Conflict(format!(
+                "a part holds at most {CHUNK} bytes"
+            )));
+        }
+        if self.file_meta(key).await?.is_some() {
+            return Err(crate::StoreError::Conflict(
+                "this upload is complete".into(),
+            ));
+        }
+        file_chunk::Entity::insert(file_chunk::ActiveModel {
+            file_key: Set(key.to_owned()),
+            seq: Set(seq),
+            data: Set(data.to_vec()),
+        })
+        .exec_without_returning(&self.db)
+        .await?;
+        Ok(())
+    }
+
+    /// Completes an upload whose `parts` parts are stored: from now on it
+    /// is a file. Refused if a part is missing.
+    pub async fn commit_file(&self, meta: file::Model, parts: u64) -> Result<()> {
+        use sea_orm::PaginatorTrait;
+        let stored = file_chunk::Entity::find()
+            .filter(file_chunk::Column::FileKey.eq(meta.key.clone()))
+            .count(&self.db)
+            .await?;
+        if stored != parts {
+            return Err(crate::StoreError::Conflict(format!(
+                "{stored} of the upload's {parts} parts arrived"
+            )));
+        }
+        file::Entity::insert(file::ActiveModel::from(meta))
+            .exec_without_returning(&self.db)
+            .await?;
+        Ok(())
+    }
+
+    /// Deletes the parts of an upload that will not complete (never those
+    /// of a committed file).
+    pub async fn delete_file_parts(&self, key: &str) -> Result<()> {
+        if self.file_meta(key).await?.is_some() {
+            return Ok(());
+        }
+        file_chunk::Entity::delete_many()
+            .filter(file_chunk::Column::FileKey.eq(key))
+            .exec(&self.db)
+            .await?;
+        Ok(())
+    }
+
+    /// Deletes the parts of uploads abandoned half-way (a gateway that died
+    /// mid-upload) whose keys sort below `below_key`: upload keys begin with
+    /// their start time, so that is every one begun before then. How many.
+    pub async fn delete_abandoned_parts(&self, below_key: &str) -> Result<u64> {
+        use sea_orm::sea_query::Query;
+        let files = Query::select()
+            .column(file::Column::Key)
+            .from(file::Entity)
+            .to_owned();
+        let deleted = file_chunk::Entity::delete_many()
+            .filter(file_chunk::Column::FileKey.lt(below_key))
+            .filter(file_chunk::Column::FileKey.not_in_subquery(files))
+            .exec(&self.db)
+            .await?;
+        Ok(deleted.rows_affected)
+    }
+
     pub async fn put_file(&self, meta: file::Model, data: &[u8]) -> Result<()> {
         let txn = self.db.begin().await?;
         let key = meta.key.clone();

@@ -391,6 +391,128 @@ async fn files_round_trip(backend: &str) {
     cleanup(db).await;
 }
 
+/// An upload arrives in parts, is a file only once committed, cannot be
+/// appended to after, and the parts of one never committed are swept.
+async fn uploads_in_parts(backend: &str) {
+    let Some((store, db)) = fresh(backend).await else {
+        return;
+    };
+    let meta = |key: &str, size: i64| crate::entity::file::Model {
+        key: key.into(),
+        owner: "u".into(),
+        content_type: "application/octet-stream".into(),
+        kind: "file".into(),
+        size,
+        created_at: 0,
+    };
+    let (old, new) = (
+        "0000000000010000000000000000000a",
+        "0000000000090000000000000000000b",
+    );
+    store
+        .put_file_part(old, 0, &[1; 100])
+        .await
+        .expect("part 0");
+    store.put_file_part(old, 1, &[2; 50]).await.expect("part 1");
+    assert!(
+        store.file_meta(old).await.expect("meta").is_none(),
+        "not a file yet"
+    );
+    let missing = store.commit_file(meta(old, 150), 3).await;
+    assert!(
+        matches!(missing, Err(crate::StoreError::Conflict(_))),
+        "{missing:?}"
+    );
+    store.commit_file(meta(old, 150), 2).await.expect("commit");
+    let (_, data) = store.file(old).await.expect("get").expect("a file now");
+    assert_eq!(data.len(), 150);
+    let appended = store.put_file_part(old, 2, &[3; 10]).await;
+    assert!(
+        matches!(appended, Err(crate::StoreError::Conflict(_))),
+        "{appended:?}"
+    );
+
+    // Begun before the sweep's cutoff, never committed: swept. The
+    // committed one and a newer one stay.
+    let (abandoned, recent) = ("0000000000020000000000000000000c", new);
+    store
+        .put_file_part(abandoned, 0, &[4; 10])
+        .await
+        .expect("part");
+    store
+        .put_file_part(recent, 0, &[5; 10])
+        .await
+        .expect("part");
+    let cutoff = "000000000008";
+    assert_eq!(
+        store.delete_abandoned_parts(cutoff).await.expect("sweep"),
+        1
+    );
+    assert!(store
+        .file_chunk(abandoned, 0)
+        .await
+        .expect("chunk")
+        .is_none());
+    assert!(store.file_chunk(recent, 0).await.expect("chunk").is_some());
+    assert!(store.file(old).await.expect("get").is_some());
+    store.delete_file_parts(recent).await.expect("abandon");
+    assert!(store.file_chunk(recent, 0).await.expect("chunk").is_none());
+    store
+        .delete_file_parts(old)
+        .await
+        .expect("a committed file is kept");
+    assert!(store.file(old).await.expect("get").is_some());
+    cleanup(db).await;
+}
+
+/// Signing out and disabling are recorded and read back by time.
+async fn sign_outs_are_read_back_by_time(backend: &str) {
+    let Some((store, db)) = fresh(backend).await else {
+        return;
+    };
+    store
+        .create_agent("a1", "Ann", "hash")
+        .await
+        .expect("agent");
+    let start = kefu_protocol::now_ms();
+    let at = store
+        .revoke_tokens("c1", "customer", "Cy")
+        .await
+        .expect("revoke");
+    assert!(at >= start);
+    assert_eq!(
+        store
+            .user("c1")
+            .await
+            .expect("user")
+            .map(|u| u.role)
+            .as_deref(),
+        Some("customer"),
+        "an unknown user is recorded"
+    );
+    store.set_agent_disabled("a1", true).await.expect("disable");
+    let missing = store.set_agent_disabled("nobody", true).await;
+    assert!(
+        matches!(missing, Err(crate::StoreError::NotFound(_))),
+        "{missing:?}"
+    );
+    let mut seen = store.sign_outs_since(start).await.expect("read");
+    seen.sort();
+    let who: Vec<_> = seen
+        .iter()
+        .map(|(id, _, disabled)| (id.as_str(), *disabled))
+        .collect();
+    assert_eq!(who, [("a1", true), ("c1", false)]);
+    assert!(store
+        .sign_outs_since(i64::MAX)
+        .await
+        .expect("read")
+        .is_empty());
+    store.set_agent_disabled("a1", false).await.expect("enable");
+    assert!(!store.user("a1").await.expect("user").expect("a1").disabled);
+    cleanup(db).await;
+}
+
 #[test]
 fn only_a_plain_sqlite_file_gets_a_writer_connection_of_its_own() {
     assert!(crate::plain_file("sqlite:///var/kefu/kefu.db?mode=rwc"));
@@ -431,7 +553,9 @@ on_every_backend!(
     group_commit_keeps_order_and_dedups,
     read_revoke_delete_and_unread,
     tasks_queue_end_and_rate,
-    files_round_trip
+    files_round_trip,
+    uploads_in_parts,
+    sign_outs_are_read_back_by_time
 );
 
 #[tokio::test]

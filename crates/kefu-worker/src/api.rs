@@ -82,12 +82,12 @@ async fn route(
         ("PUT", ["api", "agents", "me", "status"]) => {
             set_status(inner, sender, &request.body).await
         }
-        ("POST", ["api", "upload"]) => upload(inner, sender, request).await,
+        ("POST", ["api", "upload"]) => upload(inner, sender, request, query).await,
+        ("POST", ["api", "upload", "parts"]) => upload_part(inner, sender, request, query).await,
+        ("DELETE", ["api", "upload", "parts"]) => abandon_upload(inner, query).await,
         ("POST", ["api", "refresh"]) => refresh(inner, sender).await,
         ("POST", ["api", "logout"]) => logout(inner, sender).await,
-        ("POST", ["api", "agents", id, change]) => {
-            account_change(inner, sender, id, change).await
-        }
+        ("POST", ["api", "agents", id, change]) => account_change(inner, sender, id, change).await,
         (method, ["api", "tasks", id, rest @ ..]) => {
             let task_id: i64 = id
                 .parse()
@@ -516,11 +516,7 @@ fn signed_in(id: &str, name: &str, signed_out_ms: Option<i64>) -> Value {
 /// (checked for sign-outs like any call): the name to put in the new
 /// tokens. An agent's account must still exist.
 async fn refresh(inner: &Inner, sender: &Sender) -> Reply {
-    let user = inner
-        .store
-        .user(sender.user())
-        .await
-        .map_err(store_error)?;
+    let user = inner.store.user(sender.user()).await.map_err(store_error)?;
     match (sender.role, user) {
         (_, Some(user)) if user.disabled => Err(ProtocolError::new(
             ErrorCode::Unauthorized,
@@ -557,7 +553,9 @@ async fn logout(inner: &Inner, sender: &Sender) -> Reply {
 /// `POST /api/agents/{id}/disable`, `/enable` and `/sign-out`, for admins.
 async fn account_change(inner: &Inner, sender: &Sender, id: &str, change: &str) -> Reply {
     if sender.role != Role::Admin {
-        return Err(ProtocolError::forbidden("only an admin may change accounts"));
+        return Err(ProtocolError::forbidden(
+            "only an admin may change accounts",
+        ));
     }
     let agent = inner
         .store
@@ -581,12 +579,107 @@ async fn account_change(inner: &Inner, sender: &Sender, id: &str, change: &str) 
     Ok((200, json!({"user_id": id, "disabled": disabled})))
 }
 
-async fn upload(inner: &Inner, sender: &Sender, request: &ApiRequest) -> Reply {
-    let data = &request.body;
-    if data.is_empty() {
+/// The bytes `sender` may still upload today, or 429 when none.
+async fn upload_room(inner: &Inner, sender: &Sender, size: u64) -> Result<(), ProtocolError> {
+    let quota = inner.config.upload_quota;
+    if quota == 0 {
+        return Ok(());
+    }
+    let since = kefu_protocol::now_ms() - 24 * 3600 * 1000;
+    let used = inner
+        .store
+        .bytes_uploaded_since(sender.user(), since)
+        .await
+        .map_err(store_error)?;
+    if used + size > quota || (size == 0 && used >= quota) {
+        return Err(ProtocolError::new(
+            ErrorCode::RateLimited,
+            format!(
+                "you have uploaded {} MiB in the last 24 hours; the limit is {} MiB",
+                used >> 20,
+                quota >> 20
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// A new upload's key: its start time (ms, 12 hex digits) then 80 random
+/// bits, 32 hex digits in all. Unguessable, and sorting by key sorts by
+/// start, which is how abandoned uploads are found.
+fn upload_key() -> String {
+    let random = rand::random::<u128>() & ((1u128 << 80) - 1);
+    format!("{:012x}{random:020x}", kefu_protocol::now_ms().max(0))
+}
+
+fn upload_key_param(query: &HashMap<String, String>) -> Result<Option<&str>, ProtocolError> {
+    match query.get("key") {
+        None => Ok(None),
+        Some(key) if key.len() == 32 && key.chars().all(|c| c.is_ascii_hexdigit()) => Ok(Some(key)),
+        Some(_) => Err(ProtocolError::bad_request("bad upload key")),
+    }
+}
+
+/// `POST /api/upload/parts?seq=N[&key=K]`: one piece of an upload, as the
+/// gateway receives it; the first (seq 0, no key) starts the upload and
+/// answers its key. Nothing is a file until `POST /api/upload` commits it.
+async fn upload_part(
+    inner: &Inner,
+    sender: &Sender,
+    request: &ApiRequest,
+    query: &HashMap<String, String>,
+) -> Reply {
+    let seq = number(query, "seq", 0, i32::MAX as i64)? as i32;
+    let key = match (upload_key_param(query)?, seq) {
+        (Some(key), _) => key.to_owned(),
+        (None, 0) => {
+            upload_room(inner, sender, 0).await?;
+            upload_key()
+        }
+        (None, _) => return Err(ProtocolError::bad_request("a later part needs the key")),
+    };
+    if request.body.is_empty() {
+        return Err(ProtocolError::bad_request("an empty part"));
+    }
+    inner
+        .store
+        .put_file_part(&key, seq, &request.body)
+        .await
+        .map_err(store_error)?;
+    Ok((200, json!({"key": key})))
+}
+
+/// `DELETE /api/upload/parts?key=K`: an upload that will not complete.
+async fn abandon_upload(inner: &Inner, query: &HashMap<String, String>) -> Reply {
+    let key = upload_key_param(query)?.ok_or_else(|| ProtocolError::bad_request("no key"))?;
+    inner
+        .store
+        .delete_file_parts(key)
+        .await
+        .map_err(store_error)?;
+    Ok((200, json!({})))
+}
+
+/// `POST /api/upload?key=K&parts=N&size=S`, the body the file's first bytes
+/// (for its type): commits an upload whose parts are stored.
+async fn upload(
+    inner: &Inner,
+    sender: &Sender,
+    request: &ApiRequest,
+    query: &HashMap<String, String>,
+) -> Reply {
+    let key = upload_key_param(query)?.ok_or_else(|| ProtocolError::bad_request("no key"))?;
+    let parts = number(query, "parts", 0, i64::MAX)? as u64;
+    let size = number(query, "size", 0, i64::MAX)? as u64;
+    let head = &request.body;
+    if size == 0 || head.is_empty() {
         return Err(ProtocolError::bad_request("the file is empty"));
     }
-    let detected = infer::get(data);
+    if let Err(over) = upload_room(inner, sender, size).await {
+        let _ = inner.store.delete_file_parts(key).await;
+        return Err(over);
+    }
+    let detected = infer::get(head);
     let kind = match detected.map(|t| t.matcher_type()) {
         Some(infer::MatcherType::Image) => "picture",
         Some(infer::MatcherType::Video) => "video",
@@ -595,43 +688,39 @@ async fn upload(inner: &Inner, sender: &Sender, request: &ApiRequest) -> Reply {
         None => "unknown",
     };
     let content_type = detected.map_or("application/octet-stream", |t| t.mime_type());
-    let quota = inner.config.upload_quota;
-    if quota > 0 {
-        let since = kefu_protocol::now_ms() - 24 * 3600 * 1000;
-        let used = inner
-            .store
-            .bytes_uploaded_since(sender.user(), since)
-            .await
-            .map_err(store_error)?;
-        if used + data.len() as u64 > quota {
-            return Err(ProtocolError::new(
-                ErrorCode::RateLimited,
-                format!(
-                    "you have uploaded {} MiB in the last 24 hours; the limit is {} MiB",
-                    used >> 20,
-                    quota >> 20
-                ),
-            ));
-        }
-    }
-    let key = format!("{:032x}", rand::random::<u128>());
     let meta = file::Model {
-        key: key.clone(),
+        key: key.to_owned(),
         owner: sender.user().to_owned(),
         content_type: content_type.to_owned(),
         kind: kind.to_owned(),
-        size: data.len() as i64,
+        size: size as i64,
         created_at: kefu_protocol::now_ms(),
     };
     inner
         .store
-        .put_file(meta, data)
+        .commit_file(meta, parts)
         .await
         .map_err(store_error)?;
     Ok((
         201,
         json!({"key": key, "url": format!("/files/{key}"), "kind": kind, "content_type": content_type}),
     ))
+}
+
+/// Uploads begun this long ago and never committed are abandoned.
+const ABANDONED_UPLOAD: i64 = 3600 * 1000;
+
+/// Deletes the parts of uploads abandoned half-way (their gateway died).
+pub(crate) async fn delete_abandoned_uploads(inner: &Inner) {
+    let below = format!(
+        "{:012x}",
+        (kefu_protocol::now_ms() - ABANDONED_UPLOAD).max(0)
+    );
+    match inner.store.delete_abandoned_parts(&below).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(parts = n, "deleted parts of abandoned uploads"),
+        Err(e) => tracing::debug!(error = %e, "cannot delete abandoned uploads"),
+    }
 }
 
 /// Deletes uploads older than `--file-retention`; messages that link to

@@ -234,6 +234,14 @@ impl Worker {
         reassign::start(inner.clone());
         abandon::start(inner.clone());
         sign_out::start(inner.clone());
+        let sweeper = inner.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_secs(600));
+            loop {
+                every.tick().await;
+                api::delete_abandoned_uploads(&sweeper).await;
+            }
+        });
         reassign::every_quarter_of(
             inner.config.file_retention,
             inner.clone(),
