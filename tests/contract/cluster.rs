@@ -260,6 +260,39 @@ fn a_cluster_role_without_a_secret_warns_that_it_is_unprotected() {
     drop(register);
 }
 
+/// An internal port other machines could reach, with no cluster secret:
+/// anyone there could push messages to clients, so the role refuses to
+/// start and says what to set (on loopback it only warns, above).
+#[test]
+fn a_cluster_role_reachable_from_other_machines_without_a_secret_refuses_to_start() {
+    let runs: [&[&str]; 2] = [
+        &["register", "--listen", "0.0.0.0:0"],
+        &[
+            "worker",
+            "--register",
+            "http://127.0.0.1:9",
+            "--listen",
+            "0.0.0.0:0",
+            "--database-url",
+            "sqlite::memory:",
+        ],
+    ];
+    for args in runs {
+        let output = std::process::Command::new(crate::support::server::KEFU)
+            .args(args)
+            .env("RUST_LOG", "warn")
+            .output()
+            .expect("run kefu");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{args:?} started: {stderr}");
+        assert!(
+            stderr.contains("no --cluster-secret")
+                && stderr.contains("--insecure-no-cluster-secret"),
+            "{args:?}: {stderr}"
+        );
+    }
+}
+
 /// `/healthz` says the process serves; `/readyz` also that a worker can take
 /// frames, so a load balancer sends no client to a gateway without one.
 #[tokio::test]

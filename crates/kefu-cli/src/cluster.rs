@@ -22,9 +22,9 @@ use tokio::net::TcpListener;
 pub const LEASE: Duration = Duration::from_secs(10);
 
 pub async fn register(opts: RegisterOptions) -> anyhow::Result<()> {
-    let secret = opts.cluster.secret();
     let (listener, starting) = bind_twice(&opts.listen)?;
     let addr = listener.local_addr()?;
+    let secret = opts.cluster.secret(addr)?;
     let backend: Arc<dyn Register> = match &opts.redis_url {
         Some(url) => {
             let what = format!("Redis at {}", kefu_store::redacted(url));
@@ -261,10 +261,10 @@ where
 const RETRY_RENEWAL: Duration = Duration::from_secs(1);
 
 pub async fn worker(opts: WorkerOptions) -> anyhow::Result<()> {
-    let secret = opts.cluster.secret();
-    let remote = remote_register(&opts.register, &secret)?;
     let (listener, starting) = bind_twice(&opts.listen)?;
     let addr = listener.local_addr()?;
+    let secret = opts.cluster.secret(addr)?;
+    let remote = remote_register(&opts.register, &secret)?;
     let database = format!(
         "the database at {}",
         kefu_store::redacted(&opts.database_url)
@@ -352,8 +352,6 @@ pub async fn worker(opts: WorkerOptions) -> anyhow::Result<()> {
 
 pub async fn gateway(opts: GatewayOptions) -> anyhow::Result<()> {
     let token_secret = crate::options::checked_secret(&opts.secret, "--secret")?;
-    let secret = opts.cluster.secret();
-    let register = remote_register(&opts.register, &secret)?;
     let listener = TcpListener::bind(&opts.listen)
         .await
         .with_context(|| format!("binding {}", opts.listen))?;
@@ -368,6 +366,8 @@ pub async fn gateway(opts: GatewayOptions) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {internal_listen}"))?;
     let internal_addr = internal.local_addr()?;
+    let secret = opts.cluster.secret(internal_addr)?;
+    let register = remote_register(&opts.register, &secret)?;
     let advertise = opts
         .advertise
         .clone()

@@ -532,36 +532,43 @@ pub struct DrainOptions {
 #[derive(Args, Debug, Clone)]
 pub struct ClusterOptions {
     /// Secret on internal gRPC calls, the same on every register, worker and
-    /// gateway; calls without it are refused. Unset: internal calls are not
-    /// authenticated (a warning at start). Make one with `openssl rand -hex 32`.
+    /// gateway; calls without it are refused. Required when an internal
+    /// port listens beyond loopback. Make one with `openssl rand -hex 32`.
     #[arg(long, env = "KEFU_CLUSTER_SECRET", hide_env_values = true)]
     pub cluster_secret: Option<String>,
-    /// Run without --cluster-secret on purpose, without the warning: anyone
-    /// who reaches an internal port can push messages to clients.
+    /// Run without --cluster-secret on purpose, on a network you trust:
+    /// anyone who reaches an internal port can push messages to clients.
     #[arg(long, env = "KEFU_INSECURE_NO_CLUSTER_SECRET")]
     pub insecure_no_cluster_secret: bool,
 }
 
 impl ClusterOptions {
-    /// The cluster secret. Without one the contract's plain commands still
-    /// start a cluster, so its absence is a loud warning, not an error;
-    /// `--insecure-no-cluster-secret` says it is meant.
-    pub fn secret(&self) -> Option<String> {
+    /// The cluster secret, given the address this process's internal gRPC
+    /// listens on. Without a secret, an internal port other machines can
+    /// reach is refused (unless `--insecure-no-cluster-secret`); one on
+    /// loopback, as a cluster on one machine or a test has, is a warning.
+    pub fn secret(&self, internal: std::net::SocketAddr) -> anyhow::Result<Option<String>> {
         match self.cluster_secret.as_deref() {
-            Some(s) if !s.is_empty() => {
-                warn_if_short(s, "--cluster-secret");
-                Some(s.to_owned())
+            Some(s) => {
+                checked_secret(s, "--cluster-secret")?;
+                Ok(Some(s.to_owned()))
             }
-            _ if self.insecure_no_cluster_secret => None,
-            _ => {
+            None if self.insecure_no_cluster_secret => Ok(None),
+            None if internal.ip().is_loopback() => {
                 tracing::warn!(
-                    "no --cluster-secret: internal gRPC is not authenticated, so anyone who \
-                     reaches a register, worker or gateway internal port can push messages to \
-                     clients; set the same --cluster-secret (make one with `openssl rand -hex \
-                     32`) on every process"
+                    "no --cluster-secret: internal gRPC on {internal} is not authenticated, so \
+                     any local process can push messages to clients; set the same \
+                     --cluster-secret (make one with `openssl rand -hex 32`) on every process"
                 );
-                None
+                Ok(None)
             }
+            None => anyhow::bail!(
+                "no --cluster-secret, and internal gRPC listens on {internal}, which other \
+                 machines can reach: anyone there could push messages to clients. Set the \
+                 same --cluster-secret (make one with `openssl rand -hex 32`) on every \
+                 register, worker and gateway, or pass --insecure-no-cluster-secret on a \
+                 network you trust"
+            ),
         }
     }
 }
