@@ -370,17 +370,6 @@ async fn receipts_are_metered_by_ids() {
     assert_eq!(error_code(&refused), Some("rate_limited"), "{refused}");
 }
 
-/// Resident memory of a process, in MiB.
-fn rss_mib(pid: u32) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc status");
-    let kib: f64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmRSS");
-    kib / 1024.0
-}
-
 /// 40 downloads of a 20 MiB file that never read their body used to pin
 /// the whole file each (RSS 123 -> 944 MiB). Files are streamed a chunk at
 /// a time now: memory grows by chunks, not files. A full download still

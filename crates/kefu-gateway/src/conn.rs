@@ -403,7 +403,7 @@ impl Connection {
                             next = rx.try_recv().ok();
                             continue;
                         }
-                    } else if is_error_ack(&frame) {
+                    } else if is_refusal(&frame) {
                         self.count_refusal()?;
                     }
                     metrics::FRAMES_OUT.inc();
@@ -423,7 +423,7 @@ impl Connection {
                             continue;
                         }
                     }
-                    let refused = is_error_ack(&frame);
+                    let refused = is_refusal(&frame);
                     metrics::FRAMES_OUT.inc();
                     let fed = self.sink.feed(Message::Text(frame)).await;
                     fed.map_err(|e| write_failed(e, &self.overflow, &self.session))?;
@@ -624,10 +624,19 @@ fn is_timeout(e: &axum::Error) -> bool {
     false
 }
 
-/// Whether a frame for the client is an error ack (a worker refused a frame).
-fn is_error_ack(frame: &Utf8Bytes) -> bool {
+/// Whether a frame for the client is an error ack refusing a frame for the
+/// client's own fault, which counts towards close 1008. The server's own
+/// trouble (`unavailable`, `internal`: the database is down) does not: a
+/// client retrying through an outage is not misbehaving.
+fn is_refusal(frame: &Utf8Bytes) -> bool {
     let text = frame.as_str();
-    text.starts_with(r#"{"category":"ack""#) && text.contains(r#""error":{"#)
+    if !(text.starts_with(r#"{"category":"ack""#) && text.contains(r#""error":{"#)) {
+        return false;
+    }
+    let code = serde_json::from_str::<serde_json::Value>(text)
+        .ok()
+        .and_then(|f| f["ext"]["error"]["code"].as_str().map(str::to_owned));
+    !matches!(code.as_deref(), Some("unavailable" | "internal"))
 }
 
 /// A text frame whose bytes are not UTF-8.

@@ -4,7 +4,7 @@ use crate::entity::{file, file_chunk};
 use crate::{Result, Store};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter,
-    QueryOrder, Statement, TransactionTrait,
+    QueryOrder, Statement,
 };
 
 /// Rows hold at most this much of a file.

@@ -17,6 +17,7 @@
 
 #![forbid(unsafe_code)]
 
+mod breaker;
 pub mod entity;
 pub mod files;
 pub mod messages;
@@ -84,21 +85,9 @@ impl StoreError {
     /// The database cannot be reached (as opposed to refusing one
     /// statement): retrying the same work at once would only fail again.
     pub fn is_unreachable(&self) -> bool {
-        use sea_orm::sqlx::Error as Sqlx;
-        use sea_orm::RuntimeErr;
         match self {
-            StoreError::Db(DbErr::ConnectionAcquire(_)) => true,
-            StoreError::Db(
-                DbErr::Conn(RuntimeErr::SqlxError(e))
-                | DbErr::Exec(RuntimeErr::SqlxError(e))
-                | DbErr::Query(RuntimeErr::SqlxError(e)),
-            ) => matches!(
-                e,
-                Sqlx::Io(_) | Sqlx::PoolTimedOut | Sqlx::PoolClosed | Sqlx::WorkerCrashed
-            ),
-            StoreError::Db(DbErr::Conn(_))
-            | StoreError::Unreachable(_)
-            | StoreError::Refused { .. } => true,
+            StoreError::Db(e) => breaker::unreachable(e),
+            StoreError::Unreachable(_) | StoreError::Refused { .. } => true,
             _ => false,
         }
     }
@@ -127,7 +116,7 @@ impl Durability {
 /// A connection pool to one Kefu database.
 #[derive(Clone, Debug)]
 pub struct Store {
-    pub(crate) db: DatabaseConnection,
+    pub(crate) db: breaker::Guarded,
     /// The database file, when it is SQLite: the message writer opens a
     /// connection of its own to it.
     pub(crate) sqlite: Option<SqliteFile>,
@@ -190,10 +179,16 @@ impl Store {
                 .min_connections(1)
                 .acquire_timeout(SERVER_ACQUIRE);
             let db = server_pool(url, options).await?;
-            return Ok(Store { db, sqlite });
+            return Ok(Store {
+                db: breaker::Guarded::new(db),
+                sqlite,
+            });
         }
         let db = Database::connect(options).await?;
-        Ok(Store { db, sqlite })
+        Ok(Store {
+            db: breaker::Guarded::new(db),
+            sqlite,
+        })
     }
 
     /// Creates or upgrades the schema. On MySQL and PostgreSQL under a
@@ -202,9 +197,16 @@ impl Store {
     /// succeed; on SQLite under an exclusive `flock` of the database file
     /// (SQLite's own locks are `fcntl` ones, which `flock` leaves alone).
     pub async fn migrate(&self) -> Result<()> {
-        let _lock = MigrationLock::take(&self.db, self.sqlite.as_ref()).await?;
-        migration::Migrator::up(&self.db, None).await?;
+        let _lock = MigrationLock::take(&self.db.inner, self.sqlite.as_ref()).await?;
+        migration::Migrator::up(&self.db.inner, None).await?;
         Ok(())
+    }
+
+    /// False while the database is known to be unreachable (see the
+    /// breaker in front of it): background work should wait for a client's
+    /// request to find it back.
+    pub fn reachable(&self) -> bool {
+        self.db.reachable()
     }
 
     pub fn backend(&self) -> DbBackend {
@@ -212,7 +214,7 @@ impl Store {
     }
 
     pub fn connection(&self) -> &DatabaseConnection {
-        &self.db
+        &self.db.inner
     }
 }
 

@@ -239,7 +239,9 @@ impl Worker {
             let mut every = tokio::time::interval(Duration::from_secs(600));
             loop {
                 every.tick().await;
-                api::delete_abandoned_uploads(&sweeper).await;
+                if sweeper.store.reachable() {
+                    api::delete_abandoned_uploads(&sweeper).await;
+                }
             }
         });
         reassign::every_quarter_of(
@@ -461,6 +463,11 @@ pub(crate) fn store_error(e: kefu_store::StoreError) -> ProtocolError {
         e @ kefu_store::StoreError::RoleTaken { .. } => ProtocolError::forbidden(e.to_string()),
         kefu_store::StoreError::WriterStopped => {
             ProtocolError::new(ErrorCode::Unavailable, "storage is shutting down")
+        }
+        // Said once by the store's breaker, not once per request.
+        e if e.is_unreachable() => {
+            tracing::debug!(error = %e, "storage unreachable");
+            ProtocolError::new(ErrorCode::Unavailable, "storage unavailable")
         }
         other => {
             tracing::error!(error = %other, "storage failed");

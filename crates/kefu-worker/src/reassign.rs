@@ -47,7 +47,9 @@ pub(crate) fn every_quarter_of<S: Default + Send + 'static>(
         let mut ticker = tokio::time::interval(every);
         loop {
             ticker.tick().await;
-            round(inner.clone(), &mut state).await;
+            if inner.store.reachable() {
+                round(inner.clone(), &mut state).await;
+            }
         }
     });
 }

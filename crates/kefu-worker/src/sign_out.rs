@@ -123,6 +123,9 @@ pub(crate) fn start(inner: Arc<Inner>) {
         let mut ticker = tokio::time::interval(POLL);
         loop {
             ticker.tick().await;
+            if !inner.store.reachable() {
+                continue;
+            }
             let rows = match inner.store.sign_outs_since(since).await {
                 Ok(rows) => rows,
                 Err(e) => {

@@ -10,7 +10,6 @@ use crate::entity::message;
 use crate::{Result, Store};
 use sea_orm::{
     ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait, QueryResult, Statement,
-    TransactionTrait,
 };
 
 /// The writer's way into the store's pool, and how its backend inserts.
