@@ -267,11 +267,7 @@ async fn stalled_upload(server: &Server, token: &str) -> tokio::net::TcpStream {
     let mut tcp = tokio::net::TcpStream::connect(&addr)
         .await
         .expect("connect");
-    let head = format!(
-        "POST /api/upload HTTP/1.1\r\nHost: kefu\r\nAuthorization: Bearer {token}\r\n\
-         Content-Type: multipart/form-data; boundary=XyZ\r\nContent-Length: 10000000\r\n\r\n\
-         --XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.bin\"\r\n\r\nabc"
-    );
+    let head = format!("{}abc", upload_head(token, 10_000_000));
     tcp.write_all(head.as_bytes()).await.expect("write");
     tcp
 }

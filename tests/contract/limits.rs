@@ -436,11 +436,7 @@ async fn stall_uploads(server: &Server, token: &str, mib: usize) -> Vec<tokio::n
             let mut tcp = tokio::net::TcpStream::connect(&addr)
                 .await
                 .expect("connect");
-            let head = format!(
-                "POST /api/upload HTTP/1.1\r\nHost: kefu\r\nAuthorization: Bearer {token}\r\n\
-                 Content-Type: multipart/form-data; boundary=XyZ\r\nContent-Length: 20971700\r\n\r\n\
-                 --XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.bin\"\r\n\r\n"
-            );
+            let head = upload_head(token, 20_971_700);
             tcp.write_all(head.as_bytes()).await.expect("head");
             for _ in 0..mib {
                 tcp.write_all(megabyte).await.expect("part of the body");

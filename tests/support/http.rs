@@ -137,3 +137,14 @@ async fn body_of(response: reqwest::Response) -> (u16, Value) {
     let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
     (status, body)
 }
+
+/// The start of a raw `POST /api/upload` announcing `content_length` bytes
+/// of multipart body: the headers and the `file` part's own, so that what
+/// is written next is the file.
+pub fn upload_head(token: &str, content_length: usize) -> String {
+    format!(
+        "POST /api/upload HTTP/1.1\r\nHost: kefu\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: multipart/form-data; boundary=XyZ\r\nContent-Length: {content_length}\r\n\r\n\
+         --XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.bin\"\r\n\r\n"
+    )
+}

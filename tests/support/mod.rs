@@ -34,6 +34,7 @@ pub use backend::{service_url, Backend};
 pub use chat::Chat;
 pub use client::{Client, WAIT};
 pub use frames::*;
+pub use http::upload_head;
 pub use server::{forged, Server};
 
 pub use serde_json::{json, Value};

@@ -14,19 +14,20 @@ impl Store {
     /// another is [`StoreError::RoleTaken`](crate::StoreError::RoleTaken).
     pub async fn upsert_user(&self, id: &str, role: &str, name: &str) -> Result<()> {
         self.check_role(id, role).await?;
-        let row = user::ActiveModel {
-            id: Set(id.to_owned()),
-            role: Set(role.to_owned()),
-            name: Set(name.to_owned()),
-            password_hash: Set(None),
-            status: Set(AVAILABLE.to_owned()),
-            created_at: Set(kefu_protocol::now_ms()),
-            ..Default::default()
-        };
+        self.insert_user(new_user(id, role, name), [user::Column::Name])
+            .await
+    }
+
+    /// Inserts `row`, or updates `columns` of the user with its id.
+    async fn insert_user<const N: usize>(
+        &self,
+        row: user::ActiveModel,
+        columns: [user::Column; N],
+    ) -> Result<()> {
         user::Entity::insert(row)
             .on_conflict(
                 OnConflict::column(user::Column::Id)
-                    .update_columns([user::Column::Name])
+                    .update_columns(columns)
                     .to_owned(),
             )
             .exec_without_returning(&self.db)
@@ -39,23 +40,11 @@ impl Store {
     pub async fn create_agent(&self, id: &str, name: &str, password_hash: &str) -> Result<()> {
         self.check_role(id, "agent").await?;
         let row = user::ActiveModel {
-            id: Set(id.to_owned()),
-            role: Set("agent".to_owned()),
-            name: Set(name.to_owned()),
             password_hash: Set(Some(password_hash.to_owned())),
-            status: Set(AVAILABLE.to_owned()),
-            created_at: Set(kefu_protocol::now_ms()),
-            ..Default::default()
+            ..new_user(id, "agent", name)
         };
-        user::Entity::insert(row)
-            .on_conflict(
-                OnConflict::column(user::Column::Id)
-                    .update_columns([user::Column::Name, user::Column::PasswordHash])
-                    .to_owned(),
-            )
-            .exec_without_returning(&self.db)
-            .await?;
-        Ok(())
+        self.insert_user(row, [user::Column::Name, user::Column::PasswordHash])
+            .await
     }
 
     /// Refuses `role` for an id recorded with another role.
@@ -109,22 +98,10 @@ impl Store {
     pub async fn revoke_tokens(&self, id: &str, role: &str, name: &str) -> Result<i64> {
         let now = kefu_protocol::now_ms();
         let row = user::ActiveModel {
-            id: Set(id.to_owned()),
-            role: Set(role.to_owned()),
-            name: Set(name.to_owned()),
-            password_hash: Set(None),
-            status: Set(AVAILABLE.to_owned()),
-            created_at: Set(now),
             tokens_revoked_at: Set(Some(now)),
-            disabled: Set(false),
+            ..new_user(id, role, name)
         };
-        user::Entity::insert(row)
-            .on_conflict(
-                OnConflict::column(user::Column::Id)
-                    .update_columns([user::Column::TokensRevokedAt])
-                    .to_owned(),
-            )
-            .exec_without_returning(&self.db)
+        self.insert_user(row, [user::Column::TokensRevokedAt])
             .await?;
         Ok(now)
     }
@@ -157,5 +134,19 @@ impl Store {
             .into_iter()
             .filter_map(|u| Some((u.id, u.tokens_revoked_at?, u.disabled)))
             .collect())
+    }
+}
+
+/// A user row as first recorded: available, no password, never signed out.
+fn new_user(id: &str, role: &str, name: &str) -> user::ActiveModel {
+    user::ActiveModel {
+        id: Set(id.to_owned()),
+        role: Set(role.to_owned()),
+        name: Set(name.to_owned()),
+        password_hash: Set(None),
+        status: Set(AVAILABLE.to_owned()),
+        created_at: Set(kefu_protocol::now_ms()),
+        tokens_revoked_at: Set(None),
+        disabled: Set(false),
     }
 }
