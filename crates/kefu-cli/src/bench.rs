@@ -4,11 +4,14 @@
 //!
 //! - [`chat`]: customers and agents exchanging messages, closed or open loop.
 //! - [`connections`]: many idle authenticated connections, and what each costs.
+//! - [`open`]: new conversations arriving: opens per second, queue toasts,
+//!   capacity held.
 //! - [`relay`]: the baseline relay server.
 //! - [`report`]: histograms, progress lines and the final table.
 
 pub mod chat;
 pub mod connections;
+pub mod open;
 pub mod relay;
 pub mod report;
 
@@ -29,6 +32,10 @@ pub enum BenchCommand {
     /// Opens many idle authenticated connections; reports rate, failures and
     /// server memory per connection.
     Connections(connections::ConnectionsOptions),
+    /// Agents online, new customers opening conversations at a rate (or all
+    /// at once); reports opens per second, first-message latency, queue
+    /// toasts and capacity violations.
+    Open(open::OpenOptions),
     /// Runs the baseline relay: in memory, no auth check, no storage.
     Relay(relay::RelayOptions),
 }
@@ -37,6 +44,7 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<()> {
     match opts.command {
         BenchCommand::Chat(o) => chat::run(o).await,
         BenchCommand::Connections(o) => connections::run(o).await,
+        BenchCommand::Open(o) => open::run(o).await,
         BenchCommand::Relay(o) => relay::run(o).await,
     }
 }
