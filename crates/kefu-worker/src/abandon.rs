@@ -10,7 +10,7 @@
 //! alone. How long a customer has been gone is each worker's own
 //! observation.
 
-use crate::messages::system_message;
+use crate::notices::system_message;
 use crate::{tasks, Inner};
 use serde_json::json;
 use std::collections::{HashMap, HashSet};

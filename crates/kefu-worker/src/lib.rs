@@ -14,6 +14,7 @@
 //! - `sign_out`: signed-out tokens and disabled agents refused, their
 //!   connections closed.
 //! - [`api`]: the HTTP calls, as JSON.
+//! - `notices`: system messages (toasts, assess), for tasks and the sweeps.
 //! - [`outbox`]: pushes gathered per gateway, then delivered.
 //! - [`view`]: stored rows as client frames.
 //! - [`grpc`]: the `Worker` gRPC service.
@@ -29,6 +30,7 @@ pub mod grpc;
 pub mod lane;
 pub mod messages;
 pub mod metrics;
+mod notices;
 pub(crate) mod outbox;
 mod reassign;
 mod sign_out;

@@ -1,7 +1,7 @@
 //! Messages: send, receive confirmations, read receipts, revoke, delete, typing.
 
 use crate::lane::Finish;
-use crate::outbox::{Located, Outbox};
+use crate::outbox::{push_stored, Located, Outbox};
 use crate::{metrics, pushed, store_error, tasks, view, Inner, Pushed, Sender};
 use futures::future::BoxFuture;
 use kefu_protocol::{Command, Frame, ProtocolError, Role, SendCommand};
@@ -221,54 +221,6 @@ async fn redrive(inner: &Inner, m: &kefu_store::entity::message::Model) {
         Ok(false) => {}
         Err(e) => tracing::warn!(error = %e, "cannot check delivery"),
     }
-}
-
-/// Stores a system message (toast, assess) for one user and pushes it.
-pub(crate) async fn system_message(
-    inner: &Inner,
-    task_id: i64,
-    to: &str,
-    style: &str,
-    content: String,
-    ext: serde_json::Value,
-) {
-    let message = NewMessage {
-        task_id,
-        sender: "system".into(),
-        recipient: to.to_owned(),
-        category: "system".into(),
-        style: style.into(),
-        kind: "text".into(),
-        content,
-        url: None,
-        quote: None,
-        ext: Some(ext.to_string()),
-        client_msg_id: None,
-        created_at: kefu_protocol::now_ms(),
-        undelivered_for: vec![to.to_owned()],
-    };
-    match inner.writer.write(message).await {
-        Ok(w) => push_stored(inner, &w.message, vec![to.to_owned()]).await,
-        Err(e) => tracing::error!(error = %e, task_id, "cannot store system message"),
-    }
-}
-
-/// Pushes a stored message to every device of `users`.
-pub(crate) async fn push_stored(
-    inner: &Inner,
-    m: &kefu_store::entity::message::Model,
-    users: Vec<String>,
-) {
-    let mut out = Outbox::default();
-    out.for_users(
-        inner,
-        users,
-        "",
-        view::message_frame(m, false).to_json().into(),
-        m.id,
-    )
-    .await;
-    out.send(inner).await;
 }
 
 /// A device confirmed pushes: they are delivered. The receipt joins the

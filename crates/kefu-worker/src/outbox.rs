@@ -1,6 +1,6 @@
 //! Pushes gathered per gateway, then delivered in one batch each.
 
-use crate::Inner;
+use crate::{view, Inner};
 use bytes::Bytes;
 use kefu_proto::v1::{Push, PushBatch, Session};
 use std::collections::HashMap;
@@ -158,4 +158,22 @@ async fn gateways_of(inner: &Inner, users: &[String]) -> Vec<String> {
             Vec::new()
         }
     }
+}
+
+/// Pushes a stored message to every device of `users`.
+pub(crate) async fn push_stored(
+    inner: &Inner,
+    m: &kefu_store::entity::message::Model,
+    users: Vec<String>,
+) {
+    let mut out = Outbox::default();
+    out.for_users(
+        inner,
+        users,
+        "",
+        view::message_frame(m, false).to_json().into(),
+        m.id,
+    )
+    .await;
+    out.send(inner).await;
 }

@@ -8,7 +8,7 @@
 //! How long an agent has been offline is each worker's own observation, so
 //! a worker that restarts starts counting again.
 
-use crate::messages::system_message;
+use crate::notices::system_message;
 use crate::{tasks, Inner};
 use serde_json::json;
 use std::collections::{HashMap, HashSet};

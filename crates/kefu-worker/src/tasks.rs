@@ -1,7 +1,8 @@
 //! Tasks: opening on a customer's first message, the waiting queue,
 //! assignment to the least busy agent, transfer, end and rating.
 
-use crate::messages::{push_stored, system_message};
+use crate::notices::system_message;
+use crate::outbox::push_stored;
 use crate::{store_error, Inner, Sender};
 use dashmap::DashMap;
 use kefu_protocol::{shard, ErrorCode, ProtocolError, Role};
