@@ -367,3 +367,38 @@ async fn uploads_older_than_the_retention_are_deleted() {
     })
     .await;
 }
+
+/// The pieces of an upload, and its commit, pass between a gateway and a
+/// worker only: a client calling them itself would get round the upload
+/// limits, or make a file of nothing.
+#[tokio::test]
+async fn a_client_cannot_store_upload_pieces_itself() {
+    let server = Server::start().await;
+    let token = server.token("a1", "agent");
+    for method in [reqwest::Method::POST, reqwest::Method::DELETE] {
+        let (status, body) = server
+            .request(
+                method.clone(),
+                "/api/upload/parts?seq=0",
+                Some(&token),
+                Some(json!({"x": 1})),
+            )
+            .await;
+        assert_eq!(status, 404, "{method} {body}");
+    }
+    // Nor through a path the worker would read the same (an empty segment).
+    for path in [
+        "/api/upload/?key=00000000000000000000000000000001&parts=0&size=1",
+        "/api/login/",
+    ] {
+        let (status, body) = server
+            .request(
+                reqwest::Method::POST,
+                path,
+                Some(&token),
+                Some(json!({"username": "a1", "password": "x"})),
+            )
+            .await;
+        assert_eq!(status, 404, "{path} {body}");
+    }
+}

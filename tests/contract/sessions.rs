@@ -146,15 +146,25 @@ on_every_backend! {
         back.recv_until(push_of(later.id), WAIT).await;
     }
 
-    /// `kefu agent disable` beside the running servers: the agent's
-    /// connections close within seconds, no token of theirs counts and the
-    /// login is refused until `kefu agent enable`.
+    /// `kefu agent sign-out` and `disable` beside the running servers: the
+    /// agent's connections close within seconds, the refresh token is
+    /// refused at once, no token of theirs counts and, disabled, the login
+    /// is refused until `kefu agent enable`.
     async fn a_disabled_agent_is_closed_out_and_cannot_log_in_until_enabled(backend: Backend) {
         let server = Server::start_on(backend).await;
         server.add_agent("a1", "Ann", "pw-1");
         let signed_in = login(&server, "a1").await;
         let mut desk = Client::connect(&server, &token_of(&signed_in)).await;
         let minted = server.token("a1", "agent");
+        let refresh_token = signed_in["refresh_token"].as_str().expect("refresh token");
+
+        // Signed out straight in the database: the next refresh is refused
+        // at once, before any worker has read the sign-out.
+        server.agent_tool("sign-out", "a1");
+        let (status, body) = refresh(&server, refresh_token).await;
+        assert_eq!(status, 401, "{body}");
+        expect_signed_out(&mut desk).await;
+        let mut desk = Client::connect(&server, &token_of(&login(&server, "a1").await)).await;
 
         server.agent_tool("disable", "a1");
 
@@ -170,7 +180,6 @@ on_every_backend! {
         );
         // A token from the operator's backend counts no more.
         expect_status_soon(&server, "/api/unread", &minted, 401).await;
-        let refresh_token = signed_in["refresh_token"].as_str().expect("refresh token");
         let (status, _) = refresh(&server, refresh_token).await;
         assert_eq!(status, 401);
 

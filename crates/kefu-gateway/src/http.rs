@@ -68,6 +68,9 @@ fn routes(gateway: Gateway) -> Router {
             "/api/upload",
             post(upload).layer(DefaultBodyLimit::max(upload_limit)),
         )
+        // The pieces of an upload are the gateway's own calls to a worker:
+        // a client storing pieces itself would get round the upload limits.
+        .route("/api/upload/{*rest}", any(not_found))
         .route("/api/{*rest}", any(api))
         .route("/files/{key}", get(file))
         // Answers are data, never pages to frame or to sniff as markup.
@@ -493,6 +496,12 @@ async fn api(
         Err(r) => return r.into_response(),
     };
     let path = uri.path().to_owned();
+    // The worker's router ignores empty segments: `/api/login/` or
+    // `/api/upload/` would reach what only this gateway may call (login
+    // without its back-off, an upload's commit).
+    if path.ends_with('/') || path.contains("//") {
+        return not_found().await;
+    }
     // Task calls go to the task's shard, the rest to the caller's.
     let task_shard = path
         .strip_prefix("/api/tasks/")
@@ -561,25 +570,23 @@ async fn upload(
         let received = match field.chunk().await {
             Ok(Some(bytes)) => bytes,
             Ok(None) => break,
-            Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-                return upload.abandon(too_large())
-            }
-            Err(e) => return upload.abandon(error(ErrorCode::BadRequest, &e.body_text())),
+            Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => return too_large(),
+            Err(e) => return error(ErrorCode::BadRequest, &e.body_text()),
         };
         if upload.size + piece.len() + received.len() > limit {
-            return upload.abandon(too_large());
+            return too_large();
         }
         piece.extend_from_slice(&received);
         while piece.len() >= kefu_protocol::FILE_CHUNK_BYTES {
             let full = piece.split_to(kefu_protocol::FILE_CHUNK_BYTES).freeze();
             if let Err(refused) = upload.store(full).await {
-                return upload.abandon(refused);
+                return refused;
             }
         }
     }
     if !piece.is_empty() {
         if let Err(refused) = upload.store(piece.freeze()).await {
-            return upload.abandon(refused);
+            return refused;
         }
     }
     if upload.size == 0 {
@@ -587,7 +594,7 @@ async fn upload(
     }
     let reply = match upload.commit().await {
         Ok(reply) => reply,
-        Err(refused) => return upload.abandon(refused),
+        Err(refused) => return refused,
     };
     // The worker answers a path; clients want a URL they can put in <img src>.
     let Ok(mut body) = serde_json::from_slice::<serde_json::Value>(&reply.body) else {
@@ -616,6 +623,8 @@ struct Upload<'a> {
     size: usize,
     /// The first bytes, from which the worker tells the file's type.
     head: Bytes,
+    /// The worker made it a file: nothing to delete on drop.
+    committed: bool,
 }
 
 impl<'a> Upload<'a> {
@@ -632,6 +641,7 @@ impl<'a> Upload<'a> {
             parts: 0,
             size: 0,
             head: Bytes::new(),
+            committed: false,
         }
     }
 
@@ -677,7 +687,7 @@ impl<'a> Upload<'a> {
     }
 
     /// Makes the stored pieces a file; the worker's answer.
-    async fn commit(&self) -> Result<ApiReply, Response> {
+    async fn commit(&mut self) -> Result<ApiReply, Response> {
         let key = self.key.clone().unwrap_or_default();
         let query = format!("key={key}&parts={}&size={}", self.parts, self.size);
         let request = self.request("POST", "/api/upload", query, self.head.clone());
@@ -685,27 +695,27 @@ impl<'a> Upload<'a> {
         if reply.status != 201 {
             return Err(self::reply(reply));
         }
+        self.committed = true;
         Ok(reply)
     }
+}
 
-    /// Gives the upload up: its stored pieces are deleted (in the
-    /// background); `answer` goes to the client.
-    fn abandon(self, answer: Response) -> Response {
-        if let Some(key) = self.key.clone() {
-            let request = self.request(
-                "DELETE",
-                "/api/upload/parts",
-                format!("key={key}"),
-                Bytes::new(),
-            );
-            let workers = self.inner.workers.clone();
-            tokio::spawn(async move {
-                if let Err(e) = workers.api(request).await {
-                    tracing::debug!(error = %e, "cannot delete an abandoned upload; the sweep will");
-                }
-            });
-        }
-        answer
+/// An upload dropped before its commit, whatever the reason (a refusal,
+/// the client gone, the request cancelled): its stored pieces are deleted
+/// in the background (the worker's sweep deletes those a dead gateway left).
+impl Drop for Upload<'_> {
+    fn drop(&mut self) {
+        let Some(key) = self.key.take().filter(|_| !self.committed) else {
+            return;
+        };
+        let query = format!("key={key}");
+        let request = self.request("DELETE", "/api/upload/parts", query, Bytes::new());
+        let workers = self.inner.workers.clone();
+        tokio::spawn(async move {
+            if let Err(e) = workers.api(request).await {
+                tracing::debug!(error = %e, "cannot delete an abandoned upload; the sweep will");
+            }
+        });
     }
 }
 

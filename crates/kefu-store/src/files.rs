@@ -57,11 +57,17 @@ impl Store {
     /// Deletes the parts of an upload that will not complete (never those
     /// of a committed file).
     pub async fn delete_file_parts(&self, key: &str) -> Result<()> {
-        if self.file_meta(key).await?.is_some() {
-            return Ok(());
-        }
+        use sea_orm::sea_query::Query;
+        // One statement, so that a commit racing it (a retried call) keeps
+        // its file whole.
+        let committed = Query::select()
+            .column(file::Column::Key)
+            .from(file::Entity)
+            .and_where(file::Column::Key.eq(key))
+            .to_owned();
         file_chunk::Entity::delete_many()
             .filter(file_chunk::Column::FileKey.eq(key))
+            .filter(file_chunk::Column::FileKey.not_in_subquery(committed))
             .exec(&self.db)
             .await?;
         Ok(())

@@ -517,11 +517,19 @@ fn signed_in(id: &str, name: &str, signed_out_ms: Option<i64>) -> Value {
 /// tokens. An agent's account must still exist.
 async fn refresh(inner: &Inner, sender: &Sender) -> Reply {
     let user = inner.store.user(sender.user()).await.map_err(store_error)?;
+    // The database, not this worker's copy of the sign-outs, which may be
+    // a second behind: a refresh in that second would outlive the sign-out.
+    let signed_out = user.as_ref().and_then(|u| {
+        let at = sign_out::SignedOut {
+            at_ms: u.tokens_revoked_at?,
+            disabled: u.disabled,
+        };
+        sign_out::refused(at, sender.session.issued_at)
+    });
+    if let Some(refused) = signed_out {
+        return Err(refused);
+    }
     match (sender.role, user) {
-        (_, Some(user)) if user.disabled => Err(ProtocolError::new(
-            ErrorCode::Unauthorized,
-            "this account is disabled; ask an administrator",
-        )),
         (_, Some(user)) => Ok((200, signed_in(&user.id, &user.name, user.tokens_revoked_at))),
         (Role::Agent, None) => Err(ProtocolError::new(
             ErrorCode::Unauthorized,

@@ -279,6 +279,17 @@ impl Worker {
                 return handled;
             }
         };
+        // A connection that outlived its user's sign-out (its close is on
+        // its way, or was lost with the register) sends nothing more.
+        let signed_out = self
+            .inner
+            .sign_outs
+            .refusal(sender.user(), sender.session.issued_at);
+        if let Some(e) = signed_out {
+            refuse_connection(&self.inner, &sender, e, sign_out::SIGNED_OUT_CLOSE).await;
+            let _ = done.send(pushed());
+            return handled;
+        }
         let frame = match Frame::parse(&request.frame_json) {
             Ok(f) => f,
             Err((action, cmid, message)) => {

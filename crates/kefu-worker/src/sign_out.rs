@@ -23,6 +23,9 @@ pub const SIGNED_OUT_CLOSE: u32 = 4401;
 /// How often each worker reads the recent sign-outs.
 const POLL: Duration = Duration::from_secs(1);
 
+/// Sign-outs this recent are closed again by a worker that starts.
+const RECENT_MS: i64 = 3600 * 1000;
+
 /// Re-read this far back at each poll: a sign-out stamped by one worker may
 /// commit after another worker's later one, and clocks differ a little.
 const SLACK_MS: i64 = 10_000;
@@ -43,6 +46,19 @@ impl SignedOut {
             (self.at_ms.max(0) / 1000) as u64
         }
     }
+}
+
+/// Why a token issued at `issued_at` (seconds; 0: no `iat`) no longer
+/// counts after `signed_out`, if it does not.
+pub(crate) fn refused(signed_out: SignedOut, issued_at: u64) -> Option<ProtocolError> {
+    let message = if signed_out.disabled {
+        "this account is disabled; ask an administrator"
+    } else if issued_at <= signed_out.up_to_secs() {
+        "this token was signed out; sign in again"
+    } else {
+        return None;
+    };
+    Some(ProtocolError::new(ErrorCode::Unauthorized, message))
 }
 
 /// The `iat` of a token minted now for a user last signed out at
@@ -66,14 +82,7 @@ impl SignOuts {
     /// no longer counts, if it does not.
     pub(crate) fn refusal(&self, user: &str, issued_at: u64) -> Option<ProtocolError> {
         let signed_out = *self.users.get(user)?;
-        let message = if signed_out.disabled {
-            "this account is disabled; ask an administrator"
-        } else if issued_at <= signed_out.up_to_secs() {
-            "this token was signed out; sign in again"
-        } else {
-            return None;
-        };
-        Some(ProtocolError::new(ErrorCode::Unauthorized, message))
+        refused(signed_out, issued_at)
     }
 
     /// Records a sign-out; true if it is newer than what was known.
@@ -113,9 +122,10 @@ async fn close(inner: &Inner, user: &str, signed_out: SignedOut) {
     out.send(inner).await;
 }
 
-/// Reads the sign-outs every second: all of them at first (nothing to
-/// close: a connection signed out before this worker started was closed by
-/// the worker that took the sign-out), then the recent ones.
+/// Reads the sign-outs every second: all of them at first, then the recent
+/// ones. At the first read it closes the connections of users signed out in
+/// the last hour too: a socket may have come in (say, in the reconnections
+/// after a restart) before this worker knew of its sign-out.
 pub(crate) fn start(inner: Arc<Inner>) {
     tokio::spawn(async move {
         let mut since = i64::MIN;
@@ -136,7 +146,8 @@ pub(crate) fn start(inner: Arc<Inner>) {
             for (user, at_ms, disabled) in rows {
                 since = since.max(at_ms - SLACK_MS);
                 let signed_out = SignedOut { at_ms, disabled };
-                if inner.sign_outs.record(&user, signed_out) && loaded {
+                let recent = kefu_protocol::now_ms() - at_ms < RECENT_MS;
+                if inner.sign_outs.record(&user, signed_out) && (loaded || recent) {
                     close(&inner, &user, signed_out).await;
                 }
             }

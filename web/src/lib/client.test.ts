@@ -196,6 +196,17 @@ describe('renewing the token', () => {
     expect(t.client.state).toBe('unauthorized');
   });
 
+  it('does not renew for a refusal a new token would not change (forbidden)', async () => {
+    const renew = vi.fn(async () => 'NEW-TOKEN');
+    const t = setup({ renew });
+    t.client.connect();
+    t.last().open();
+    t.last().deliver({ category: 'ack', action: 'auth', ext: { error: { code: 'forbidden', message: 'this user id is an agent' } } });
+    await tick(0);
+    expect(renew).not.toHaveBeenCalled();
+    expect(t.client.state).toBe('unauthorized');
+  });
+
   it('ends unauthorized when the renewal is refused (signed out), and retries one that could not be sent', async () => {
     let answer: 'offline' | 'signed out' = 'offline';
     const renew = vi.fn(async () => {

@@ -89,6 +89,7 @@ const TYPING_MS = 2000;
 const KNOWN_MAX = 5000; // messages remembered for dedup; oldest forgotten first
 const AUTH_FAILED = 4401;
 const RENEW_AHEAD_MS = 60_000; // renew this long before the token expires
+const RENEW_RETRY_MS = 15_000; // after a renewal that could not reach the server
 
 /** A client_msg_id. randomUUID exists only in secure contexts (https, localhost). */
 function uuid(): string {
@@ -215,7 +216,10 @@ export class KefuClient {
     if (exp === null || this.stopped) return;
     const wait = Math.min(2 ** 31 - 1, Math.max(1000, exp - RENEW_AHEAD_MS - this.serverNow()));
     this.renewTimer = setTimeout(() => {
-      this.renewToken().catch(() => this.scheduleRenew());
+      // Unreachable: try again in a while, not every second of the last minute.
+      this.renewToken().catch(() => {
+        this.renewTimer = setTimeout(() => this.scheduleRenew(), RENEW_RETRY_MS);
+      });
     }, wait);
   }
 
@@ -385,7 +389,9 @@ export class KefuClient {
 
   /** The token was refused (expired, signed out): with `renew`, try once with a new one. */
   private authRefused(err: WireError): void {
-    if (!this.o.renew || this.renewedAfterRefusal) return this.refuse(err);
+    // Only an expired or signed-out token is worth renewing; another refusal
+    // (this token's user id belongs to another role) would refuse it again.
+    if (!this.o.renew || this.renewedAfterRefusal || err.code !== 'unauthorized') return this.refuse(err);
     this.teardown();
     const gen = this.conn;
     const current = () => !this.stopped && gen === this.conn;
