@@ -59,6 +59,22 @@ pub fn ws_config() -> tokio_tungstenite::tungstenite::protocol::WebSocketConfig 
 
 pub(crate) use crate::options::duration;
 
+/// The gateways a scenario loads.
+#[derive(Args, Debug, Clone)]
+pub struct Gateways {
+    /// Gateway WebSocket URLs, comma-separated; clients spread over them.
+    #[arg(
+        long,
+        env = "KEFU_URL",
+        value_delimiter = ',',
+        default_value = "ws://127.0.0.1:8080/ws"
+    )]
+    pub url: Vec<String>,
+    /// The gateways' token secret.
+    #[arg(long, env = "KEFU_SECRET", hide_env_values = true)]
+    pub secret: String,
+}
+
 /// Signs a bench token with the target's secret.
 pub fn token(secret: &str, user: &str, role: kefu_protocol::Role) -> anyhow::Result<String> {
     let claims = kefu_protocol::Claims {

@@ -10,7 +10,7 @@
 //! agents is a duplicate; a send neither acked nor refused is unanswered.
 
 use super::report::{histogram, print, Results};
-use super::{duration, spawn_relay, token, ws_config};
+use super::{duration, spawn_relay, token, ws_config, Gateways};
 use clap::Args;
 use dashmap::DashMap;
 use futures::{SinkExt, StreamExt};
@@ -26,17 +26,8 @@ use tokio_tungstenite::tungstenite::Message;
 
 #[derive(Args, Debug, Clone)]
 pub struct ChatOptions {
-    /// Gateway WebSocket URLs, comma-separated; clients spread over them.
-    #[arg(
-        long,
-        env = "KEFU_URL",
-        value_delimiter = ',',
-        default_value = "ws://127.0.0.1:8080/ws"
-    )]
-    pub url: Vec<String>,
-    /// The gateways' token secret.
-    #[arg(long, env = "KEFU_SECRET", hide_env_values = true)]
-    pub secret: String,
+    #[command(flatten)]
+    pub gateways: Gateways,
     /// Customers, each sending to one agent.
     #[arg(long, env = "KEFU_CUSTOMERS", default_value_t = 50)]
     pub customers: usize,
@@ -96,7 +87,10 @@ pub async fn run(opts: ChatOptions) -> anyhow::Result<()> {
     let baseline = if opts.relay {
         let (mut child, url) = spawn_relay().await?;
         let relay_opts = ChatOptions {
-            url: vec![url],
+            gateways: Gateways {
+                url: vec![url],
+                ..opts.gateways.clone()
+            },
             ..opts.clone()
         };
         let r = measure(&relay_opts, "relay").await;
@@ -125,8 +119,8 @@ async fn measure(opts: &ChatOptions, label: &str) -> anyhow::Result<Results> {
     let (finish, finished) = tokio::sync::watch::channel(false);
     let mut agents = Vec::new();
     for (i, id) in agent_ids.iter().enumerate() {
-        let url = &opts.url[i % opts.url.len()];
-        let ws = connect(url, &token(&opts.secret, id, Role::Agent)?).await?;
+        let url = &opts.gateways.url[i % opts.gateways.url.len()];
+        let ws = connect(url, &token(&opts.gateways.secret, id, Role::Agent)?).await?;
         let task = agent(
             ws,
             shared.clone(),
@@ -139,8 +133,8 @@ async fn measure(opts: &ChatOptions, label: &str) -> anyhow::Result<Results> {
     let mut customers = Vec::new();
     for i in 0..opts.customers {
         let id = format!("bench-{run}-c{i}");
-        let url = &opts.url[(i + opts.agents) % opts.url.len()];
-        let mut ws = connect(url, &token(&opts.secret, &id, Role::Customer)?).await?;
+        let url = &opts.gateways.url[(i + opts.agents) % opts.gateways.url.len()];
+        let mut ws = connect(url, &token(&opts.gateways.secret, &id, Role::Customer)?).await?;
         let to = &agent_ids[i % agent_ids.len()];
         open(&mut ws, to).await?;
         // The histograms (~140 KB each) are made now, not in the customer's
@@ -240,10 +234,10 @@ fn results(
     }
 }
 
-type Ws =
+pub(super) type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-async fn connect(url: &str, token: &str) -> anyhow::Result<Ws> {
+pub(super) async fn connect(url: &str, token: &str) -> anyhow::Result<Ws> {
     let (ws, _) = tokio_tungstenite::connect_async_with_config(
         format!("{url}?token={token}"),
         Some(ws_config()),

@@ -7,8 +7,9 @@
 //! more than `--capacity` tasks), first messages lost, duplicated or left
 //! unanswered.
 
+use super::chat::{connect, Ws};
 use super::report::{histogram, latency_row, percentiles};
-use super::{duration, token, ws_config};
+use super::{duration, token, Gateways};
 use clap::Args;
 use dashmap::{DashMap, DashSet};
 use futures::{SinkExt, StreamExt};
@@ -21,22 +22,10 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
 
-type Ws =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
 #[derive(Args, Debug, Clone)]
 pub struct OpenOptions {
-    /// Gateway WebSocket URLs, comma-separated; clients spread over them.
-    #[arg(
-        long,
-        env = "KEFU_URL",
-        value_delimiter = ',',
-        default_value = "ws://127.0.0.1:8080/ws"
-    )]
-    pub url: Vec<String>,
-    /// The gateways' token secret.
-    #[arg(long, env = "KEFU_SECRET", hide_env_values = true)]
-    pub secret: String,
+    #[command(flatten)]
+    pub gateways: Gateways,
     /// Agents online before the customers arrive.
     #[arg(long, env = "KEFU_AGENTS", default_value_t = 100)]
     pub agents: usize,
@@ -79,7 +68,7 @@ struct Shared {
 }
 
 pub async fn run(opts: OpenOptions) -> anyhow::Result<()> {
-    anyhow::ensure!(!opts.url.is_empty(), "need a --url");
+    anyhow::ensure!(!opts.gateways.url.is_empty(), "need a --url");
     let run = format!("{:08x}", rand::random::<u32>());
     let shared = Arc::new(Shared {
         first_ack: Mutex::new(Some(histogram())),
@@ -92,8 +81,8 @@ pub async fn run(opts: OpenOptions) -> anyhow::Result<()> {
     for i in 0..opts.agents {
         let id = format!("bench-{run}-a{i}");
         let ws = connect(
-            &opts.url[i % opts.url.len()],
-            &token(&opts.secret, &id, Role::Agent)?,
+            &opts.gateways.url[i % opts.gateways.url.len()],
+            &token(&opts.gateways.secret, &id, Role::Agent)?,
         )
         .await?;
         agents.push(tokio::spawn(agent(ws, id, shared.clone(), stopped.clone())));
@@ -102,8 +91,8 @@ pub async fn run(opts: OpenOptions) -> anyhow::Result<()> {
     let mut sockets = Vec::with_capacity(opts.customers);
     for i in 0..opts.customers {
         let id = format!("bench-{run}-c{i}");
-        let url = &opts.url[i % opts.url.len()];
-        sockets.push(connect(url, &token(&opts.secret, &id, Role::Customer)?).await?);
+        let url = &opts.gateways.url[i % opts.gateways.url.len()];
+        sockets.push(connect(url, &token(&opts.gateways.secret, &id, Role::Customer)?).await?);
     }
     eprintln!("opening {} conversations", opts.customers);
     let start = Instant::now() + Duration::from_millis(200);
@@ -129,21 +118,6 @@ pub async fn run(opts: OpenOptions) -> anyhow::Result<()> {
     }
     report(&opts, &shared, start);
     Ok(())
-}
-
-async fn connect(url: &str, token: &str) -> anyhow::Result<Ws> {
-    let (mut ws, _) = tokio_tungstenite::connect_async_with_config(
-        format!("{url}?token={token}"),
-        Some(ws_config()),
-        true,
-    )
-    .await?;
-    match tokio::time::timeout(Duration::from_secs(10), ws.next()).await {
-        Ok(Some(Ok(Message::Text(t)))) if t.contains("\"auth\"") && !t.contains("\"error\"") => {
-            Ok(ws)
-        }
-        other => anyhow::bail!("authentication failed: {other:?}"),
-    }
 }
 
 fn send(cmid: &str, content: &str) -> Message {
