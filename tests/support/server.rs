@@ -437,22 +437,9 @@ impl Server {
 
     /// `kefu agent add`, the password fed on stdin with a trailing newline.
     pub fn add_agent(&self, id: &str, name: &str, password: &str) {
-        let mut cmd = Command::new(KEFU);
-        cmd.args([
-            "agent",
-            "add",
-            "--id",
-            id,
-            "--name",
-            name,
-            "--password-stdin",
-        ]);
-        match &self.database_url {
-            Some(url) => cmd.args(["--database-url", url]),
-            None => cmd.arg("--data-dir").arg(self.dir.path()),
-        };
-        let mut child = cmd
-            .env("RUST_LOG", "warn")
+        let args = ["add", "--id", id, "--name", name, "--password-stdin"];
+        let mut child = self
+            .agent_command(&args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -475,14 +462,8 @@ impl Server {
     /// `kefu agent SUBCOMMAND --id ID` on this server's database (disable,
     /// enable, sign-out), beside the running server.
     pub fn agent_tool(&self, subcommand: &str, id: &str) {
-        let mut cmd = Command::new(KEFU);
-        cmd.args(["agent", subcommand, "--id", id]);
-        match &self.database_url {
-            Some(url) => cmd.args(["--database-url", url]),
-            None => cmd.arg("--data-dir").arg(self.dir.path()),
-        };
-        let output = cmd
-            .env("RUST_LOG", "warn")
+        let output = self
+            .agent_command(&[subcommand, "--id", id])
             .output()
             .expect("run kefu agent");
         assert!(
@@ -490,6 +471,17 @@ impl Server {
             "kefu agent {subcommand} failed: {}",
             String::from_utf8_lossy(&output.stderr)
         );
+    }
+
+    /// `kefu agent ARGS` on this server's database.
+    fn agent_command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(KEFU);
+        cmd.arg("agent").args(args).env("RUST_LOG", "warn");
+        match &self.database_url {
+            Some(url) => cmd.args(["--database-url", url]),
+            None => cmd.arg("--data-dir").arg(self.dir.path()),
+        };
+        cmd
     }
 
     /// A connection for `user` that confirms every push it sees.
