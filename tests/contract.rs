@@ -110,6 +110,8 @@ mod cluster;
 mod delivery;
 #[path = "contract/desk.rs"]
 mod desk;
+#[path = "contract/dispatch.rs"]
+mod dispatch;
 #[path = "contract/durability.rs"]
 mod durability;
 #[path = "contract/files.rs"]

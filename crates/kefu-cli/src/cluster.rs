@@ -312,12 +312,11 @@ pub async fn worker(opts: WorkerOptions) -> anyhow::Result<()> {
         .clone()
         .unwrap_or_else(|| unique_id("worker", &advertise));
     let gateways = RemoteGateways::new(register.clone(), secret.clone());
-    let worker = Worker::start(
-        opts.tuning.worker_config(id.clone()),
-        store,
-        register,
-        Arc::new(gateways),
-    );
+    let worker_config = kefu_worker::WorkerConfig {
+        peer_secret: secret.clone().map(kefu_worker::PeerSecret),
+        ..opts.tuning.worker_config(id.clone())
+    };
+    let worker = Worker::start(worker_config, store, register, Arc::new(gateways));
     let member = Member {
         id: id.clone(),
         role: "worker".into(),

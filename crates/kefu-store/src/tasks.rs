@@ -42,8 +42,30 @@ impl Store {
         agent: Option<&str>,
         client_ip: Option<&str>,
     ) -> Result<task::Model> {
+        self.open_task(customer, shard, agent, None, client_ip)
+            .await
+    }
+
+    /// Like [`Store::create_task`], and only while `agent` holds fewer than
+    /// `capacity` open tasks: otherwise the task is opened waiting (the
+    /// returned row says which). The agent's row is locked for the check,
+    /// as in [`Store::try_assign_task`].
+    pub async fn open_task(
+        &self,
+        customer: &str,
+        shard: u32,
+        agent: Option<&str>,
+        capacity: Option<i64>,
+        client_ip: Option<&str>,
+    ) -> Result<task::Model> {
         let now = kefu_protocol::now_ms();
         let txn = self.db.begin().await?;
+        let agent = match (agent, self.capacity_checked(capacity)) {
+            (Some(agent), Some(capacity)) => {
+                has_room(&txn, agent, capacity).await?.then_some(agent)
+            }
+            (agent, _) => agent,
+        };
         let seq = task_sequence::Entity::insert(task_sequence::ActiveModel {
             created_at: Set(now),
             ..Default::default()
@@ -72,6 +94,14 @@ impl Store {
         Ok(row)
     }
 
+    /// The capacity to check in a transaction. SQLite has one worker, whose
+    /// dispatcher already makes assignments take turns; and a read before
+    /// the write would let SQLite refuse the write (SQLITE_BUSY_SNAPSHOT)
+    /// when the message writer committed in between.
+    fn capacity_checked(&self, capacity: Option<i64>) -> Option<i64> {
+        capacity.filter(|_| self.db.get_database_backend() != DbBackend::Sqlite)
+    }
+
     /// Gives a task to `agent`, who may then read all of it, if it is still
     /// where the caller saw it: waiting (`from` None) or open with agent
     /// `from`. Fails with Conflict otherwise, so two workers assigning or
@@ -81,9 +111,7 @@ impl Store {
     }
 
     /// Like [`Store::assign_task`], and only while `agent` holds fewer than
-    /// `capacity` open tasks (Conflict otherwise). The agent's row is locked
-    /// for the check, so workers assigning to one agent at once take turns
-    /// and none can push them past their capacity.
+    /// `capacity` open tasks (Conflict otherwise).
     pub async fn assign_task_within(
         &self,
         id: i64,
@@ -91,24 +119,30 @@ impl Store {
         from: Option<&str>,
         capacity: Option<i64>,
     ) -> Result<()> {
-        // SQLite has one worker, whose queue lock already makes assignments
-        // take turns; and a read before the write would let SQLite refuse
-        // the write (SQLITE_BUSY_SNAPSHOT) when the message writer committed
-        // in between.
-        let capacity = capacity.filter(|_| self.db.get_database_backend() != DbBackend::Sqlite);
+        match self.try_assign_task(id, agent, from, capacity).await? {
+            Assigned::Yes => Ok(()),
+            Assigned::AgentFull => Err(StoreError::Conflict(format!("{agent} is at capacity"))),
+            Assigned::TaskMoved => {
+                Err(StoreError::Conflict(format!("task {id} changed meanwhile")))
+            }
+        }
+    }
+
+    /// Gives a task to `agent` if it is still where the caller saw it and
+    /// the agent has room. The agent's row is locked for the check, so
+    /// workers assigning to one agent at once take turns and none can push
+    /// them past their capacity.
+    pub async fn try_assign_task(
+        &self,
+        id: i64,
+        agent: &str,
+        from: Option<&str>,
+        capacity: Option<i64>,
+    ) -> Result<Assigned> {
         let txn = self.db.begin().await?;
-        if let Some(capacity) = capacity {
-            user::Entity::find_by_id(agent.to_owned())
-                .lock_exclusive()
-                .one(&txn)
-                .await?;
-            let open = task::Entity::find()
-                .filter(task::Column::AgentId.eq(agent))
-                .filter(task::Column::Status.eq(OPEN))
-                .count(&txn)
-                .await?;
-            if open as i64 >= capacity {
-                return Err(StoreError::Conflict(format!("{agent} is at capacity")));
+        if let Some(capacity) = self.capacity_checked(capacity) {
+            if !has_room(&txn, agent, capacity).await? {
+                return Ok(Assigned::AgentFull);
             }
         }
         let mut update = task::Entity::update_many()
@@ -123,11 +157,11 @@ impl Store {
         };
         let updated = update.exec(&txn).await?;
         if updated.rows_affected == 0 {
-            return Err(StoreError::Conflict(format!("task {id} changed meanwhile")));
+            return Ok(Assigned::TaskMoved);
         }
         insert_task_agent(&txn, id, agent, kefu_protocol::now_ms()).await?;
         txn.commit().await?;
-        Ok(())
+        Ok(Assigned::Yes)
     }
 
     /// The agent's open tasks, oldest first.
@@ -279,6 +313,31 @@ impl Store {
             .all(&self.db)
             .await?)
     }
+}
+
+/// What became of an assignment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Assigned {
+    Yes,
+    /// The agent holds `capacity` open tasks already.
+    AgentFull,
+    /// The task is no longer where the caller saw it.
+    TaskMoved,
+}
+
+/// Whether `agent` holds fewer than `capacity` open tasks, with the agent's
+/// row locked until the transaction ends.
+async fn has_room(txn: &impl sea_orm::ConnectionTrait, agent: &str, capacity: i64) -> Result<bool> {
+    user::Entity::find_by_id(agent.to_owned())
+        .lock_exclusive()
+        .one(txn)
+        .await?;
+    let open = task::Entity::find()
+        .filter(task::Column::AgentId.eq(agent))
+        .filter(task::Column::Status.eq(OPEN))
+        .count(txn)
+        .await?;
+    Ok((open as i64) < capacity)
 }
 
 async fn insert_task_agent(

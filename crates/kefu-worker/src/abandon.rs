@@ -25,7 +25,7 @@ pub(crate) fn start(inner: Arc<Inner>) {
     });
 }
 
-async fn sweep(inner: &Inner, after: Duration, gone_since: &mut HashMap<i64, Instant>) {
+async fn sweep(inner: &Arc<Inner>, after: Duration, gone_since: &mut HashMap<i64, Instant>) {
     let waiting = match inner.store.waiting_tasks().await {
         Ok(waiting) => waiting,
         Err(e) => return tracing::debug!(error = %e, "abandoned waits: cannot read the queue"),
@@ -43,7 +43,6 @@ async fn sweep(inner: &Inner, after: Duration, gone_since: &mut HashMap<i64, Ins
         .collect();
     let gone_ids: HashSet<i64> = gone.iter().map(|t| t.id).collect();
     gone_since.retain(|id, _| gone_ids.contains(id));
-    let mut abandoned = 0;
     for task in gone {
         let since = *gone_since.entry(task.id).or_insert(now);
         if now.duration_since(since) < after {
@@ -59,9 +58,8 @@ async fn sweep(inner: &Inner, after: Duration, gone_since: &mut HashMap<i64, Ins
                 continue;
             }
         }
-        abandoned += 1;
         inner.tasks.forget(&task);
-        inner.queue.told.remove(&task.id);
+        tasks::released(inner, task.id, None).await;
         tracing::info!(
             task_id = task.id,
             customer = %task.customer_id,
@@ -73,9 +71,5 @@ async fn sweep(inner: &Inner, after: Duration, gone_since: &mut HashMap<i64, Ins
                     you an agent."
             .to_owned();
         system_message(inner, task.id, &task.customer_id, "toast", text, ext).await;
-    }
-    if abandoned > 0 {
-        // Everyone behind moves up, and is told.
-        tasks::assign_waiting(inner).await;
     }
 }

@@ -392,7 +392,7 @@ async fn agents(inner: &Inner, sender: &Sender) -> Reply {
     Ok((200, json!({"agents": list})))
 }
 
-async fn set_status(inner: &Inner, sender: &Sender, body: &[u8]) -> Reply {
+async fn set_status(inner: &Arc<Inner>, sender: &Sender, body: &[u8]) -> Reply {
     #[derive(Deserialize)]
     struct Body {
         status: String,
@@ -429,9 +429,10 @@ async fn set_status(inner: &Inner, sender: &Sender, body: &[u8]) -> Reply {
         .set_agent_status(sender.user(), &body.status)
         .await
         .map_err(store_error)?;
-    if body.status == "available" {
-        tasks::assign_waiting(inner).await;
-    }
+    let changed = crate::dispatch::Event::AgentChanged {
+        agent: sender.user().to_owned(),
+    };
+    inner.dispatch.send(inner, changed).await;
     Ok((
         200,
         json!({"user_id": sender.user(), "status": body.status}),

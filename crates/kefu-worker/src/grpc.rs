@@ -3,7 +3,10 @@
 
 use crate::Worker;
 use kefu_proto::v1::worker_server;
-use kefu_proto::v1::{ApiReply, ApiRequest, ConnectionEvent, EventReply, FrameRequest, FramesDone};
+use kefu_proto::v1::{
+    ApiReply, ApiRequest, ConnectionEvent, DispatchReply, DispatchRequest, EventReply,
+    FrameRequest, FramesDone,
+};
 use std::pin::Pin;
 use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
@@ -61,5 +64,15 @@ impl worker_server::Worker for Worker {
 
     async fn api(&self, request: Request<ApiRequest>) -> Result<Response<ApiReply>, Status> {
         Ok(Response::new(Worker::api(self, request.into_inner()).await))
+    }
+
+    /// An event for the dispatcher, from another worker.
+    async fn dispatch(
+        &self,
+        request: Request<DispatchRequest>,
+    ) -> Result<Response<DispatchReply>, Status> {
+        Ok(Response::new(
+            self.dispatch_event(request.into_inner()).await,
+        ))
     }
 }

@@ -8,7 +8,9 @@
 //! # Layout
 //! - [`lane`]: per-shard ordering; consecutive sends pipeline into group commit.
 //! - [`messages`]: send, receive, read, revoke, delete, typing.
-//! - [`tasks`]: opening, the waiting queue, assignment, transfer, end, rating.
+//! - [`tasks`]: opening, transfer, end, rating.
+//! - `dispatch`: the one place that picks agents: load index, queue,
+//!   positions; on the worker owning shard 0 of the ring.
 //! - `reassign`: tasks of agents offline too long go back to the queue.
 //! - `abandon`: waiting customers gone too long leave the queue.
 //! - `sign_out`: signed-out tokens and disabled agents refused, their
@@ -25,6 +27,7 @@
 
 mod abandon;
 pub mod api;
+mod dispatch;
 pub mod gateways;
 pub mod grpc;
 pub mod lane;
@@ -98,6 +101,18 @@ pub struct WorkerConfig {
     pub upload_quota: u64,
     /// Uploads older than this are deleted. Zero: kept for ever.
     pub file_retention: Duration,
+    /// The secret workers present to each other (the cluster secret).
+    pub peer_secret: Option<PeerSecret>,
+}
+
+/// The cluster secret, kept out of logs.
+#[derive(Clone)]
+pub struct PeerSecret(pub String);
+
+impl std::fmt::Debug for PeerSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PeerSecret(..)")
+    }
 }
 
 impl Default for WorkerConfig {
@@ -114,6 +129,7 @@ impl Default for WorkerConfig {
             max_waiting_per_ip: 20,
             upload_quota: 1 << 30,
             file_retention: Duration::ZERO,
+            peer_secret: None,
         }
     }
 }
@@ -131,7 +147,7 @@ pub(crate) struct Inner {
     pub(crate) register: Arc<dyn Register>,
     pub(crate) gateways: Arc<dyn GatewayLink>,
     pub(crate) lanes: Vec<lane::Lane>,
-    pub(crate) queue: tasks::Queue,
+    pub(crate) dispatch: dispatch::Dispatch,
     pub(crate) tasks: tasks::TaskCache,
     /// Failed lookups of recipients, logged once and not per message.
     pub(crate) locate_outage: kefu_register::outage::Outage,
@@ -217,14 +233,19 @@ impl Worker {
         let lanes = (0..config.lanes.max(1))
             .map(|_| lane::Lane::start())
             .collect();
+        let dispatch = dispatch::Dispatch::new(
+            config.id.clone(),
+            config.peer_secret.as_ref().map(|s| s.0.clone()),
+            config.max_tasks_per_agent,
+        );
         let inner = Arc::new(Inner {
+            dispatch,
             config,
             store,
             writer,
             register,
             gateways,
             lanes,
-            queue: tasks::Queue::default(),
             tasks: tasks::TaskCache::default(),
             agent_ids: AgentIds::default(),
             sign_outs: sign_out::SignOuts::default(),
@@ -233,6 +254,7 @@ impl Worker {
                  the messages from /api/offline)",
             ),
         });
+        dispatch::Dispatch::start(Arc::downgrade(&inner));
         reassign::start(inner.clone());
         abandon::start(inner.clone());
         sign_out::start(inner.clone());
@@ -363,6 +385,9 @@ impl Worker {
             return;
         };
         if !event.connected {
+            if sender.role == Role::Agent {
+                self.agent_changed(sender.user()).await;
+            }
             return;
         }
         let signed_out = self
@@ -394,7 +419,7 @@ impl Worker {
             Role::Admin => Ok(()),
         };
         match recorded {
-            Ok(()) if sender.role == Role::Agent => tasks::assign_waiting(&self.inner).await,
+            Ok(()) if sender.role == Role::Agent => self.agent_changed(sender.user()).await,
             Ok(()) => {}
             Err(e @ kefu_store::StoreError::RoleTaken { .. }) => {
                 tracing::warn!(user = sender.user(), conn = %sender.session.conn_id, "{e}; connection closed");
@@ -421,6 +446,25 @@ impl Worker {
         if tokio::time::timeout(timeout, all).await.is_err() {
             tracing::warn!("drain timed out with work in flight");
         }
+    }
+
+    /// An agent connected, left or changed: the dispatcher reads them again.
+    async fn agent_changed(&self, agent: &str) {
+        let event = dispatch::Event::AgentChanged {
+            agent: agent.to_owned(),
+        };
+        self.inner.dispatch.send(&self.inner, event).await;
+    }
+
+    /// An event for the dispatcher from another worker.
+    pub async fn dispatch_event(
+        &self,
+        request: kefu_proto::v1::DispatchRequest,
+    ) -> kefu_proto::v1::DispatchReply {
+        self.inner
+            .dispatch
+            .handle_remote(&self.inner, request)
+            .await
     }
 
     /// One HTTP call from a gateway.

@@ -195,7 +195,7 @@ async fn after_commit(inner: Arc<Inner>, sender: Sender, written: Written) -> Fi
         out.send(&inner).await;
         // Stored while the task waited: if an agent took the task meanwhile,
         // the message is theirs.
-        tasks::hand_over_waiting_messages(&inner, m.task_id).await;
+        crate::notices::hand_over_waiting_messages(&inner, m.task_id).await;
         pushed()
     })
 }

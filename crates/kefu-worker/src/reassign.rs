@@ -8,6 +8,7 @@
 //! How long an agent has been offline is each worker's own observation, so
 //! a worker that restarts starts counting again.
 
+use crate::dispatch::Event;
 use crate::notices::system_message;
 use crate::{tasks, Inner};
 use serde_json::json;
@@ -54,7 +55,7 @@ pub(crate) fn every_quarter_of<S: Default + Send + 'static>(
     });
 }
 
-async fn sweep(inner: &Inner, after: Duration, offline_since: &mut HashMap<String, Instant>) {
+async fn sweep(inner: &Arc<Inner>, after: Duration, offline_since: &mut HashMap<String, Instant>) {
     let agents: Vec<String> = match inner.store.open_task_counts().await {
         Ok(counts) => counts.into_keys().collect(),
         Err(e) => return tracing::warn!(error = %e, "reassignment: cannot list agents"),
@@ -82,7 +83,7 @@ async fn sweep(inner: &Inner, after: Duration, offline_since: &mut HashMap<Strin
 
 /// Puts every open task of `agent` back in the queue, tells both sides,
 /// and runs the queue.
-async fn requeue_all(inner: &Inner, agent: &str, after: Duration) {
+async fn requeue_all(inner: &Arc<Inner>, agent: &str, after: Duration) {
     let open = match inner.store.open_tasks_of(agent).await {
         Ok(open) => open,
         Err(e) => return tracing::warn!(error = %e, agent, "reassignment: cannot list tasks"),
@@ -107,7 +108,12 @@ async fn requeue_all(inner: &Inner, agent: &str, after: Duration) {
             continue; // taken back, ended or moved by someone else meanwhile
         }
         inner.tasks.forget(&task);
-        inner.queue.mark_reassigned(task.id);
+        tasks::released(inner, task.id, Some(agent)).await;
+        let queued = Event::Queued {
+            task_id: task.id,
+            reason: Some(REASSIGNED_REASON.to_owned()),
+        };
+        inner.dispatch.send(inner, queued).await;
         tracing::info!(
             task_id = task.id,
             agent,
@@ -134,8 +140,10 @@ async fn requeue_all(inner: &Inner, agent: &str, after: Duration) {
         );
         system_message(inner, task.id, agent, "toast", to_agent, ext).await;
     }
-    tasks::assign_waiting(inner).await;
 }
+
+/// What the next agent of a task put back is told.
+const REASSIGNED_REASON: &str = "its agent went offline";
 
 /// A duration as a notice says it: "45 s", "5 min".
 pub(crate) fn humanize(d: Duration) -> String {

@@ -1,39 +1,19 @@
-//! Tasks: opening on a customer's first message, the waiting queue,
-//! assignment to the least busy agent, transfer, end and rating.
+//! Tasks: opening on a customer's first message, transfer, end and
+//! rating. Who gets a task is the dispatcher's call ([`crate::dispatch`]);
+//! this module asks it, and tells it what changed.
 
-use crate::notices::system_message;
-use crate::outbox::push_stored;
+use crate::dispatch::{Event, Outcome};
+use crate::notices::{on_assigned, system_message, Transfer};
 use crate::{store_error, Inner, Sender};
 use dashmap::DashMap;
 use kefu_protocol::{shard, ErrorCode, ProtocolError, Role};
 use kefu_store::entity::task;
 use kefu_store::tasks::{ENDED, OPEN};
-use kefu_store::users::AVAILABLE;
 use kefu_store::StoreError;
 use serde_json::json;
 use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::Instant;
-use tokio::sync::Mutex;
-
-/// The waiting queue's in-memory side: one assignment at a time, and the
-/// position each waiting customer was last told.
-#[derive(Default)]
-pub struct Queue {
-    lock: Mutex<()>,
-    pub(crate) told: DashMap<i64, usize>,
-    /// Tasks put back in the queue because their agent went offline: the
-    /// agent who takes one is told why.
-    reassigned: DashMap<i64, ()>,
-}
-
-impl Queue {
-    pub(crate) fn mark_reassigned(&self, task_id: i64) {
-        self.reassigned.insert(task_id, ());
-    }
-}
-
-/// What the next agent of a reassigned task is told.
-const REASSIGNED_REASON: &str = "its agent went offline";
 
 /// How long a cached open task is trusted. The worker that owns a task's
 /// shard makes every change to an open task (transfer and end run in its
@@ -113,7 +93,7 @@ pub(crate) async fn live_of(
 
 /// The customer's live task, or a new one (assigned if an agent can take it).
 pub(crate) async fn live_or_open(
-    inner: &Inner,
+    inner: &Arc<Inner>,
     sender: &Sender,
 ) -> Result<task::Model, ProtocolError> {
     let customer = sender.user();
@@ -148,111 +128,37 @@ pub(crate) async fn live_or_open(
         .upsert_user(customer, "customer", name)
         .await
         .map_err(store_error)?;
-    let client_ip = (!ip.is_empty()).then_some(ip);
-    let task = inner
-        .store
-        .create_task(customer, shard::of_user(customer), None, client_ip)
-        .await
-        .map_err(store_error)?;
-    tracing::info!(task_id = task.id, customer, "task opened");
-    assign_waiting(inner).await;
-    Ok(inner
-        .store
-        .task(task.id)
-        .await
-        .map_err(store_error)?
-        .unwrap_or(task))
-}
-
-/// Assigns waiting tasks, oldest first, while an agent can take one; then
-/// tells every customer still waiting their new position.
-pub(crate) async fn assign_waiting(inner: &Inner) {
-    let _one_at_a_time = inner.queue.lock.lock().await;
-    if let Err(e) = assign_loop(inner).await {
-        tracing::error!(error = %e, "assignment failed");
-    }
-    if let Err(e) = tell_positions(inner).await {
-        tracing::error!(error = %e, "cannot update queue positions");
-    }
-}
-
-async fn assign_loop(inner: &Inner) -> Result<(), StoreError> {
-    loop {
-        let waiting = inner.store.waiting_tasks().await?;
-        let Some(task) = waiting.first() else {
-            return Ok(());
-        };
-        let Some(agent) = pick_agent(inner).await? else {
-            return Ok(());
-        };
-        let capacity = Some(inner.config.max_tasks_per_agent);
-        match inner
-            .store
-            .assign_task_within(task.id, &agent, None, capacity)
-            .await
-        {
-            Ok(()) => {}
-            Err(StoreError::Conflict(_)) => continue,
-            Err(e) => return Err(e),
+    let event = Event::Open {
+        customer: customer.to_owned(),
+        shard: shard::of_user(customer),
+        client_ip: (!ip.is_empty()).then(|| ip.to_owned()),
+    };
+    match inner.dispatch.send(inner, event).await {
+        Some(Outcome::Opened(task)) => Ok(task),
+        Some(Outcome::Failed(e)) => {
+            tracing::warn!(error = %e, customer, "cannot open a task");
+            Err(ProtocolError::new(
+                ErrorCode::Unavailable,
+                "storage unavailable",
+            ))
         }
-        let waited = inner.queue.told.remove(&task.id).is_some();
-        let reassigned = inner.queue.reassigned.remove(&task.id).is_some();
-        tracing::info!(
-            task_id = task.id,
-            agent,
-            waited,
-            reassigned,
-            "task assigned"
-        );
-        let how = match (reassigned, waited) {
-            (true, _) => Transfer::From {
-                old: None,
-                reason: Some(REASSIGNED_REASON),
-            },
-            (false, true) => Transfer::Waited,
-            (false, false) => Transfer::AtOnce,
-        };
-        on_assigned(inner, task, &agent, how).await;
-    }
-}
-
-async fn tell_positions(inner: &Inner) -> Result<(), StoreError> {
-    let waiting = inner.store.waiting_tasks().await?;
-    let live: HashSet<i64> = waiting.iter().map(|t| t.id).collect();
-    inner.queue.told.retain(|id, _| live.contains(id));
-    for (i, task) in waiting.iter().enumerate() {
-        let position = i + 1;
-        if inner.queue.told.get(&task.id).map(|p| *p) == Some(position) {
-            continue;
+        // No dispatcher answered (it is moving): the task waits, and the
+        // next dispatcher finds it in the database.
+        _ => {
+            let client_ip = (!ip.is_empty()).then_some(ip);
+            let task = inner
+                .store
+                .create_task(customer, shard::of_user(customer), None, client_ip)
+                .await
+                .map_err(store_error)?;
+            tracing::warn!(
+                task_id = task.id,
+                customer,
+                "task opened waiting: no dispatcher answered"
+            );
+            Ok(task)
         }
-        inner.queue.told.insert(task.id, position);
-        let text = format!("All our agents are busy; you are number {position} in line.");
-        let ext = json!({"event": "queued", "queue_position": position});
-        system_message(inner, task.id, &task.customer_id, "toast", text, ext).await;
     }
-    Ok(())
-}
-
-/// The online, available agent below capacity with the fewest open tasks.
-async fn pick_agent(inner: &Inner) -> Result<Option<String>, StoreError> {
-    let agents = inner.store.agents().await?;
-    let available: Vec<String> = agents
-        .into_iter()
-        .filter(|a| a.status == AVAILABLE)
-        .map(|a| a.id)
-        .collect();
-    if available.is_empty() {
-        return Ok(None);
-    }
-    let online = online(inner, &available).await;
-    let counts = inner.store.open_task_counts().await?;
-    Ok(available
-        .into_iter()
-        .filter(|a| online.contains(a))
-        .map(|a| (counts.get(&a).copied().unwrap_or(0), a))
-        .filter(|(n, _)| *n < inner.config.max_tasks_per_agent)
-        .min()
-        .map(|(_, a)| a))
 }
 
 /// Which of `users` have a connection somewhere.
@@ -263,102 +169,6 @@ pub(crate) async fn online(inner: &Inner, users: &[String]) -> HashSet<String> {
             tracing::warn!(error = %e, "register unavailable, treating users as offline");
             HashSet::new()
         }
-    }
-}
-
-/// How a task came to its agent.
-#[derive(Clone, Copy)]
-enum Transfer<'a> {
-    /// Taken from the queue the moment it opened.
-    AtOnce,
-    /// Taken from the queue after the customer waited.
-    Waited,
-    /// Handed over by its agent (or an admin; `old` is None when it had no
-    /// agent), with the reason the new agent is shown.
-    From {
-        old: Option<&'a str>,
-        reason: Option<&'a str>,
-    },
-}
-
-/// Tells the sides of an assignment what changed, and gives the agent what
-/// the customer wrote while waiting. A task taken at once needs no notice:
-/// the customer's message itself reaches the agent. A customer who waited
-/// hears who took them; a transfer is told to every side.
-async fn on_assigned(inner: &Inner, task: &task::Model, agent: &str, how: Transfer<'_>) {
-    if let Transfer::AtOnce = how {
-        return hand_over_waiting_messages(inner, task.id).await;
-    }
-    let names = inner
-        .store
-        .users(&[task.customer_id.clone(), agent.to_owned()])
-        .await
-        .unwrap_or_default();
-    let name_of = |id: &str| {
-        names
-            .iter()
-            .find(|u| u.id == id)
-            .map_or(id.to_owned(), |u| u.name.clone())
-    };
-    let customer = name_of(&task.customer_id);
-    let (event, from, reason) = match how {
-        Transfer::From { old, reason } => ("transferred", old, reason),
-        _ => ("assigned", None, None),
-    };
-    let mut ext = json!({"event": event, "task_id": task.id, "customer_id": task.customer_id,
-        "agent_id": agent, "from_agent": from});
-    if let Some(reason) = reason {
-        ext["reason"] = json!(reason);
-    }
-    let to_customer = match how {
-        Transfer::From { .. } => format!("You are now talking with {}.", name_of(agent)),
-        _ => format!("{} is now serving you.", name_of(agent)),
-    };
-    let customer_id = &task.customer_id;
-    system_message(
-        inner,
-        task.id,
-        customer_id,
-        "toast",
-        to_customer,
-        ext.clone(),
-    )
-    .await;
-    if let Transfer::From { old: from, reason } = how {
-        let mut text = match from {
-            Some(old) => format!(
-                "{} handed you the conversation with {customer}.",
-                name_of(old)
-            ),
-            None => format!("You were given the conversation with {customer}."),
-        };
-        if let Some(reason) = reason {
-            text.push_str(&format!(" Reason: {reason}"));
-        }
-        system_message(inner, task.id, agent, "toast", text, ext.clone()).await;
-        if let Some(old) = from {
-            let text = format!("Conversation with {customer} handed to {}.", name_of(agent));
-            system_message(inner, task.id, old, "toast", text, ext).await;
-        }
-    }
-    hand_over_waiting_messages(inner, task.id).await;
-}
-
-/// Gives the task's agent the messages stored while it waited.
-pub(crate) async fn hand_over_waiting_messages(inner: &Inner, task_id: i64) {
-    let Ok(Some(task)) = inner.store.task(task_id).await else {
-        return;
-    };
-    let Some(agent) = task.agent_id.filter(|_| task.status == OPEN) else {
-        return;
-    };
-    match inner.store.claim_waiting_messages(task_id, &agent).await {
-        Ok(claimed) => {
-            for m in claimed {
-                push_stored(inner, &m, vec![agent.clone()]).await;
-            }
-        }
-        Err(e) => tracing::error!(error = %e, task_id, "cannot hand over waiting messages"),
     }
 }
 
@@ -393,7 +203,7 @@ async fn managed_task(
 const MAX_REASON_CHARS: usize = 500;
 
 pub(crate) async fn transfer(
-    inner: &Inner,
+    inner: &Arc<Inner>,
     sender: &Sender,
     task_id: i64,
     to_agent: &str,
@@ -422,14 +232,17 @@ pub(crate) async fn transfer(
             "that agent is offline",
         ));
     }
-    let open = inner.store.open_task_counts().await.map_err(store_error)?;
-    if open.get(to_agent).copied().unwrap_or(0) >= inner.config.max_tasks_per_agent {
-        return Err(ProtocolError::new(
-            ErrorCode::Conflict,
-            "that agent is full",
-        ));
-    }
-    inner
+    let full = || ProtocolError::new(ErrorCode::Conflict, "that agent is full");
+    let reserve = Event::Reserve {
+        agent: to_agent.to_owned(),
+    };
+    let reserved = match inner.dispatch.send(inner, reserve).await {
+        Some(Outcome::Reserved(false)) => return Err(full()),
+        Some(Outcome::Reserved(true)) => true,
+        // No dispatcher: the database's capacity check alone decides.
+        _ => false,
+    };
+    let written = inner
         .store
         .assign_task_within(
             task_id,
@@ -437,11 +250,19 @@ pub(crate) async fn transfer(
             task.agent_id.as_deref(),
             Some(inner.config.max_tasks_per_agent),
         )
-        .await
-        .map_err(store_error)?;
+        .await;
+    if let Err(e) = written {
+        if reserved {
+            released(inner, 0, Some(to_agent)).await;
+        }
+        return Err(match e {
+            StoreError::Conflict(m) if m.contains("capacity") => full(),
+            e => store_error(e),
+        });
+    }
     inner.tasks.forget(&task);
-    inner.queue.told.remove(&task_id);
     tracing::info!(task_id, from = ?task.agent_id, to = to_agent, "task transferred");
+    released(inner, task_id, task.agent_id.as_deref()).await;
     on_assigned(
         inner,
         &task,
@@ -452,25 +273,33 @@ pub(crate) async fn transfer(
         },
     )
     .await;
-    assign_waiting(inner).await;
     Ok(json!({"task_id": task_id, "agent_id": to_agent, "status": OPEN}))
 }
 
 pub(crate) async fn end(
-    inner: &Inner,
+    inner: &Arc<Inner>,
     sender: &Sender,
     task_id: i64,
 ) -> Result<serde_json::Value, ProtocolError> {
     let task = managed_task(inner, sender, task_id).await?;
     inner.store.end_task(task_id).await.map_err(store_error)?;
     inner.tasks.forget(&task);
-    inner.queue.told.remove(&task_id);
     tracing::info!(task_id, "task ended");
+    released(inner, task_id, task.agent_id.as_deref()).await;
     let ext = json!({"event": "assess", "task_id": task_id, "scores": [1, 2, 3, 4, 5]});
     let text = "This conversation has ended. How would you rate our service?".to_owned();
     system_message(inner, task_id, &task.customer_id, "assess", text, ext).await;
-    assign_waiting(inner).await;
     Ok(json!({"task_id": task_id, "status": ENDED}))
+}
+
+/// Tells the dispatcher a task left its agent (`agent`) or the queue
+/// (None); task id 0 frees an unused reservation.
+pub(crate) async fn released(inner: &Arc<Inner>, task_id: i64, agent: Option<&str>) {
+    let event = Event::Released {
+        task_id,
+        agent: agent.map(str::to_owned),
+    };
+    inner.dispatch.send(inner, event).await;
 }
 
 pub(crate) async fn rate(

@@ -1,0 +1,146 @@
+//! The dispatcher's invariants, with opens racing on every worker of a
+//! cluster: capacity holds, the queue is first come first served across the
+//! system, customers wait only when no agent has room, positions are told
+//! once per change and only going down, and a freed slot goes to the
+//! oldest waiting task, who is told who serves them.
+
+use crate::support::*;
+
+/// The queue positions a customer was told in a task, in order (the
+/// notices are stored in the task's history like any message).
+async fn positions_told(server: &Server, customer: &Client, task_id: i64) -> Vec<i64> {
+    server
+        .history(&customer.token, task_id, "")
+        .await
+        .iter()
+        .filter_map(|m| m["ext"]["queue_position"].as_i64())
+        .collect()
+}
+
+async fn open_tasks(server: &Server, token: &str) -> Vec<(String, i64)> {
+    let (_, agents) = server.get("/api/agents", token).await;
+    agents["agents"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|a| {
+            let id = a["user_id"].as_str().unwrap_or_default().to_owned();
+            (id, int(a, "open_tasks"))
+        })
+        .collect()
+}
+
+/// Sends every customer's first message at once and returns the acks.
+async fn all_at_once(customers: &mut [Client]) -> Vec<Acked> {
+    let sends = customers
+        .iter_mut()
+        .enumerate()
+        .map(|(i, c)| async move { c.say(&format!("first-{i}"), "hello, all at once").await });
+    futures::future::join_all(sends).await
+}
+
+on_every_backend! {
+    async fn when_agents_have_room_nobody_is_told_to_wait(backend: Backend) {
+        let server = Server::builder().on(backend).max_tasks_per_agent(3).start().await;
+        let mut agents = Vec::new();
+        for i in 0..4 {
+            agents.push(server.agent(&format!("room-{i}")).await);
+        }
+        let mut customers = Vec::new();
+        for i in 0..12 {
+            customers.push(server.customer(&format!("guest-{i}")).await);
+        }
+
+        let acks = all_at_once(&mut customers).await;
+
+        for (customer, ack) in customers.iter().zip(&acks) {
+            let told = positions_told(&server, customer, ack.task_id).await;
+            assert!(told.is_empty(), "{} was told to wait ({told:?}) with room left", customer.user_id);
+        }
+        for (agent, load) in open_tasks(&server, &agents[0].token).await {
+            assert_eq!(load, 3, "{agent} holds {load}: the 12 fill 4 agents of 3");
+        }
+        let (_, queue) = server.get("/api/queue", &agents[0].token).await;
+        assert_eq!(queue["waiting"], 0, "{queue}");
+    }
+
+    async fn racing_opens_fill_agents_to_capacity_and_queue_the_rest_each_told_one_place(backend: Backend) {
+        let server = Server::builder().on(backend).max_tasks_per_agent(2).start().await;
+        let mut agents = Vec::new();
+        for i in 0..3 {
+            agents.push(server.agent(&format!("full-{i}")).await);
+        }
+        let mut customers = Vec::new();
+        for i in 0..20 {
+            customers.push(server.customer(&format!("crowd-{i}")).await);
+        }
+
+        let acks = all_at_once(&mut customers).await;
+
+        for (agent, load) in open_tasks(&server, &agents[0].token).await {
+            assert_eq!(load, 2, "{agent} holds {load} with a capacity of 2");
+        }
+        let (_, queue) = server.get("/api/queue", &agents[0].token).await;
+        assert_eq!(queue["waiting"], 14, "{queue}");
+        // Each waiting customer hears their place once; the places are
+        // 1..=14, one each (positions are told by one dispatcher, not by
+        // each worker for the queue it sees).
+        let mut places = Vec::new();
+        for (customer, ack) in customers.iter_mut().zip(&acks) {
+            let deadline = tokio::time::Instant::now() + WAIT;
+            let told = loop {
+                let told = positions_told(&server, customer, ack.task_id).await;
+                if !told.is_empty() || tokio::time::Instant::now() > deadline {
+                    break told;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            };
+            places.extend(told);
+        }
+        // A straggler's notice, if any, is stored by now.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let mut all = Vec::new();
+        for (customer, ack) in customers.iter().zip(&acks) {
+            all.extend(positions_told(&server, customer, ack.task_id).await);
+        }
+        all.sort_unstable();
+        assert_eq!(all, (1..=14).collect::<Vec<_>>(), "places told");
+    }
+
+    async fn the_queue_is_first_come_first_served_and_places_only_go_down(backend: Backend) {
+        let server = Server::builder().on(backend).max_tasks_per_agent(1).start().await;
+        let chat = Chat::between(&server, "first", "solo").await;
+        let mut agent = chat.agent;
+        // Arriving one after another (each hears their place before the
+        // next writes); in a cluster they fall to both workers.
+        let mut waiting = Vec::new();
+        for i in 1..=5 {
+            let mut customer = server.customer(&format!("line-{i}")).await;
+            let sent = customer.say(&format!("line-{i}"), "waiting my turn").await;
+            customer.recv_until(queue_toast(i), WAIT).await;
+            waiting.push((customer, sent));
+        }
+
+        let mut current = chat.task_id;
+        for (customer, sent) in waiting.iter_mut() {
+            let (status, body) = server
+                .post(&format!("/api/tasks/{current}/end"), &agent.token, json!({}))
+                .await;
+            assert_eq!(status, 200, "end {current}: {body}");
+            let served = customer
+                .recv_until(|f| f["ext"]["event"] == "assigned", WAIT)
+                .await;
+            assert_eq!(served["ext"]["agent_id"], "solo", "{served}");
+            let push = agent.recv_until(push_of(sent.id), WAIT).await;
+            assert_eq!(int(&push, "task_id"), sent.task_id, "the oldest waiting task comes next");
+            current = sent.task_id;
+        }
+
+        for (i, (customer, sent)) in waiting.iter().enumerate() {
+            let told = positions_told(&server, customer, sent.task_id).await;
+            let arrived = i as i64 + 1;
+            let expected: Vec<i64> = (1..=arrived).rev().collect();
+            assert_eq!(told, expected, "{}: each place once, going down", customer.user_id);
+        }
+    }
+}
