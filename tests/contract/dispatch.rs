@@ -143,4 +143,59 @@ on_every_backend! {
             assert_eq!(told, expected, "{}: each place once, going down", customer.user_id);
         }
     }
+
+    /// --reassign-unanswered-after: a customer left without an answer goes
+    /// to another agent, and everyone is told why.
+    async fn an_unanswered_customer_goes_back_to_the_queue_and_to_another_agent(backend: Backend) {
+        let server = Server::builder()
+            .on(backend)
+            .arg("--reassign-unanswered-after", "1s")
+            .start()
+            .await;
+        let mut slow = server.agent("slow").await;
+        let mut customer = server.customer("c1").await;
+        let sent = customer.say("c-1", "anyone there?").await;
+        slow.recv_until(push_of(sent.id), WAIT).await;
+        let mut quick = server.agent("quick").await;
+
+        let moved = customer
+            .recv_until(|f| f["ext"]["event"] == "reassigned", Duration::from_secs(15))
+            .await;
+        assert_eq!(moved["ext"]["from_agent"], "slow", "{moved}");
+        let told = slow.recv_until(|f| f["ext"]["event"] == "reassigned", WAIT).await;
+        let says = told["content"].as_str().unwrap_or_default();
+        assert!(says.contains("waited"), "the agent hears why: {told}");
+        let given = quick.recv_until(|f| f["ext"]["event"] == "transferred", WAIT).await;
+        assert_eq!(given["ext"]["reason"], "its customer was waiting for an answer", "{given}");
+        let now = customer
+            .recv_until(|f| f["ext"]["event"] == "transferred", WAIT)
+            .await;
+        assert_eq!(now["ext"]["agent_id"], "quick", "{now}");
+
+        let reply = quick.say_to("c1", "q-1", "I can help").await;
+        assert_eq!(reply.task_id, sent.task_id, "the same task, with its history");
+        customer.recv_until(push_of(reply.id), WAIT).await;
+    }
+
+    async fn an_answered_customer_stays_with_their_agent(backend: Backend) {
+        let server = Server::builder()
+            .on(backend)
+            .arg("--reassign-unanswered-after", "1s")
+            .start()
+            .await;
+        let mut chat = Chat::open(&server).await;
+        chat.agent.say_to("c1", "a-1", "hello, how can I help?").await;
+        let _other = server.agent("a2").await;
+
+        chat.customer
+            .expect_none(|f| f["ext"]["event"] == "reassigned", Duration::from_secs(3))
+            .await;
+        let (_, agents) = server.get("/api/agents", &chat.agent.token).await;
+        let a1 = agents["agents"]
+            .as_array()
+            .and_then(|list| list.iter().find(|a| a["user_id"] == "a1"))
+            .cloned()
+            .unwrap_or_default();
+        assert_eq!(a1["open_tasks"], 1, "{agents}");
+    }
 }

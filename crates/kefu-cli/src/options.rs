@@ -498,6 +498,11 @@ pub struct WorkerTuning {
     /// to the front of the queue; both sides are told. 0: never.
     #[arg(long, env = "KEFU_REASSIGN_OFFLINE_AFTER", value_parser = duration, default_value = "5m")]
     pub reassign_offline_after: Duration,
+    /// An open task whose customer's message has waited this long for an
+    /// answer goes back to the front of the queue, to another agent if one
+    /// has room; both sides are told. 0: never.
+    #[arg(long, env = "KEFU_REASSIGN_UNANSWERED_AFTER", value_parser = duration, default_value = "0s")]
+    pub reassign_unanswered_after: Duration,
     /// A waiting customer with no connection for this long leaves the queue
     /// (their task ends; writing again opens a new one). 0: never.
     #[arg(long, env = "KEFU_QUEUE_ABANDON_AFTER", value_parser = duration, default_value = "10m")]
@@ -692,6 +697,7 @@ impl WorkerTuning {
             max_tasks_per_agent: self.max_tasks_per_agent,
             revoke_window: self.revoke_window,
             reassign_offline_after: self.reassign_offline_after,
+            reassign_unanswered_after: self.reassign_unanswered_after,
             queue_abandon_after: self.queue_abandon_after,
             max_waiting_per_ip: self.max_waiting_per_ip,
             upload_quota: self.upload_quota,

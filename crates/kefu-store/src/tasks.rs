@@ -192,6 +192,39 @@ impl Store {
         Ok(())
     }
 
+    /// Open tasks whose customer has waited for an answer since before
+    /// `cutoff_ms`: a customer message older than that with no agent
+    /// message at or after it, in a task its agent has held since before
+    /// `cutoff_ms`. Oldest first.
+    pub async fn unanswered_tasks(&self, cutoff_ms: i64) -> Result<Vec<task::Model>> {
+        let backend = self.db.get_database_backend();
+        let p = |n: usize| match backend {
+            DbBackend::Postgres => format!("${n}"),
+            _ => "?".to_owned(),
+        };
+        let sql = format!(
+            "SELECT t.* FROM tasks t \
+             JOIN task_agents ta ON ta.task_id = t.id AND ta.agent_id = t.agent_id \
+             WHERE t.status = 'open' AND ta.assigned_at < {} AND EXISTS ( \
+               SELECT 1 FROM messages c WHERE c.task_id = t.id AND c.category = 'customer' \
+               AND c.created_at < {} AND NOT EXISTS ( \
+                 SELECT 1 FROM messages a WHERE a.task_id = t.id AND a.category = 'manager' \
+                 AND a.created_at >= c.created_at)) \
+             ORDER BY t.created_at, t.id",
+            p(1),
+            p(2)
+        );
+        let statement = sea_orm::Statement::from_sql_and_values(
+            backend,
+            sql,
+            [cutoff_ms.into(), cutoff_ms.into()],
+        );
+        Ok(task::Entity::find()
+            .from_raw_sql(statement)
+            .all(&self.db)
+            .await?)
+    }
+
     /// Waiting tasks in arrival order.
     pub async fn waiting_tasks(&self) -> Result<Vec<task::Model>> {
         Ok(task::Entity::find()
@@ -352,8 +385,9 @@ async fn insert_task_agent(
         assigned_at: Set(now),
     })
     .on_conflict(
+        // Given back to an agent who had it before: their time starts now.
         OnConflict::columns([task_agent::Column::TaskId, task_agent::Column::AgentId])
-            .update_column(task_agent::Column::TaskId)
+            .update_column(task_agent::Column::AssignedAt)
             .to_owned(),
     )
     .exec_without_returning(txn)

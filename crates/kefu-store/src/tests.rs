@@ -532,6 +532,62 @@ fn only_a_plain_sqlite_file_gets_a_writer_connection_of_its_own() {
     }
 }
 
+/// A task is unanswered once a customer message has waited past the
+/// cutoff with no agent message at or after it, and its agent has held it
+/// since before the cutoff.
+async fn unanswered_tasks_are_found_by_the_oldest_waiting_message(backend: &str) {
+    let Some((store, db)) = fresh(backend).await else {
+        return;
+    };
+    let writer = writer(&store, backend, 64);
+    let write = |task_id: i64, sender: &str, category: &str, at: i64, id: &str| {
+        let m = NewMessage {
+            category: category.into(),
+            created_at: at,
+            ..message(sender, id, task_id)
+        };
+        let writer = &writer;
+        async move { writer.write(m).await.expect("written") }
+    };
+    let silent = store
+        .create_task("c1", 1, Some("a1"), None)
+        .await
+        .expect("task");
+    let answered = store
+        .create_task("c2", 1, Some("a1"), None)
+        .await
+        .expect("task");
+    let recent = store
+        .create_task("c3", 1, Some("a1"), None)
+        .await
+        .expect("task");
+    let waiting = store.create_task("c4", 1, None, None).await.expect("task");
+    // Messages after the assignments, and a cutoff after most of them.
+    let at = kefu_protocol::now_ms() + 1_000;
+    write(silent.id, "c1", "customer", at, "s1").await;
+    write(silent.id, "a1", "manager", at + 1_000, "s2").await;
+    write(silent.id, "c1", "customer", at + 2_000, "s3").await;
+    write(answered.id, "c2", "customer", at, "a1").await;
+    write(answered.id, "a1", "manager", at + 4_000, "a2").await;
+    write(recent.id, "c3", "customer", at + 5_000, "r1").await;
+    write(waiting.id, "c4", "customer", at, "w1").await;
+
+    let found: Vec<i64> = store
+        .unanswered_tasks(at + 3_000)
+        .await
+        .expect("unanswered")
+        .iter()
+        .map(|t| t.id)
+        .collect();
+    assert_eq!(found, vec![silent.id]);
+    let before_assignment: Vec<_> = store
+        .unanswered_tasks(silent.created_at - 1)
+        .await
+        .expect("unanswered");
+    assert!(before_assignment.is_empty(), "{before_assignment:?}");
+    cleanup(db).await;
+}
+
 macro_rules! on_every_backend {
     ($($name:ident),*) => {
         mod sqlite { $(#[tokio::test] async fn $name() { super::$name("sqlite").await })* }
@@ -555,7 +611,8 @@ on_every_backend!(
     tasks_queue_end_and_rate,
     files_round_trip,
     uploads_in_parts,
-    sign_outs_are_read_back_by_time
+    sign_outs_are_read_back_by_time,
+    unanswered_tasks_are_found_by_the_oldest_waiting_message
 );
 
 #[tokio::test]

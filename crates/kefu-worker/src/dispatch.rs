@@ -62,6 +62,8 @@ pub(crate) enum Event {
     Queued {
         task_id: i64,
         reason: Option<String>,
+        /// The agent it was taken from.
+        from: Option<String>,
     },
     AgentChanged {
         agent: String,
@@ -267,9 +269,14 @@ fn to_wire(event: Event) -> DispatchRequest {
             task_id,
             agent_id: agent.unwrap_or_default(),
         }),
-        Event::Queued { task_id, reason } => Wire::Queued(TaskQueued {
+        Event::Queued {
+            task_id,
+            reason,
+            from,
+        } => Wire::Queued(TaskQueued {
             task_id,
             reason: reason.unwrap_or_default(),
+            from_agent: from.unwrap_or_default(),
         }),
         Event::AgentChanged { agent } => Wire::AgentChanged(agent),
     };
@@ -292,6 +299,7 @@ fn from_request(event: Wire) -> Event {
         Wire::Queued(q) => Event::Queued {
             task_id: q.task_id,
             reason: some(q.reason),
+            from: some(q.from_agent),
         },
         Wire::AgentChanged(agent) => Event::AgentChanged { agent },
     }

@@ -91,6 +91,9 @@ pub struct WorkerConfig {
     /// An agent with no connection for this long loses their open tasks to
     /// the queue. Zero: never.
     pub reassign_offline_after: Duration,
+    /// A task whose customer's message has waited this long for an answer
+    /// goes back to the queue. Zero: never.
+    pub reassign_unanswered_after: Duration,
     /// A waiting customer with no connection for this long leaves the
     /// queue. Zero: never.
     pub queue_abandon_after: Duration,
@@ -125,6 +128,7 @@ impl Default for WorkerConfig {
             max_batch: 1024,
             limits: Limits::default(),
             reassign_offline_after: Duration::from_secs(300),
+            reassign_unanswered_after: Duration::ZERO,
             queue_abandon_after: Duration::from_secs(600),
             max_waiting_per_ip: 20,
             upload_quota: 1 << 30,
@@ -256,6 +260,7 @@ impl Worker {
         });
         dispatch::Dispatch::start(Arc::downgrade(&inner));
         reassign::start(inner.clone());
+        reassign::start_unanswered(inner.clone());
         abandon::start(inner.clone());
         sign_out::start(inner.clone());
         let sweeper = inner.clone();

@@ -26,6 +26,9 @@ pub(crate) struct Waiting {
     /// Put back because its agent was gone or silent: the next agent is
     /// told why.
     pub reason: Option<String>,
+    /// The agent it was taken from, given it again only when no one else
+    /// has room.
+    pub avoid: Option<String>,
 }
 
 /// A queue-position notice to send.
@@ -139,7 +142,19 @@ impl Index {
     }
 
     fn take_room(&mut self) -> Option<String> {
-        let (_, agent) = self.room.first()?.clone();
+        self.take_room_avoiding(None)
+    }
+
+    /// The least loaded agent with room other than `avoid`, or `avoid`
+    /// when no one else has room: the first two entries, O(log n).
+    fn take_room_avoiding(&mut self, avoid: Option<&str>) -> Option<String> {
+        let mut first_two = self.room.iter().take(2).map(|(_, id)| id);
+        let first = first_two.next()?;
+        let agent = match first_two.next() {
+            Some(second) if avoid == Some(first.as_str()) => second,
+            _ => first,
+        }
+        .clone();
         self.change(&agent, |a| a.load += 1);
         Some(agent)
     }
@@ -194,7 +209,7 @@ impl Index {
             };
             self.places.remove(&waiting.task_id);
             self.told.remove(&waiting.task_id);
-            let Some(agent) = self.take_room() else {
+            let Some(agent) = self.take_room_avoiding(waiting.avoid.as_deref()) else {
                 break;
             };
             out.push((place, waiting, agent));
@@ -253,6 +268,7 @@ mod tests {
             task_id: id,
             customer_id: format!("c{id}"),
             reason: None,
+            avoid: None,
         }
     }
 
@@ -362,6 +378,25 @@ mod tests {
         assert!(!index.has_room());
         index.release("a");
         assert!(index.has_room());
+    }
+
+    #[test]
+    fn a_task_put_back_goes_to_another_agent_when_one_has_room() {
+        let mut index = Index::new(2);
+        index.put("a", online(0));
+        index.put("b", online(1));
+        let back = Waiting {
+            avoid: Some("a".into()),
+            ..waiting(1)
+        };
+        index.enqueue((1, 1), back.clone());
+        assert_eq!(
+            index.assignments()[0].2,
+            "b",
+            "a is less loaded, but avoided"
+        );
+        index.enqueue((1, 1), back);
+        assert_eq!(index.assignments()[0].2, "a", "b is full: back to a");
     }
 
     #[test]

@@ -161,7 +161,11 @@ impl Owner {
                 i.dequeue(task_id);
                 Outcome::Done
             }),
-            Event::Queued { task_id, reason } => self.queued(inner, task_id, reason).await,
+            Event::Queued {
+                task_id,
+                reason,
+                from,
+            } => self.queued(inner, task_id, reason, from).await,
             Event::AgentChanged { agent } => self.agent_changed(inner, &agent).await,
         };
         self.run(inner);
@@ -209,14 +213,24 @@ impl Owner {
         Some(Outcome::Opened(task))
     }
 
-    async fn queued(&self, inner: &Inner, task_id: i64, reason: Option<String>) -> Option<Outcome> {
+    async fn queued(
+        &self,
+        inner: &Inner,
+        task_id: i64,
+        reason: Option<String>,
+        from: Option<String>,
+    ) -> Option<Outcome> {
         let task = match inner.store.task(task_id).await {
             Ok(task) => task,
             Err(e) => return Some(Outcome::Failed(e.to_string())),
         };
         self.with(|i| {
             if let Some(task) = task.filter(|t| t.status == WAITING) {
-                i.enqueue(place_of(&task), waiting_of(&task, reason));
+                let waiting = Waiting {
+                    avoid: from,
+                    ..waiting_of(&task, reason)
+                };
+                i.enqueue(place_of(&task), waiting);
             }
             Outcome::Done
         })
@@ -322,6 +336,7 @@ fn waiting_of(task: &task::Model, reason: Option<String>) -> Waiting {
         task_id: task.id,
         customer_id: task.customer_id.clone(),
         reason,
+        avoid: None,
     }
 }
 
