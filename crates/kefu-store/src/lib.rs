@@ -34,7 +34,7 @@ use sea_orm::{
 use sea_orm_migration::MigratorTrait;
 use std::time::Duration;
 
-pub use writer::{NewMessage, Writer};
+pub use writer::{NewMessage, NewTask, Writer};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -207,6 +207,11 @@ impl Store {
     /// request to find it back.
     pub fn reachable(&self) -> bool {
         self.db.reachable()
+    }
+
+    /// Whether the store is SQLite, whose one writer takes every write.
+    pub fn is_sqlite(&self) -> bool {
+        self.backend() == DbBackend::Sqlite
     }
 
     pub fn backend(&self) -> DbBackend {

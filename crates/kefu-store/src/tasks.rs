@@ -42,25 +42,33 @@ impl Store {
         agent: Option<&str>,
         client_ip: Option<&str>,
     ) -> Result<task::Model> {
-        self.open_task(customer, shard, agent, None, client_ip)
-            .await
+        let new = crate::writer::NewTask {
+            customer: customer.to_owned(),
+            name: String::new(),
+            shard,
+            agent: agent.map(str::to_owned),
+            client_ip: client_ip.map(str::to_owned),
+        };
+        self.open_task(&new, None).await
     }
 
-    /// Like [`Store::create_task`], and only while `agent` holds fewer than
-    /// `capacity` open tasks: otherwise the task is opened waiting (the
-    /// returned row says which). The agent's row is locked for the check,
-    /// as in [`Store::try_assign_task`].
+    /// Opens a task for a customer's first message, recording the customer
+    /// (with their name, when it is not empty). With `capacity`, the task is
+    /// assigned only while its agent holds fewer open tasks, and opened
+    /// waiting otherwise (the returned row says which); the agent's row is
+    /// locked for the check, as in [`Store::try_assign_task`].
     pub async fn open_task(
         &self,
-        customer: &str,
-        shard: u32,
-        agent: Option<&str>,
+        new: &crate::writer::NewTask,
         capacity: Option<i64>,
-        client_ip: Option<&str>,
     ) -> Result<task::Model> {
+        if !new.name.is_empty() {
+            self.upsert_user(&new.customer, "customer", &new.name)
+                .await?;
+        }
         let now = kefu_protocol::now_ms();
         let txn = self.db.begin().await?;
-        let agent = match (agent, self.capacity_checked(capacity)) {
+        let agent = match (new.agent.as_deref(), self.capacity_checked(capacity)) {
             (Some(agent), Some(capacity)) => {
                 has_room(&txn, agent, capacity).await?.then_some(agent)
             }
@@ -74,15 +82,17 @@ impl Store {
         .await?
         .last_insert_id;
         let row = task::Model {
-            id: kefu_protocol::shard::task_id(seq, shard),
-            customer_id: customer.to_owned(),
             agent_id: agent.map(str::to_owned),
-            status: if agent.is_some() { OPEN } else { WAITING }.to_owned(),
-            created_at: now,
-            ended_at: None,
-            rating_score: None,
-            rating_comment: None,
-            client_ip: client_ip.map(str::to_owned),
+            ..crate::writer::new_task_row(new, seq, now)
+        };
+        let row = task::Model {
+            status: if row.agent_id.is_some() {
+                OPEN
+            } else {
+                WAITING
+            }
+            .to_owned(),
+            ..row
         };
         task::Entity::insert(task::ActiveModel::from(row.clone()))
             .exec_without_returning(&txn)

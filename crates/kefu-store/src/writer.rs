@@ -13,7 +13,7 @@
 //! or `pool` (through the store's pool), from the statements of `sql` and
 //! with the dedup and answers of `batch`.
 
-use crate::entity::message;
+use crate::entity::{message, task};
 use crate::{Result, Store, StoreError};
 use sea_orm::DbBackend;
 use tokio::sync::{mpsc, oneshot};
@@ -22,6 +22,8 @@ mod batch;
 mod direct;
 mod pool;
 mod sql;
+
+pub(crate) use sql::new_task_row;
 
 /// A message to store.
 #[derive(Debug, Clone)]
@@ -50,10 +52,26 @@ pub struct Written {
     pub duplicate: bool,
 }
 
+/// A task to open for a customer's first message.
+#[derive(Debug, Clone)]
+pub struct NewTask {
+    pub customer: String,
+    /// Recorded as the customer's name (an agent's row is left alone).
+    pub name: String,
+    pub shard: u32,
+    /// Assigned at once, or waiting (None).
+    pub agent: Option<String>,
+    pub client_ip: Option<String>,
+}
+
 enum Job {
     Message {
         message: Box<NewMessage>,
         reply: oneshot::Sender<Result<Written>>,
+    },
+    Open {
+        task: Box<NewTask>,
+        reply: oneshot::Sender<Result<task::Model>>,
     },
     /// A device of `user` received these messages.
     Confirm { user: String, ids: Vec<i64> },
@@ -127,6 +145,23 @@ impl Writer {
             .map_err(|_| StoreError::WriterStopped)
     }
 
+    /// Opens a task (and records its customer) on the writer's connection,
+    /// in one transaction with the other tasks opened meanwhile. On SQLite
+    /// this is how a task is opened: a transaction of its own on another
+    /// connection would wait for the writer's lock, in SQLite's busy
+    /// sleeps, behind every message batch.
+    pub async fn open_task(&self, task: NewTask) -> Result<task::Model> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Job::Open {
+                task: Box::new(task),
+                reply,
+            })
+            .await
+            .map_err(|_| StoreError::WriterStopped)?;
+        rx.await.map_err(|_| StoreError::WriterStopped)?
+    }
+
     /// Queues a message and waits for its commit.
     pub async fn write(&self, message: NewMessage) -> Result<Written> {
         self.enqueue(message)
@@ -191,6 +226,23 @@ impl Target {
         Target::Pool(pool::Pool::new(store).await)
     }
 
+    /// Opens tasks in one transaction, one result per task in order.
+    async fn open(&mut self, tasks: &[NewTask]) -> Vec<Result<task::Model>> {
+        match self {
+            Target::Pool(pool) => pool.open_tasks(tasks).await,
+            Target::Sqlite(conn) => match conn.open_tasks(tasks) {
+                Ok(rows) => rows.into_iter().map(Ok).collect(),
+                Err(e) => {
+                    let e = e.to_string();
+                    tasks
+                        .iter()
+                        .map(|_| Err(StoreError::Conflict(format!("cannot open the task: {e}"))))
+                        .collect()
+                }
+            },
+        }
+    }
+
     async fn write(
         &mut self,
         batch: &[&NewMessage],
@@ -210,6 +262,8 @@ async fn run(store: Store, direct: bool, mut rx: mpsc::Receiver<Job>, max_batch:
         let mut messages = Vec::new();
         let mut replies = Vec::new();
         let mut receipts = Vec::new();
+        let mut opens = Vec::new();
+        let mut opened = Vec::new();
         for job in jobs.drain(..) {
             match job {
                 Job::Message { message, reply } => {
@@ -217,6 +271,15 @@ async fn run(store: Store, direct: bool, mut rx: mpsc::Receiver<Job>, max_batch:
                     replies.push(reply);
                 }
                 Job::Confirm { user, ids } => receipts.push((user, ids)),
+                Job::Open { task, reply } => {
+                    opens.push(*task);
+                    opened.push(reply);
+                }
+            }
+        }
+        if !opens.is_empty() {
+            for (reply, result) in opened.into_iter().zip(target.open(&opens).await) {
+                let _ = reply.send(result);
             }
         }
         let batch: Vec<&NewMessage> = messages.iter().collect();

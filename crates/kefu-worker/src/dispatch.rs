@@ -49,6 +49,7 @@ type Client = WorkerClient<InterceptedService<Channel, auth::Attach>>;
 pub(crate) enum Event {
     Open {
         customer: String,
+        name: String,
         shard: u32,
         client_ip: Option<String>,
     },
@@ -257,10 +258,12 @@ fn to_wire(event: Event) -> DispatchRequest {
     let event = match event {
         Event::Open {
             customer,
+            name,
             shard,
             client_ip,
         } => Wire::Open(OpenTask {
             customer_id: customer,
+            name,
             shard,
             client_ip: client_ip.unwrap_or_default(),
         }),
@@ -288,6 +291,7 @@ fn from_request(event: Wire) -> Event {
     match event {
         Wire::Open(open) => Event::Open {
             customer: open.customer_id,
+            name: open.name,
             shard: open.shard,
             client_ip: some(open.client_ip),
         },

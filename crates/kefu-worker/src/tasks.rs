@@ -123,13 +123,9 @@ pub(crate) async fn live_or_open(
             ));
         }
     }
-    inner
-        .store
-        .upsert_user(customer, "customer", name)
-        .await
-        .map_err(store_error)?;
     let event = Event::Open {
         customer: customer.to_owned(),
+        name: name.to_owned(),
         shard: shard::of_user(customer),
         client_ip: (!ip.is_empty()).then(|| ip.to_owned()),
     };

@@ -120,6 +120,9 @@ pub async fn run(opts: OpenOptions) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// How long a customer listens for queue notices after its last ack.
+const TOAST_WAIT: Duration = Duration::from_secs(1);
+
 fn send(cmid: &str, content: &str) -> Message {
     let frame = json!({
         "category": "customer", "action": "send", "kind": "text",
@@ -140,7 +143,7 @@ async fn customer(mut ws: Ws, at: Instant, grace: Duration, shared: Arc<Shared>)
     {
         return;
     }
-    let deadline = sent + grace;
+    let mut deadline = sent + grace;
     let mut queued = false;
     let mut follow_sent: Option<Instant> = None;
     while let Ok(Some(Ok(msg))) = tokio::time::timeout_at(deadline, ws.next()).await {
@@ -171,7 +174,9 @@ async fn customer(mut ws: Ws, at: Instant, grace: Duration, shared: Arc<Shared>)
                     if let Some(at) = follow_sent {
                         record(&shared.follow_ack, now - at);
                     }
-                    break;
+                    // Queue notices may follow the acks: listen a while
+                    // longer, so none goes uncounted.
+                    deadline = deadline.min(now + TOAST_WAIT);
                 }
                 _ => {}
             }

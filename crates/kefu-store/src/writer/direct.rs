@@ -12,7 +12,7 @@ use super::batch::{
     TakenRow, ROWS_PER_STATEMENT,
 };
 use super::{sql, NewMessage, Written};
-use crate::entity::message;
+use crate::entity::{message, task};
 use crate::{Result, SqliteFile, StoreError};
 use rusqlite::types::{Null, ToSqlOutput, ValueRef};
 use rusqlite::{params_from_iter, Connection, ToSql, TransactionBehavior};
@@ -42,6 +42,33 @@ impl Direct {
         conn.pragma_update(None, "foreign_keys", "on")?;
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         Ok(Direct { conn })
+    }
+
+    /// Opens tasks in one transaction: records each customer (an agent's
+    /// row keeps its name), draws the task's sequence number, inserts the
+    /// task and, when it is assigned, its agent.
+    pub fn open_tasks(&mut self, tasks: &[super::NewTask]) -> Result<Vec<task::Model>> {
+        let txn = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut rows = Vec::with_capacity(tasks.len());
+        for t in tasks {
+            let now = kefu_protocol::now_ms();
+            if !t.name.is_empty() {
+                execute(
+                    &txn,
+                    &sql::record_customer(DbBackend::Sqlite, &t.customer, &t.name, now),
+                )?;
+            }
+            execute(&txn, &sql::draw_task_sequence(DbBackend::Sqlite, now))?;
+            let row = sql::new_task_row(t, txn.last_insert_rowid(), now);
+            for statement in sql::insert_task(DbBackend::Sqlite, &row) {
+                execute(&txn, &statement)?;
+            }
+            rows.push(row);
+        }
+        txn.commit()?;
+        Ok(rows)
     }
 
     /// The pool's `write_batch`, on this connection: new messages (a stored

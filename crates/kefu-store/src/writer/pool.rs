@@ -42,6 +42,19 @@ impl Pool {
         Pool { store, insert }
     }
 
+    /// Opens tasks, each in a transaction of its own (as
+    /// [`Store::open_task`]).
+    pub async fn open_tasks(
+        &self,
+        tasks: &[super::NewTask],
+    ) -> Vec<Result<crate::entity::task::Model>> {
+        let mut out = Vec::with_capacity(tasks.len());
+        for t in tasks {
+            out.push(self.store.open_task(t, None).await);
+        }
+        out
+    }
+
     /// Writes a batch and its receipts in one transaction, returning one
     /// result per message in order.
     ///

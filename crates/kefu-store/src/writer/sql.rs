@@ -169,6 +169,75 @@ fn placeholder(backend: DbBackend, sql: &mut String, index: usize) {
     }
 }
 
+/// Records a customer, or renames one; a row of another role is left
+/// alone.
+pub(crate) fn record_customer(backend: DbBackend, id: &str, name: &str, now: i64) -> Statement {
+    let sql = "INSERT INTO users (id, role, name, status, created_at, disabled) \
+               VALUES (?, 'customer', ?, 'available', ?, ?) \
+               ON CONFLICT (id) DO UPDATE SET name = excluded.name \
+               WHERE users.role = 'customer'";
+    Statement::from_sql_and_values(
+        backend,
+        sql,
+        [id.into(), name.into(), now.into(), false.into()],
+    )
+}
+
+/// Draws the next task sequence number (the statement's row id).
+pub(crate) fn draw_task_sequence(backend: DbBackend, now: i64) -> Statement {
+    Statement::from_sql_and_values(
+        backend,
+        "INSERT INTO task_sequence (created_at) VALUES (?)",
+        [now.into()],
+    )
+}
+
+/// The row of a task opened with sequence number `seq`.
+pub(crate) fn new_task_row(t: &super::NewTask, seq: i64, now: i64) -> crate::entity::task::Model {
+    crate::entity::task::Model {
+        id: kefu_protocol::shard::task_id(seq, t.shard),
+        customer_id: t.customer.clone(),
+        agent_id: t.agent.clone(),
+        status: if t.agent.is_some() {
+            crate::tasks::OPEN
+        } else {
+            crate::tasks::WAITING
+        }
+        .to_owned(),
+        created_at: now,
+        ended_at: None,
+        rating_score: None,
+        rating_comment: None,
+        client_ip: t.client_ip.clone(),
+    }
+}
+
+/// Inserts a task and, when assigned, its agent.
+pub(crate) fn insert_task(backend: DbBackend, row: &crate::entity::task::Model) -> Vec<Statement> {
+    let mut out = vec![Statement::from_sql_and_values(
+        backend,
+        "INSERT INTO tasks (id, customer_id, agent_id, status, created_at, client_ip) \
+         VALUES (?, ?, ?, ?, ?, ?)",
+        [
+            row.id.into(),
+            row.customer_id.clone().into(),
+            row.agent_id.clone().into(),
+            row.status.clone().into(),
+            row.created_at.into(),
+            row.client_ip.clone().into(),
+        ],
+    )];
+    if let Some(agent) = &row.agent_id {
+        out.push(Statement::from_sql_and_values(
+            backend,
+            "INSERT INTO task_agents (task_id, agent_id, assigned_at) VALUES (?, ?, ?) \
+             ON CONFLICT (task_id, agent_id) DO UPDATE SET assigned_at = excluded.assigned_at",
+            [row.id.into(), agent.clone().into(), row.created_at.into()],
+        ));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -15,6 +15,7 @@ use futures::StreamExt;
 use kefu_store::entity::task;
 use kefu_store::tasks::{Assigned, WAITING};
 use kefu_store::users::AVAILABLE;
+use kefu_store::NewTask;
 use serde_json::json;
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -150,9 +151,19 @@ impl Owner {
         let outcome = match event {
             Event::Open {
                 customer,
+                name,
                 shard,
                 client_ip,
-            } => self.open(inner, &customer, shard, client_ip).await,
+            } => {
+                let new = NewTask {
+                    customer,
+                    name,
+                    shard,
+                    agent: None,
+                    client_ip,
+                };
+                self.open(inner, new).await
+            }
             Event::Reserve { agent } => self.with(|i| Outcome::Reserved(i.reserve(&agent))),
             Event::Released { task_id, agent } => self.with(|i| {
                 if let Some(agent) = &agent {
@@ -172,24 +183,20 @@ impl Owner {
         outcome.unwrap_or(Outcome::NotOwner)
     }
 
-    async fn open(
-        &self,
-        inner: &Inner,
-        customer: &str,
-        shard: u32,
-        client_ip: Option<String>,
-    ) -> Option<Outcome> {
+    async fn open(&self, inner: &Inner, new: NewTask) -> Option<Outcome> {
         let agent = self.with(Index::open)?;
-        let written = inner
-            .store
-            .open_task(
-                customer,
-                shard,
-                agent.as_deref(),
-                Some(self.capacity),
-                client_ip.as_deref(),
-            )
-            .await;
+        let new = NewTask {
+            agent: agent.clone(),
+            ..new
+        };
+        // SQLite has one writer: a task opened on another connection would
+        // wait for its lock. A server database takes opens side by side,
+        // each checking the agent's capacity on a locked row.
+        let written = if inner.store.is_sqlite() {
+            inner.writer.open_task(new).await
+        } else {
+            inner.store.open_task(&new, Some(self.capacity)).await
+        };
         let task = match written {
             Ok(task) => task,
             Err(e) => {
@@ -209,7 +216,7 @@ impl Owner {
             }
             (None, _) => i.waited(Some((place_of(&task), waiting_of(&task, None)))),
         });
-        tracing::info!(task_id = task.id, customer, agent = ?task.agent_id, "task opened");
+        tracing::info!(task_id = task.id, customer = %task.customer_id, agent = ?task.agent_id, "task opened");
         Some(Outcome::Opened(task))
     }
 
