@@ -48,8 +48,9 @@ impl Store {
             shard,
             agent: agent.map(str::to_owned),
             client_ip: client_ip.map(str::to_owned),
+            capacity: None,
         };
-        self.open_task(&new, None).await
+        self.open_task(&new).await
     }
 
     /// Opens a task for a customer's first message, recording the customer
@@ -57,11 +58,8 @@ impl Store {
     /// assigned only while its agent holds fewer open tasks, and opened
     /// waiting otherwise (the returned row says which); the agent's row is
     /// locked for the check, as in [`Store::try_assign_task`].
-    pub async fn open_task(
-        &self,
-        new: &crate::writer::NewTask,
-        capacity: Option<i64>,
-    ) -> Result<task::Model> {
+    pub async fn open_task(&self, new: &crate::writer::NewTask) -> Result<task::Model> {
+        let capacity = new.capacity;
         if !new.name.is_empty() {
             self.upsert_user(&new.customer, "customer", &new.name)
                 .await?;
@@ -370,7 +368,11 @@ pub enum Assigned {
 
 /// Whether `agent` holds fewer than `capacity` open tasks, with the agent's
 /// row locked until the transaction ends.
-async fn has_room(txn: &impl sea_orm::ConnectionTrait, agent: &str, capacity: i64) -> Result<bool> {
+pub(crate) async fn has_room(
+    txn: &impl sea_orm::ConnectionTrait,
+    agent: &str,
+    capacity: i64,
+) -> Result<bool> {
     user::Entity::find_by_id(agent.to_owned())
         .lock_exclusive()
         .one(txn)

@@ -2,7 +2,7 @@
 //! its own, and on the pool as when that cannot open), MySQL and PostgreSQL
 //! when `KEFU_TEST_MYSQL_URL` / `KEFU_TEST_POSTGRES_URL` name a server.
 
-use crate::{NewMessage, Store, Writer};
+use crate::{NewMessage, NewTask, Store, Writer};
 
 struct TestDb {
     url: String,
@@ -588,6 +588,59 @@ async fn unanswered_tasks_are_found_by_the_oldest_waiting_message(backend: &str)
     cleanup(db).await;
 }
 
+/// Opens queued together are written in one transaction: each gets its own
+/// id, its customer is recorded (an agent's name is left alone), and on a
+/// server database an agent is given no more than the capacity asked.
+async fn tasks_opened_together_keep_ids_names_and_capacity(backend: &str) {
+    let Some((store, db)) = fresh(backend).await else {
+        return;
+    };
+    store.upsert_user("a1", "agent", "Alice").await.expect("agent");
+    let writer = writer(&store, backend, 64);
+    let open = |i: usize| {
+        let writer = writer.clone();
+        let customer = if i == 5 { "a1".to_owned() } else { format!("c{i}") };
+        async move {
+            writer
+                .open_task(NewTask {
+                    customer,
+                    name: format!("Guest {i}"),
+                    shard: i as u32,
+                    agent: Some("a1".into()),
+                    client_ip: None,
+                    capacity: Some(2),
+                })
+                .await
+                .expect("opened")
+        }
+    };
+    let rows = futures::future::join_all((0..6).map(open)).await;
+    let mut ids: Vec<i64> = rows.iter().map(|t| t.id).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), 6, "one id each");
+    for (i, row) in rows.iter().enumerate() {
+        assert_eq!(kefu_protocol::shard::of_task(row.id), i as u32);
+        let stored = store.task(row.id).await.expect("task").expect("stored");
+        assert_eq!(&stored, row, "the answer is the row");
+    }
+    let assigned = rows.iter().filter(|t| t.agent_id.is_some()).count();
+    if backend.starts_with("sqlite") {
+        assert_eq!(assigned, 6, "SQLite leaves capacity to the dispatcher");
+    } else {
+        assert_eq!(assigned, 2, "{rows:?}");
+        assert!(rows.iter().all(|t| (t.status == "open") == t.agent_id.is_some()));
+    }
+    let names = store
+        .users(&["c0".into(), "a1".into()])
+        .await
+        .expect("users");
+    let name = |id: &str| names.iter().find(|u| u.id == id).map(|u| u.name.clone());
+    assert_eq!(name("c0").as_deref(), Some("Guest 0"));
+    assert_eq!(name("a1").as_deref(), Some("Alice"), "an agent keeps their name");
+    cleanup(db).await;
+}
+
 macro_rules! on_every_backend {
     ($($name:ident),*) => {
         mod sqlite { $(#[tokio::test] async fn $name() { super::$name("sqlite").await })* }
@@ -612,7 +665,8 @@ on_every_backend!(
     files_round_trip,
     uploads_in_parts,
     sign_outs_are_read_back_by_time,
-    unanswered_tasks_are_found_by_the_oldest_waiting_message
+    unanswered_tasks_are_found_by_the_oldest_waiting_message,
+    tasks_opened_together_keep_ids_names_and_capacity
 );
 
 #[tokio::test]

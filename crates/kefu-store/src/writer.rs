@@ -62,6 +62,10 @@ pub struct NewTask {
     /// Assigned at once, or waiting (None).
     pub agent: Option<String>,
     pub client_ip: Option<String>,
+    /// With an agent: open it waiting instead when they already hold this
+    /// many open tasks (checked on their locked row; not on SQLite, whose
+    /// one writer makes opens take turns).
+    pub capacity: Option<i64>,
 }
 
 enum Job {
@@ -145,11 +149,11 @@ impl Writer {
             .map_err(|_| StoreError::WriterStopped)
     }
 
-    /// Opens a task (and records its customer) on the writer's connection,
-    /// in one transaction with the other tasks opened meanwhile. On SQLite
-    /// this is how a task is opened: a transaction of its own on another
-    /// connection would wait for the writer's lock, in SQLite's busy
-    /// sleeps, behind every message batch.
+    /// Opens a task (and records its customer) in one transaction with the
+    /// other tasks opened meanwhile, one commit for them all. On SQLite the
+    /// transaction runs on the writer's own connection: on another it would
+    /// wait for the writer's lock, in SQLite's busy sleeps, behind every
+    /// message batch.
     pub async fn open_task(&self, task: NewTask) -> Result<task::Model> {
         let (reply, rx) = oneshot::channel();
         self.tx

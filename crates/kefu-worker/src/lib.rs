@@ -148,6 +148,11 @@ pub(crate) struct Inner {
     pub(crate) config: WorkerConfig,
     pub(crate) store: Store,
     pub(crate) writer: Writer,
+    /// Where the dispatcher opens tasks, a batch per transaction: the
+    /// message writer on SQLite (its one connection takes every write), a
+    /// writer of its own on a server database, so opens do not wait behind
+    /// message batches.
+    pub(crate) opener: Writer,
     pub(crate) register: Arc<dyn Register>,
     pub(crate) gateways: Arc<dyn GatewayLink>,
     pub(crate) lanes: Vec<lane::Lane>,
@@ -234,6 +239,11 @@ impl Worker {
     ) -> Worker {
         metrics::init();
         let writer = Writer::start(store.clone(), config.max_batch);
+        let opener = if store.is_sqlite() {
+            writer.clone()
+        } else {
+            Writer::start(store.clone(), config.max_batch)
+        };
         let lanes = (0..config.lanes.max(1))
             .map(|_| lane::Lane::start())
             .collect();
@@ -247,6 +257,7 @@ impl Worker {
             config,
             store,
             writer,
+            opener,
             register,
             gateways,
             lanes,

@@ -62,7 +62,7 @@ impl Direct {
             }
             execute(&txn, &sql::draw_task_sequence(DbBackend::Sqlite, now))?;
             let row = sql::new_task_row(t, txn.last_insert_rowid(), now);
-            for statement in sql::insert_task(DbBackend::Sqlite, &row) {
+            for statement in sql::insert_tasks(DbBackend::Sqlite, std::slice::from_ref(&row)) {
                 execute(&txn, &statement)?;
             }
             rows.push(row);

@@ -6,11 +6,12 @@ use super::batch::{
     TakenRow, ROWS_PER_STATEMENT,
 };
 use super::{sql, NewMessage, Written};
-use crate::entity::message;
-use crate::{Result, Store};
+use crate::entity::{message, task};
+use crate::{Result, Store, StoreError};
 use sea_orm::{
     ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait, QueryResult, Statement,
 };
+use std::collections::HashMap;
 
 /// The writer's way into the store's pool, and how its backend inserts.
 pub(super) struct Pool {
@@ -42,17 +43,125 @@ impl Pool {
         Pool { store, insert }
     }
 
-    /// Opens tasks, each in a transaction of its own (as
-    /// [`Store::open_task`]).
-    pub async fn open_tasks(
-        &self,
-        tasks: &[super::NewTask],
-    ) -> Vec<Result<crate::entity::task::Model>> {
-        let mut out = Vec::with_capacity(tasks.len());
-        for t in tasks {
-            out.push(self.store.open_task(t, None).await);
+    /// Opens tasks in one transaction; if it fails (a deadlock with an
+    /// assignment locking agents in another order), each in a transaction
+    /// of its own.
+    pub async fn open_tasks(&self, tasks: &[super::NewTask]) -> Vec<Result<task::Model>> {
+        match self.open_together(tasks).await {
+            Ok(rows) => rows.into_iter().map(Ok).collect(),
+            Err(e) if e.is_unreachable() || tasks.len() == 1 => {
+                let e = e.to_string();
+                tasks
+                    .iter()
+                    .map(|_| Err(StoreError::Conflict(format!("cannot open the task: {e}"))))
+                    .collect()
+            }
+            Err(_) => {
+                let mut out = Vec::with_capacity(tasks.len());
+                for t in tasks {
+                    out.push(
+                        self.open_together(std::slice::from_ref(t))
+                            .await
+                            .map(|mut r| r.remove(0)),
+                    );
+                }
+                out
+            }
         }
-        out
+    }
+
+    /// A batch of opens in one transaction, a few statements for the whole
+    /// batch: the customers, the agents' capacity (their rows locked in id
+    /// order, their open tasks counted once), the sequence numbers, the
+    /// tasks and their agents.
+    async fn open_together(&self, tasks: &[super::NewTask]) -> Result<Vec<task::Model>> {
+        let backend = self.store.backend();
+        let now = kefu_protocol::now_ms();
+        let txn = self.store.db.begin().await?;
+        let mut customers: Vec<(&str, &str)> = tasks
+            .iter()
+            .filter(|t| !t.name.is_empty())
+            .map(|t| (t.customer.as_str(), t.name.as_str()))
+            .collect();
+        // One row per customer: PostgreSQL refuses to update a row twice in
+        // one statement.
+        customers.reverse();
+        let mut seen = std::collections::HashSet::new();
+        customers.retain(|(id, _)| seen.insert(*id));
+        for chunk in customers.chunks(ROWS_PER_STATEMENT) {
+            txn.execute(sql::record_customers(backend, chunk, now))
+                .await?;
+        }
+        let agents = self.room_of(&txn, tasks).await?;
+        let seqs = draw_sequences(&txn, self.insert, tasks.len(), now).await?;
+        let mut left = agents;
+        let rows: Vec<task::Model> = tasks
+            .iter()
+            .zip(seqs)
+            .map(|(t, seq)| {
+                let agent = t.agent.clone().filter(|a| match left.get_mut(a) {
+                    Some(room) if *room > 0 => {
+                        *room -= 1;
+                        true
+                    }
+                    Some(_) => false,
+                    // Not checked: no capacity asked, or SQLite.
+                    None => true,
+                });
+                sql::new_task_row(&super::NewTask { agent, ..t.clone() }, seq, now)
+            })
+            .collect();
+        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+            for statement in sql::insert_tasks(backend, chunk) {
+                txn.execute(statement).await?;
+            }
+        }
+        txn.commit().await?;
+        Ok(rows)
+    }
+
+    /// The open slots of the agents the batch would assign with a capacity,
+    /// their rows locked until the transaction ends (in id order, as every
+    /// batch locks them, so two batches cannot deadlock on each other).
+    async fn room_of(
+        &self,
+        txn: &DatabaseTransaction,
+        tasks: &[super::NewTask],
+    ) -> Result<HashMap<String, i64>> {
+        let backend = self.store.backend();
+        if backend == DbBackend::Sqlite {
+            return Ok(HashMap::new());
+        }
+        let mut capacity: HashMap<String, i64> = HashMap::new();
+        for t in tasks {
+            if let (Some(agent), Some(cap)) = (&t.agent, t.capacity) {
+                capacity.insert(agent.clone(), cap);
+            }
+        }
+        if capacity.is_empty() {
+            return Ok(capacity);
+        }
+        let mut ids: Vec<&String> = capacity.keys().collect();
+        ids.sort();
+        let ids: Vec<String> = ids.into_iter().cloned().collect();
+        for chunk in ids.chunks(ROWS_PER_STATEMENT) {
+            txn.query_all(sql::lock_users(backend, chunk)).await?;
+        }
+        let mut open: HashMap<String, i64> = HashMap::new();
+        for chunk in ids.chunks(ROWS_PER_STATEMENT) {
+            for row in txn.query_all(sql::count_open_tasks(backend, chunk)).await? {
+                let agent: String = row.try_get("", "agent_id")?;
+                let n: i64 = row.try_get("", "n")?;
+                open.insert(agent, n);
+            }
+        }
+        Ok(capacity
+            .into_iter()
+            .map(|(agent, cap)| {
+                let used = open.get(&agent).copied().unwrap_or(0);
+                (agent, (cap - used).max(0))
+            })
+            .collect())
     }
 
     /// Writes a batch and its receipts in one transaction, returning one
@@ -83,12 +192,68 @@ impl Pool {
         for chunk in marks(&inserted).chunks(ROWS_PER_STATEMENT) {
             txn.execute(sql::insert_marks(backend, chunk)).await?;
         }
-        for chunk in confirmed(receipts).chunks(ROWS_PER_STATEMENT) {
-            txn.execute(sql::delete_marks(backend, chunk)).await?;
+        if backend == DbBackend::MySql {
+            let mut by_user: HashMap<&str, Vec<i64>> = HashMap::new();
+            for (user, ids) in receipts {
+                by_user.entry(user).or_default().extend(ids);
+            }
+            let mut users: Vec<_> = by_user.into_iter().collect();
+            users.sort_unstable();
+            for (user, mut ids) in users {
+                ids.sort_unstable();
+                for chunk in ids.chunks(ROWS_PER_STATEMENT) {
+                    txn.execute(sql::delete_marks_of(backend, user, chunk))
+                        .await?;
+                }
+            }
+        } else {
+            for chunk in confirmed(receipts).chunks(ROWS_PER_STATEMENT) {
+                txn.execute(sql::delete_marks(backend, chunk)).await?;
+            }
         }
         txn.commit().await?;
         answers(batch, inserted, &stored)
     }
+}
+
+/// `n` new task sequence numbers: one multi-row insert where the backend
+/// tells its ids, else one insert each.
+async fn draw_sequences(
+    txn: &DatabaseTransaction,
+    insert: Insert,
+    n: usize,
+    now: i64,
+) -> Result<Vec<i64>> {
+    let backend = txn.get_database_backend();
+    let mut seqs = Vec::with_capacity(n);
+    let mut left = n;
+    while left > 0 {
+        let k = left.min(ROWS_PER_STATEMENT);
+        left -= k;
+        match (backend, insert) {
+            (DbBackend::Postgres, _) => {
+                let statement = sql::draw_task_sequences(backend, k, now, true);
+                let mut ids = Vec::with_capacity(k);
+                for row in txn.query_all(statement).await? {
+                    ids.push(row.try_get::<i64>("", "id")?);
+                }
+                ids.sort_unstable();
+                seqs.extend(ids);
+            }
+            (DbBackend::MySql, Insert::Consecutive) => {
+                let statement = sql::draw_task_sequences(backend, k, now, false);
+                let first = txn.execute(statement).await?.last_insert_id() as i64;
+                seqs.extend(first..first + k as i64);
+            }
+            _ => {
+                for _ in 0..k {
+                    let statement = sql::draw_task_sequences(backend, 1, now, false);
+                    seqs.push(txn.execute(statement).await?.last_insert_id() as i64);
+                }
+            }
+        }
+    }
+    Ok(seqs)
 }
 
 /// Whether one multi-row INSERT on MySQL gets consecutive ids: InnoDB hands

@@ -86,6 +86,22 @@ pub(super) fn delete_marks(backend: DbBackend, marks: &[(&str, i64)]) -> Stateme
     )
 }
 
+/// `DELETE FROM undelivered` for one user's marks of these messages. On
+/// MySQL this is how receipts are deleted: the row-value IN of
+/// [`delete_marks`] had MariaDB scan and lock ranges of the primary key, and
+/// two workers deleting receipts at once deadlocked; `user_id = ? AND
+/// message_id IN (…)` locks only the rows it deletes.
+pub(super) fn delete_marks_of(backend: DbBackend, user: &str, ids: &[i64]) -> Statement {
+    let mut sql = String::from("DELETE FROM undelivered WHERE user_id = ");
+    placeholder(backend, &mut sql, 0);
+    sql.push_str(" AND message_id IN ");
+    tuple(backend, &mut sql, 1, ids.len());
+    let values: Vec<Value> = std::iter::once(user.into())
+        .chain(ids.iter().map(|&id| id.into()))
+        .collect();
+    Statement::from_sql_and_values(backend, sql, values)
+}
+
 /// `SELECT * FROM messages` under these `(sender, client_msg_id)` keys.
 pub(super) fn find_keys(backend: DbBackend, keys: &[(&str, &str)]) -> Statement {
     for_any_pair(
@@ -172,24 +188,132 @@ fn placeholder(backend: DbBackend, sql: &mut String, index: usize) {
 /// Records a customer, or renames one; a row of another role is left
 /// alone.
 pub(crate) fn record_customer(backend: DbBackend, id: &str, name: &str, now: i64) -> Statement {
-    let sql = "INSERT INTO users (id, role, name, status, created_at, disabled) \
-               VALUES (?, 'customer', ?, 'available', ?, ?) \
-               ON CONFLICT (id) DO UPDATE SET name = excluded.name \
-               WHERE users.role = 'customer'";
-    Statement::from_sql_and_values(
-        backend,
-        sql,
-        [id.into(), name.into(), now.into(), false.into()],
-    )
+    record_customers(backend, &[(id, name)], now)
+}
+
+/// Records customers (`(id, name)`, one row each), or renames them; a row
+/// of another role is left alone.
+pub(crate) fn record_customers(backend: DbBackend, rows: &[(&str, &str)], now: i64) -> Statement {
+    let mut sql =
+        String::from("INSERT INTO users (id, role, name, status, created_at, disabled) VALUES ");
+    let mut values: Vec<Value> = Vec::with_capacity(rows.len() * 4);
+    for (i, (id, name)) in rows.iter().enumerate() {
+        if i > 0 {
+            sql.push_str(", ");
+        }
+        sql.push('(');
+        placeholder(backend, &mut sql, 4 * i);
+        sql.push_str(", 'customer', ");
+        placeholder(backend, &mut sql, 4 * i + 1);
+        sql.push_str(", 'available', ");
+        placeholder(backend, &mut sql, 4 * i + 2);
+        sql.push_str(", ");
+        placeholder(backend, &mut sql, 4 * i + 3);
+        sql.push(')');
+        values.extend([(*id).into(), (*name).into(), now.into(), false.into()]);
+    }
+    sql.push_str(match backend {
+        DbBackend::MySql => {
+            " ON DUPLICATE KEY UPDATE name = IF(role = 'customer', VALUES(name), name)"
+        }
+        _ => {
+            " ON CONFLICT (id) DO UPDATE SET name = excluded.name \
+             WHERE users.role = 'customer'"
+        }
+    });
+    Statement::from_sql_and_values(backend, sql, values)
 }
 
 /// Draws the next task sequence number (the statement's row id).
 pub(crate) fn draw_task_sequence(backend: DbBackend, now: i64) -> Statement {
-    Statement::from_sql_and_values(
-        backend,
-        "INSERT INTO task_sequence (created_at) VALUES (?)",
-        [now.into()],
-    )
+    draw_task_sequences(backend, 1, now, false)
+}
+
+/// Draws `n` task sequence numbers in one insert, returning their ids when
+/// `returning` (PostgreSQL).
+pub(crate) fn draw_task_sequences(
+    backend: DbBackend,
+    n: usize,
+    now: i64,
+    returning: bool,
+) -> Statement {
+    let mut sql = String::from("INSERT INTO task_sequence (created_at) VALUES ");
+    for i in 0..n {
+        if i > 0 {
+            sql.push_str(", ");
+        }
+        tuple(backend, &mut sql, i, 1);
+    }
+    if returning {
+        sql.push_str(" RETURNING id");
+    }
+    let values: Vec<Value> = (0..n).map(|_| now.into()).collect();
+    Statement::from_sql_and_values(backend, sql, values)
+}
+
+/// `SELECT id FROM users WHERE id IN (…) ORDER BY id FOR UPDATE`.
+pub(crate) fn lock_users(backend: DbBackend, ids: &[String]) -> Statement {
+    let mut sql = String::from("SELECT id FROM users WHERE id IN ");
+    tuple(backend, &mut sql, 0, ids.len());
+    sql.push_str(" ORDER BY id FOR UPDATE");
+    let values: Vec<Value> = ids.iter().map(|id| id.clone().into()).collect();
+    Statement::from_sql_and_values(backend, sql, values)
+}
+
+/// Open tasks per agent among `ids`: rows of `agent_id`, `n`.
+pub(crate) fn count_open_tasks(backend: DbBackend, ids: &[String]) -> Statement {
+    let mut sql = String::from(
+        "SELECT agent_id, COUNT(*) AS n FROM tasks WHERE status = 'open' AND agent_id IN ",
+    );
+    tuple(backend, &mut sql, 0, ids.len());
+    sql.push_str(" GROUP BY agent_id");
+    let values: Vec<Value> = ids.iter().map(|id| id.clone().into()).collect();
+    Statement::from_sql_and_values(backend, sql, values)
+}
+
+/// Inserts tasks and, for those assigned, their agents.
+pub(crate) fn insert_tasks(
+    backend: DbBackend,
+    rows: &[crate::entity::task::Model],
+) -> Vec<Statement> {
+    let mut sql = String::from(
+        "INSERT INTO tasks (id, customer_id, agent_id, status, created_at, client_ip) VALUES ",
+    );
+    let mut values: Vec<Value> = Vec::with_capacity(rows.len() * 6);
+    for (i, row) in rows.iter().enumerate() {
+        if i > 0 {
+            sql.push_str(", ");
+        }
+        tuple(backend, &mut sql, 6 * i, 6);
+        values.extend([
+            row.id.into(),
+            row.customer_id.clone().into(),
+            row.agent_id.clone().into(),
+            row.status.clone().into(),
+            row.created_at.into(),
+            row.client_ip.clone().into(),
+        ]);
+    }
+    let mut out = vec![Statement::from_sql_and_values(backend, sql, values)];
+    let assigned: Vec<_> = rows.iter().filter(|r| r.agent_id.is_some()).collect();
+    if !assigned.is_empty() {
+        let mut sql =
+            String::from("INSERT INTO task_agents (task_id, agent_id, assigned_at) VALUES ");
+        let mut values: Vec<Value> = Vec::with_capacity(assigned.len() * 3);
+        for (i, row) in assigned.iter().enumerate() {
+            if i > 0 {
+                sql.push_str(", ");
+            }
+            tuple(backend, &mut sql, 3 * i, 3);
+            values.extend([
+                row.id.into(),
+                row.agent_id.clone().into(),
+                row.created_at.into(),
+            ]);
+        }
+        out.push(Statement::from_sql_and_values(backend, sql, values));
+    }
+    out
 }
 
 /// The row of a task opened with sequence number `seq`.
@@ -212,32 +336,6 @@ pub(crate) fn new_task_row(t: &super::NewTask, seq: i64, now: i64) -> crate::ent
     }
 }
 
-/// Inserts a task and, when assigned, its agent.
-pub(crate) fn insert_task(backend: DbBackend, row: &crate::entity::task::Model) -> Vec<Statement> {
-    let mut out = vec![Statement::from_sql_and_values(
-        backend,
-        "INSERT INTO tasks (id, customer_id, agent_id, status, created_at, client_ip) \
-         VALUES (?, ?, ?, ?, ?, ?)",
-        [
-            row.id.into(),
-            row.customer_id.clone().into(),
-            row.agent_id.clone().into(),
-            row.status.clone().into(),
-            row.created_at.into(),
-            row.client_ip.clone().into(),
-        ],
-    )];
-    if let Some(agent) = &row.agent_id {
-        out.push(Statement::from_sql_and_values(
-            backend,
-            "INSERT INTO task_agents (task_id, agent_id, assigned_at) VALUES (?, ?, ?) \
-             ON CONFLICT (task_id, agent_id) DO UPDATE SET assigned_at = excluded.assigned_at",
-            [row.id.into(), agent.clone().into(), row.created_at.into()],
-        ));
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -257,6 +355,10 @@ mod tests {
         assert_eq!(
             delete_marks(DbBackend::MySql, &marks).sql,
             "DELETE FROM undelivered WHERE (user_id, message_id) IN ((?, ?), (?, ?))"
+        );
+        assert_eq!(
+            delete_marks_of(DbBackend::MySql, "a", &[1, 2]).sql,
+            "DELETE FROM undelivered WHERE user_id = ? AND message_id IN (?, ?)"
         );
     }
 }

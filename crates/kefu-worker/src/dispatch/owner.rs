@@ -161,6 +161,7 @@ impl Owner {
                     shard,
                     agent: None,
                     client_ip,
+                    capacity: Some(self.capacity),
                 };
                 self.open(inner, new).await
             }
@@ -189,14 +190,7 @@ impl Owner {
             agent: agent.clone(),
             ..new
         };
-        // SQLite has one writer: a task opened on another connection would
-        // wait for its lock. A server database takes opens side by side,
-        // each checking the agent's capacity on a locked row.
-        let written = if inner.store.is_sqlite() {
-            inner.writer.open_task(new).await
-        } else {
-            inner.store.open_task(&new, Some(self.capacity)).await
-        };
+        let written = inner.opener.open_task(new).await;
         let task = match written {
             Ok(task) => task,
             Err(e) => {
