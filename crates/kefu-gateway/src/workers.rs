@@ -164,11 +164,7 @@ impl RingLink {
     }
 
     async fn open(&self, member: &Member) -> Result<Arc<Stream>, String> {
-        let url = if member.addr.contains("://") {
-            member.addr.clone()
-        } else {
-            format!("http://{}", member.addr)
-        };
+        let url = kefu_proto::grpc_url(&member.addr);
         let channel = Endpoint::from_shared(url)
             .map_err(|e| e.to_string())?
             .connect_timeout(Duration::from_secs(1))

@@ -12,6 +12,16 @@ pub mod v1 {
     tonic::include_proto!("kefu.v1");
 }
 
+/// The URL of a role's gRPC address: as given when it has a scheme, else
+/// `http://` in front (members register `host:port`).
+pub fn grpc_url(addr: &str) -> String {
+    if addr.contains("://") {
+        addr.to_owned()
+    } else {
+        format!("http://{addr}")
+    }
+}
+
 /// The cluster secret on internal gRPC calls: a process without it cannot
 /// join the register, open a worker stream or push to a gateway.
 pub mod auth {

@@ -162,11 +162,7 @@ impl RemoteRegister {
         let mut clients = Vec::new();
         let mut addresses = Vec::new();
         for url in urls {
-            let url = if url.contains("://") {
-                url.clone()
-            } else {
-                format!("http://{url}")
-            };
+            let url = kefu_proto::grpc_url(url);
             let channel = Endpoint::from_shared(url.clone())
                 .map_err(|e| RegisterError::Unavailable(format!("{url}: {e}")))?
                 .connect_timeout(Duration::from_secs(1))

@@ -595,11 +595,18 @@ async fn tasks_opened_together_keep_ids_names_and_capacity(backend: &str) {
     let Some((store, db)) = fresh(backend).await else {
         return;
     };
-    store.upsert_user("a1", "agent", "Alice").await.expect("agent");
+    store
+        .upsert_user("a1", "agent", "Alice")
+        .await
+        .expect("agent");
     let writer = writer(&store, backend, 64);
     let open = |i: usize| {
         let writer = writer.clone();
-        let customer = if i == 5 { "a1".to_owned() } else { format!("c{i}") };
+        let customer = if i == 5 {
+            "a1".to_owned()
+        } else {
+            format!("c{i}")
+        };
         async move {
             writer
                 .open_task(NewTask {
@@ -629,7 +636,9 @@ async fn tasks_opened_together_keep_ids_names_and_capacity(backend: &str) {
         assert_eq!(assigned, 6, "SQLite leaves capacity to the dispatcher");
     } else {
         assert_eq!(assigned, 2, "{rows:?}");
-        assert!(rows.iter().all(|t| (t.status == "open") == t.agent_id.is_some()));
+        assert!(rows
+            .iter()
+            .all(|t| (t.status == "open") == t.agent_id.is_some()));
     }
     let names = store
         .users(&["c0".into(), "a1".into()])
@@ -637,7 +646,11 @@ async fn tasks_opened_together_keep_ids_names_and_capacity(backend: &str) {
         .expect("users");
     let name = |id: &str| names.iter().find(|u| u.id == id).map(|u| u.name.clone());
     assert_eq!(name("c0").as_deref(), Some("Guest 0"));
-    assert_eq!(name("a1").as_deref(), Some("Alice"), "an agent keeps their name");
+    assert_eq!(
+        name("a1").as_deref(),
+        Some("Alice"),
+        "an agent keeps their name"
+    );
     cleanup(db).await;
 }
 

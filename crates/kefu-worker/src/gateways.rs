@@ -74,11 +74,7 @@ impl Inner {
             }
         };
         let member = members.into_iter().find(|m| m.id == gateway_id)?;
-        let url = if member.addr.contains("://") {
-            member.addr.clone()
-        } else {
-            format!("http://{}", member.addr)
-        };
+        let url = kefu_proto::grpc_url(&member.addr);
         let channel = Endpoint::from_shared(url)
             .ok()?
             .connect_timeout(Duration::from_secs(1))
