@@ -52,6 +52,8 @@ pub(crate) enum Event {
         name: String,
         shard: u32,
         client_ip: Option<String>,
+        /// Sent again after a call whose answer was lost.
+        again: bool,
     },
     Reserve {
         agent: String,
@@ -174,7 +176,7 @@ impl Dispatch {
 
     /// Sends an event to the dispatcher, wherever it is, trying for a
     /// while when it is moving. None when no dispatcher answered.
-    pub(crate) async fn send(&self, inner: &Arc<Inner>, event: Event) -> Option<Outcome> {
+    pub(crate) async fn send(&self, inner: &Arc<Inner>, mut event: Event) -> Option<Outcome> {
         let deadline = tokio::time::Instant::now() + REACH;
         loop {
             let place = self.place.read().unwrap_or_else(|p| p.into_inner()).clone();
@@ -186,6 +188,10 @@ impl Dispatch {
                         Ok(reply) => Some(from_wire(&event, reply.into_inner())),
                         Err(status) => {
                             tracing::debug!(worker = %member.id, %status, "dispatcher call failed");
+                            // It may have been carried out: say so next time.
+                            if let Event::Open { again, .. } = &mut event {
+                                *again = true;
+                            }
                             None
                         }
                     }
@@ -257,11 +263,13 @@ fn to_wire(event: Event) -> DispatchRequest {
             name,
             shard,
             client_ip,
+            again,
         } => Wire::Open(OpenTask {
             customer_id: customer,
             name,
             shard,
             client_ip: client_ip.unwrap_or_default(),
+            again,
         }),
         Event::Reserve { agent } => Wire::Reserve(agent),
         Event::Released { task_id, agent } => Wire::Released(TaskReleased {
@@ -288,6 +296,7 @@ fn from_request(event: Wire) -> Event {
         Wire::Open(open) => Event::Open {
             customer: open.customer_id,
             name: open.name,
+            again: open.again,
             shard: open.shard,
             client_ip: some(open.client_ip),
         },

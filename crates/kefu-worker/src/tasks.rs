@@ -128,6 +128,7 @@ pub(crate) async fn live_or_open(
         name: name.to_owned(),
         shard: shard::of_user(customer),
         client_ip: (!ip.is_empty()).then(|| ip.to_owned()),
+        again: false,
     };
     match inner.dispatch.send(inner, event).await {
         Some(Outcome::Opened(task)) => Ok(task),
@@ -139,8 +140,17 @@ pub(crate) async fn live_or_open(
             ))
         }
         // No dispatcher answered (it is moving): the task waits, and the
-        // next dispatcher finds it in the database.
+        // next dispatcher finds it in the database. A dispatcher that did
+        // open it and whose answer was lost has left it in the database.
         _ => {
+            if let Some(task) = inner
+                .store
+                .live_task_of(customer)
+                .await
+                .map_err(store_error)?
+            {
+                return Ok(task);
+            }
             let client_ip = (!ip.is_empty()).then_some(ip);
             let task = inner
                 .store

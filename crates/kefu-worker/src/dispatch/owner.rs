@@ -154,7 +154,15 @@ impl Owner {
                 name,
                 shard,
                 client_ip,
+                again,
             } => {
+                if again {
+                    match inner.store.live_task_of(&customer).await {
+                        Ok(Some(task)) => return Outcome::Opened(task),
+                        Ok(None) => {}
+                        Err(e) => return Outcome::Failed(e.to_string()),
+                    }
+                }
                 let new = NewTask {
                     customer,
                     name,
