@@ -100,6 +100,78 @@ async fn a_short_bench_run_reports_zero_loss_for_kefu_and_the_relay() {
     assert!(report["ratio_of_relay"].as_f64().unwrap_or(0.0) > 0.0);
 }
 
+/// Runs `kefu bench open --json` against `server` with `args` added.
+async fn bench_open(server: &Server, args: &[&str]) -> Value {
+    let mut all: Vec<String> = [
+        "bench",
+        "open",
+        "--url",
+        &server.ws_url(),
+        "--secret",
+        server.secret().expect("a chosen secret"),
+        "--grace",
+        "5s",
+        "--json",
+    ]
+    .iter()
+    .map(|a| a.to_string())
+    .collect();
+    all.extend(args.iter().map(|a| a.to_string()));
+    let output = tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = all.iter().map(String::as_str).collect();
+        run(&args)
+    })
+    .await
+    .expect("bench ran");
+    assert!(
+        output.status.success(),
+        "bench failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("--json prints JSON")
+}
+
+#[tokio::test]
+async fn bench_open_counts_the_queue_and_times_each_hand_off() {
+    // 2 agents of 2: 4 customers served at once, 3 told to wait; two ends
+    // each hand a slot to the head of the queue.
+    let server = Server::builder().max_tasks_per_agent(2).start().await;
+    let r = bench_open(
+        &server,
+        &[
+            "--agents",
+            "2",
+            "--customers",
+            "7",
+            "--capacity",
+            "2",
+            "--handoffs",
+            "2",
+        ],
+    )
+    .await;
+    assert_eq!(r["opened"], 7, "{r}");
+    assert_eq!(r["unanswered"], 0, "{r}");
+    assert_eq!(r["queued_customers"], 3, "{r}");
+    assert_eq!(r["capacity_violations"], 0, "{r}");
+    assert_eq!(r["first_messages_duplicated"], 0, "{r}");
+    assert_eq!(r["handoffs"], 2, "{r}");
+    assert_eq!(r["handoffs_failed"], 0, "{r}");
+}
+
+#[tokio::test]
+async fn bench_open_counts_an_agent_given_more_than_the_capacity_it_was_told() {
+    // The server allows 2 per agent; told 1, the bench must see both agents over.
+    let server = Server::builder().max_tasks_per_agent(2).start().await;
+    let r = bench_open(
+        &server,
+        &["--agents", "2", "--customers", "4", "--capacity", "1"],
+    )
+    .await;
+    assert_eq!(r["opened"], 4, "{r}");
+    assert_eq!(r["capacity_violations"], 2, "{r}");
+}
+
 #[tokio::test]
 async fn a_config_file_sets_options_and_flags_win_over_it() {
     let server = Server::start().await;

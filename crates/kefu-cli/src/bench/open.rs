@@ -5,7 +5,9 @@
 //! latency of first messages and of follow-ups, queue toasts ("all our
 //! agents are busy"), and afterwards: capacity violations (an agent given
 //! more than `--capacity` tasks), first messages lost, duplicated or left
-//! unanswered.
+//! unanswered. With `--handoffs K` and customers left waiting, it then ends
+//! K tasks one at a time, each by its agent over HTTP, and times each end
+//! until the customer at the head of the queue is told who serves them.
 
 use super::chat::{connect, Ws};
 use super::report::{histogram, latency_row, percentiles};
@@ -38,6 +40,11 @@ pub struct OpenOptions {
     /// The server's --max-tasks-per-agent, to count violations.
     #[arg(long, env = "KEFU_CAPACITY", default_value_t = 10)]
     pub capacity: usize,
+    /// After the opens, tasks to end one at a time, timing each until a
+    /// waiting customer is told who took them (needs customers beyond
+    /// agents x capacity).
+    #[arg(long, env = "KEFU_HANDOFFS", default_value_t = 0)]
+    pub handoffs: usize,
     /// How long to wait for the last acks, toasts and deliveries.
     #[arg(long, env = "KEFU_GRACE", value_parser = duration, default_value = "10s")]
     pub grace: Duration,
@@ -60,10 +67,15 @@ struct Shared {
     delivered: DashMap<i64, u32>,
     /// First messages' ids, as acked.
     first_ids: DashSet<i64>,
-    /// Agent -> the tasks it was given.
+    /// Agent -> the tasks it was given (its set is written in place: a
+    /// cloned `DashSet` is a copy).
     tasks_of: DashMap<String, DashSet<i64>>,
     first_ack: Mutex<Option<Histogram<u64>>>,
     follow_ack: Mutex<Option<Histogram<u64>>>,
+    /// End request sent -> the waiting customer told who serves them.
+    handoff: Mutex<Option<Histogram<u64>>>,
+    /// Ends refused, or not followed by an assignment within the grace.
+    handoffs_failed: AtomicU64,
     last_ack: Mutex<Option<Instant>>,
 }
 
@@ -73,19 +85,29 @@ pub async fn run(opts: OpenOptions) -> anyhow::Result<()> {
     let shared = Arc::new(Shared {
         first_ack: Mutex::new(Some(histogram())),
         follow_ack: Mutex::new(Some(histogram())),
+        handoff: Mutex::new(Some(histogram())),
         ..Shared::default()
     });
     let (stop, stopped) = tokio::sync::watch::channel(false);
     eprintln!("connecting {} agents", opts.agents);
     let mut agents = Vec::new();
+    let mut desks = Vec::new();
     for i in 0..opts.agents {
         let id = format!("bench-{run}-a{i}");
-        let ws = connect(
-            &opts.gateways.url[i % opts.gateways.url.len()],
-            &token(&opts.gateways.secret, &id, Role::Agent)?,
-        )
-        .await?;
-        agents.push(tokio::spawn(agent(ws, id, shared.clone(), stopped.clone())));
+        let url = &opts.gateways.url[i % opts.gateways.url.len()];
+        let token = token(&opts.gateways.secret, &id, Role::Agent)?;
+        let ws = connect(url, &token).await?;
+        agents.push(tokio::spawn(agent(
+            ws,
+            id.clone(),
+            shared.clone(),
+            stopped.clone(),
+        )));
+        desks.push(Desk {
+            id,
+            api: api_base(url)?,
+            token,
+        });
     }
     eprintln!("connecting {} customers", opts.customers);
     let mut sockets = Vec::with_capacity(opts.customers);
@@ -107,11 +129,17 @@ pub async fn run(opts: OpenOptions) -> anyhow::Result<()> {
             tokio::spawn(customer(ws, at, opts.grace, shared.clone()))
         })
         .collect();
+    let mut waiting = Vec::new();
     for c in customers {
-        let _ = c.await;
+        if let Ok(Some(ws)) = c.await {
+            waiting.push(ws);
+        }
     }
     // Deliveries of the last first messages.
     tokio::time::sleep(Duration::from_millis(500)).await;
+    if opts.handoffs > 0 {
+        hand_off(&opts, &desks, waiting, &shared, stopped.clone()).await?;
+    }
     let _ = stop.send(true);
     for a in agents {
         let _ = a.await;
@@ -133,7 +161,8 @@ fn send(cmid: &str, content: &str) -> Message {
 
 /// A new customer: at `at` the first message, then a follow-up once it is
 /// acked; records both acks and any queue toast until `grace` after.
-async fn customer(mut ws: Ws, at: Instant, grace: Duration, shared: Arc<Shared>) {
+/// Returns the connection of a customer left waiting in line.
+async fn customer(mut ws: Ws, at: Instant, grace: Duration, shared: Arc<Shared>) -> Option<Ws> {
     tokio::time::sleep_until(at).await;
     let sent = Instant::now();
     if ws
@@ -141,10 +170,11 @@ async fn customer(mut ws: Ws, at: Instant, grace: Duration, shared: Arc<Shared>)
         .await
         .is_err()
     {
-        return;
+        return None;
     }
     let mut deadline = sent + grace;
     let mut queued = false;
+    let mut assigned = false;
     let mut follow_sent: Option<Instant> = None;
     while let Ok(Some(Ok(msg))) = tokio::time::timeout_at(deadline, ws.next()).await {
         let Message::Text(text) = msg else { continue };
@@ -180,12 +210,113 @@ async fn customer(mut ws: Ws, at: Instant, grace: Duration, shared: Arc<Shared>)
                 }
                 _ => {}
             }
+        } else if frame["ext"]["event"] == "assigned" {
+            assigned = true;
         } else if frame["ext"]["event"] == "queued" {
             shared.queue_toasts.fetch_add(1, Ordering::Relaxed);
             if !queued {
                 queued = true;
                 shared.queued_customers.fetch_add(1, Ordering::Relaxed);
             }
+        }
+    }
+    if queued && !assigned {
+        return Some(ws);
+    }
+    let _ = ws.close(None).await;
+    None
+}
+
+/// An agent's way to the HTTP API.
+struct Desk {
+    id: String,
+    api: String,
+    token: String,
+}
+
+/// `ws://host:port/ws` -> `http://host:port`.
+fn api_base(ws_url: &str) -> anyhow::Result<String> {
+    let mut url = reqwest::Url::parse(ws_url)?;
+    let scheme = if url.scheme() == "wss" {
+        "https"
+    } else {
+        "http"
+    };
+    url.set_scheme(scheme)
+        .map_err(|()| anyhow::anyhow!("cannot make an http URL of {ws_url}"))?;
+    url.set_path("");
+    Ok(url.as_str().trim_end_matches('/').to_owned())
+}
+
+/// Ends tasks one at a time, each by its agent (round the desks, so the
+/// ends land on every gateway and worker), and times each end until a
+/// customer left waiting hears they were assigned.
+async fn hand_off(
+    opts: &OpenOptions,
+    desks: &[Desk],
+    waiting: Vec<Ws>,
+    shared: &Shared,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    let rounds = opts.handoffs.min(waiting.len());
+    eprintln!("{} customers waiting; handing off {rounds}", waiting.len());
+    let (told, mut assigned) = tokio::sync::mpsc::unbounded_channel();
+    for ws in waiting {
+        tokio::spawn(listen_for_assignment(ws, told.clone(), stop.clone()));
+    }
+    let http = reqwest::Client::new();
+    let mut next = 0;
+    for _ in 0..rounds {
+        let Some((desk, task)) = (0..desks.len()).find_map(|k| {
+            let desk = &desks[(next + k) % desks.len()];
+            let tasks = shared.tasks_of.get(&desk.id)?;
+            let task = *tasks.iter().next()?;
+            tasks.remove(&task);
+            next = (next + k + 1) % desks.len();
+            Some((desk, task))
+        }) else {
+            break;
+        };
+        while assigned.try_recv().is_ok() {}
+        let sent = Instant::now();
+        let ended = http
+            .post(format!("{}/api/tasks/{task}/end", desk.api))
+            .bearer_auth(&desk.token)
+            .send()
+            .await
+            .map(|r| r.status().is_success())
+            .unwrap_or(false);
+        if !ended {
+            shared.handoffs_failed.fetch_add(1, Ordering::Relaxed);
+            continue;
+        }
+        match tokio::time::timeout(opts.grace, assigned.recv()).await {
+            Ok(Some(at)) => record(&shared.handoff, at - sent),
+            _ => {
+                shared.handoffs_failed.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A waiting customer: reports the moment they are told who serves them.
+async fn listen_for_assignment(
+    mut ws: Ws,
+    told: tokio::sync::mpsc::UnboundedSender<Instant>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    loop {
+        let msg = tokio::select! {
+            m = ws.next() => m,
+            _ = stop.changed() => break,
+        };
+        let Some(Ok(Message::Text(text))) = msg else {
+            break;
+        };
+        let frame: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+        if frame["ext"]["event"] == "assigned" {
+            let _ = told.send(Instant::now());
         }
     }
     let _ = ws.close(None).await;
@@ -200,11 +331,11 @@ fn record(h: &Mutex<Option<Histogram<u64>>>, took: Duration) {
 /// An agent: confirms what it is pushed and notes which tasks it was given.
 async fn agent(
     mut ws: Ws,
-    id: String,
+    me: String,
     shared: Arc<Shared>,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
-    let tasks = shared.tasks_of.entry(id).or_default().clone();
+    shared.tasks_of.entry(me.clone()).or_default();
     loop {
         let msg = tokio::select! {
             m = ws.next() => m,
@@ -218,7 +349,9 @@ async fn agent(
             continue;
         }
         if let (Some(id), Some(task)) = (frame["id"].as_i64(), frame["task_id"].as_i64()) {
-            tasks.insert(task);
+            if let Some(tasks) = shared.tasks_of.get(&me) {
+                tasks.insert(task);
+            }
             *shared.delivered.entry(id).or_insert(0) += 1;
             let receipt = json!({"category": "receive", "ext": {"ids": [id]}});
             let _ = ws.send(Message::text(receipt.to_string())).await;
@@ -258,6 +391,8 @@ fn report(opts: &OpenOptions, shared: &Shared, start: Instant) {
             .unwrap_or_else(histogram)
     };
     let (first, follow) = (take(&shared.first_ack), take(&shared.follow_ack));
+    let handoff = take(&shared.handoff);
+    let handoffs_failed = shared.handoffs_failed.load(Ordering::Relaxed);
     if opts.json {
         let out = json!({
             "agents": opts.agents, "customers": opts.customers, "rate": opts.rate,
@@ -270,6 +405,9 @@ fn report(opts: &OpenOptions, shared: &Shared, start: Instant) {
             "first_messages_duplicated": duplicated,
             "first_ack": percentiles(&first),
             "follow_up_ack": percentiles(&follow),
+            "handoffs": handoff.len(),
+            "handoffs_failed": handoffs_failed,
+            "handoff": percentiles(&handoff),
         });
         println!("{out}");
         return;
@@ -287,4 +425,14 @@ fn report(opts: &OpenOptions, shared: &Shared, start: Instant) {
     );
     println!("{}", latency_row("first-message ack", &first));
     println!("{}", latency_row("follow-up ack", &follow));
+    if opts.handoffs > 0 {
+        println!(
+            "hand-offs timed {} ({handoffs_failed} failed or unanswered)",
+            handoff.len()
+        );
+        println!(
+            "{}",
+            latency_row("end -> waiting customer assigned", &handoff)
+        );
+    }
 }
