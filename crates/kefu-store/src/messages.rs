@@ -5,8 +5,8 @@ use crate::entity::{message, message_delete, undelivered};
 use crate::{Result, Store};
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, Condition, EntityTrait, FromQueryResult, QueryFilter,
-    QueryOrder, QuerySelect,
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DbBackend, EntityTrait,
+    FromQueryResult, QueryFilter, QueryOrder, QuerySelect, QueryTrait,
 };
 
 use kefu_protocol::token::SYSTEM_USER as SYSTEM;
@@ -232,34 +232,30 @@ impl Store {
         task_id: i64,
         agent: &str,
     ) -> Result<Vec<message::Model>> {
-        let unclaimed = message::Entity::find()
-            .filter(message::Column::TaskId.eq(task_id))
-            .filter(message::Column::Recipient.eq(""))
-            .order_by_asc(message::Column::Id)
-            .all(&self.db)
-            .await?;
+        let unclaimed = self.unclaimed_messages(task_id).await?;
+        let backend = self.backend();
         let mut claimed = Vec::new();
         for mut m in unclaimed {
+            let (claim, mark) = claim_statements(backend, m.id, agent);
             let txn = self.db.begin().await?;
-            let res = message::Entity::update_many()
-                .col_expr(message::Column::Recipient, Expr::value(agent))
-                .filter(message::Column::Id.eq(m.id))
-                .filter(message::Column::Recipient.eq(""))
-                .exec(&txn)
-                .await?;
-            if res.rows_affected == 1 {
-                undelivered::Entity::insert(undelivered::ActiveModel {
-                    user_id: Set(agent.to_owned()),
-                    message_id: Set(m.id),
-                })
-                .exec_without_returning(&txn)
-                .await?;
+            if txn.execute(claim).await?.rows_affected() == 1 {
+                txn.execute(mark).await?;
                 m.recipient = agent.to_owned();
                 claimed.push(m);
             }
             txn.commit().await?;
         }
         Ok(claimed)
+    }
+
+    /// The messages of a task stored while it waited for an agent.
+    pub(crate) async fn unclaimed_messages(&self, task_id: i64) -> Result<Vec<message::Model>> {
+        Ok(message::Entity::find()
+            .filter(message::Column::TaskId.eq(task_id))
+            .filter(message::Column::Recipient.eq(""))
+            .order_by_asc(message::Column::Id)
+            .all(&self.db)
+            .await?)
     }
 
     async fn seen_by(&self, rows: Vec<message::Model>, viewer: &str) -> Result<Vec<Seen>> {
@@ -290,4 +286,24 @@ fn notices_for(viewer: &str) -> Condition {
     Condition::any()
         .add(message::Column::Sender.ne(SYSTEM))
         .add(message::Column::Recipient.eq(viewer))
+}
+
+/// Claiming message `id` for `agent`: the update, which changes no row if
+/// another claim came first, and the undelivered mark to write if it did.
+pub(crate) fn claim_statements(
+    backend: DbBackend,
+    id: i64,
+    agent: &str,
+) -> (sea_orm::Statement, sea_orm::Statement) {
+    let claim = message::Entity::update_many()
+        .col_expr(message::Column::Recipient, Expr::value(agent))
+        .filter(message::Column::Id.eq(id))
+        .filter(message::Column::Recipient.eq(""))
+        .build(backend);
+    let mark = undelivered::Entity::insert(undelivered::ActiveModel {
+        user_id: Set(agent.to_owned()),
+        message_id: Set(id),
+    })
+    .build(backend);
+    (claim, mark)
 }

@@ -5,7 +5,7 @@ use crate::{Result, Store, StoreError};
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DbBackend, EntityTrait,
-    FromQueryResult, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+    FromQueryResult, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait,
 };
 use std::collections::HashMap;
 
@@ -153,21 +153,16 @@ impl Store {
                 return Ok(Assigned::AgentFull);
             }
         }
-        let mut update = task::Entity::update_many()
-            .col_expr(task::Column::AgentId, Expr::value(agent))
-            .col_expr(task::Column::Status, Expr::value(OPEN))
-            .filter(task::Column::Id.eq(id));
-        update = match from {
-            None => update.filter(task::Column::Status.eq(WAITING)),
-            Some(current) => update
-                .filter(task::Column::Status.eq(OPEN))
-                .filter(task::Column::AgentId.eq(current)),
-        };
-        let updated = update.exec(&txn).await?;
-        if updated.rows_affected == 0 {
+        let backend = self.backend();
+        let updated = txn
+            .execute(assign_statement(backend, id, agent, from))
+            .await?;
+        if updated.rows_affected() == 0 {
             return Ok(Assigned::TaskMoved);
         }
-        insert_task_agent(&txn, id, agent, kefu_protocol::now_ms()).await?;
+        let now = kefu_protocol::now_ms();
+        txn.execute(task_agent_statement(backend, id, agent, now))
+            .await?;
         txn.commit().await?;
         Ok(Assigned::Yes)
     }
@@ -279,15 +274,9 @@ impl Store {
 
     /// Ends a live task. Fails with Conflict when it already ended.
     pub async fn end_task(&self, id: i64) -> Result<()> {
-        let updated = task::Entity::update_many()
-            .col_expr(task::Column::Status, Expr::value(ENDED))
-            .col_expr(task::Column::EndedAt, Expr::value(kefu_protocol::now_ms()))
-            .filter(task::Column::Id.eq(id))
-            .filter(task::Column::Status.is_in([WAITING, OPEN]))
-            .exec(&self.db)
-            .await?;
-        if updated.rows_affected == 0 {
-            return Err(StoreError::Conflict(format!("task {id} is not live")));
+        let end = end_statement(self.backend(), id, kefu_protocol::now_ms());
+        if self.db.execute(end).await?.rows_affected() == 0 {
+            return Err(not_live(id));
         }
         Ok(())
     }
@@ -391,6 +380,54 @@ async fn insert_task_agent(
     agent: &str,
     now: i64,
 ) -> Result<()> {
+    let backend = txn.get_database_backend();
+    txn.execute(task_agent_statement(backend, task_id, agent, now))
+        .await?;
+    Ok(())
+}
+
+/// Gives task `id` to `agent` if it is still waiting (`from` None) or open
+/// with agent `from`; no row changes otherwise.
+pub(crate) fn assign_statement(
+    backend: DbBackend,
+    id: i64,
+    agent: &str,
+    from: Option<&str>,
+) -> sea_orm::Statement {
+    let update = task::Entity::update_many()
+        .col_expr(task::Column::AgentId, Expr::value(agent))
+        .col_expr(task::Column::Status, Expr::value(OPEN))
+        .filter(task::Column::Id.eq(id));
+    let update = match from {
+        None => update.filter(task::Column::Status.eq(WAITING)),
+        Some(current) => update
+            .filter(task::Column::Status.eq(OPEN))
+            .filter(task::Column::AgentId.eq(current)),
+    };
+    update.build(backend)
+}
+
+/// Ends task `id` at `now` if it is live; no row changes otherwise.
+pub(crate) fn end_statement(backend: DbBackend, id: i64, now: i64) -> sea_orm::Statement {
+    task::Entity::update_many()
+        .col_expr(task::Column::Status, Expr::value(ENDED))
+        .col_expr(task::Column::EndedAt, Expr::value(now))
+        .filter(task::Column::Id.eq(id))
+        .filter(task::Column::Status.is_in([WAITING, OPEN]))
+        .build(backend)
+}
+
+pub(crate) fn not_live(id: i64) -> StoreError {
+    StoreError::Conflict(format!("task {id} is not live"))
+}
+
+/// Records that `agent` was given task `task_id` at `now`.
+pub(crate) fn task_agent_statement(
+    backend: DbBackend,
+    task_id: i64,
+    agent: &str,
+    now: i64,
+) -> sea_orm::Statement {
     task_agent::Entity::insert(task_agent::ActiveModel {
         task_id: Set(task_id),
         agent_id: Set(agent.to_owned()),
@@ -402,7 +439,5 @@ async fn insert_task_agent(
             .update_column(task_agent::Column::AssignedAt)
             .to_owned(),
     )
-    .exec_without_returning(txn)
-    .await?;
-    Ok(())
+    .build(backend)
 }

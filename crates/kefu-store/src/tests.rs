@@ -654,6 +654,90 @@ async fn tasks_opened_together_keep_ids_names_and_capacity(backend: &str) {
     cleanup(db).await;
 }
 
+async fn a_hand_off_through_the_writer_ends_assigns_and_claims_once(backend: &str) {
+    use crate::tasks::Assigned;
+    use crate::writer::Assignment;
+    let Some((store, db)) = fresh(backend).await else {
+        return;
+    };
+    for agent in ["a1", "a2"] {
+        store
+            .upsert_user(agent, "agent", agent)
+            .await
+            .expect("agent");
+    }
+    let writer = writer(&store, backend, 64);
+    let served = store
+        .create_task("c1", 1, Some("a1"), None)
+        .await
+        .expect("task");
+    let waiting = store.create_task("c2", 2, None, None).await.expect("task");
+    let held = store
+        .create_task("c3", 3, Some("a2"), None)
+        .await
+        .expect("task");
+    let later = store.create_task("c4", 4, None, None).await.expect("task");
+    let stored_while_waiting = NewMessage {
+        recipient: String::new(),
+        undelivered_for: Vec::new(),
+        ..message("c2", "w1", waiting.id)
+    };
+    let w = writer.write(stored_while_waiting).await.expect("stored");
+
+    writer.end_task(served.id).await.expect("end");
+    assert!(
+        writer.end_task(served.id).await.is_err(),
+        "a task ends once"
+    );
+    assert!(store.live_task_of("c1").await.expect("live").is_none());
+
+    let give = |task_id: i64, agent: &str, capacity: i64| Assignment {
+        task_id,
+        agent: agent.into(),
+        from: None,
+        capacity: Some(capacity),
+    };
+    let first = writer.assign_task(give(waiting.id, "a1", 1)).await;
+    assert_eq!(first.expect("assign"), Assigned::Yes);
+    let again = writer.assign_task(give(waiting.id, "a2", 5)).await;
+    assert_eq!(again.expect("assign"), Assigned::TaskMoved, "taken once");
+    assert!(store
+        .was_assigned(waiting.id, "a1")
+        .await
+        .expect("assigned"));
+    let full = writer
+        .assign_task(give(later.id, "a2", 1))
+        .await
+        .expect("assign");
+    if backend.starts_with("sqlite") {
+        assert_eq!(
+            full,
+            Assigned::Yes,
+            "SQLite leaves capacity to the dispatcher"
+        );
+    } else {
+        assert_eq!(full, Assigned::AgentFull, "a2 holds {}", held.id);
+    }
+
+    let claimed = writer
+        .claim_waiting_messages(waiting.id, "a1")
+        .await
+        .expect("claim");
+    let ids: Vec<(i64, &str)> = claimed
+        .iter()
+        .map(|m| (m.id, m.recipient.as_str()))
+        .collect();
+    assert_eq!(ids, vec![(w.message.id, "a1")]);
+    let twice = writer
+        .claim_waiting_messages(waiting.id, "a2")
+        .await
+        .expect("claim");
+    assert!(twice.is_empty(), "claimed once: {twice:?}");
+    assert_eq!(offline_len(&store, "a1").await, 1, "a1 has it to receive");
+    assert_eq!(offline_len(&store, "a2").await, 0);
+    cleanup(db).await;
+}
+
 macro_rules! on_every_backend {
     ($($name:ident),*) => {
         mod sqlite { $(#[tokio::test] async fn $name() { super::$name("sqlite").await })* }
@@ -679,7 +763,8 @@ on_every_backend!(
     uploads_in_parts,
     sign_outs_are_read_back_by_time,
     unanswered_tasks_are_found_by_the_oldest_waiting_message,
-    tasks_opened_together_keep_ids_names_and_capacity
+    tasks_opened_together_keep_ids_names_and_capacity,
+    a_hand_off_through_the_writer_ends_assigns_and_claims_once
 );
 
 #[tokio::test]

@@ -14,6 +14,7 @@
 //! with the dedup and answers of `batch`.
 
 use crate::entity::{message, task};
+use crate::tasks::Assigned;
 use crate::{Result, Store, StoreError};
 use sea_orm::DbBackend;
 use tokio::sync::{mpsc, oneshot};
@@ -77,14 +78,41 @@ enum Job {
         task: Box<NewTask>,
         reply: oneshot::Sender<Result<task::Model>>,
     },
+    /// Writes of the store's callers (SQLite only), in one transaction.
+    Guarded {
+        steps: Vec<Guarded>,
+        reply: oneshot::Sender<Result<Vec<u64>>>,
+    },
     /// A device of `user` received these messages.
     Confirm { user: String, ids: Vec<i64> },
+}
+
+/// A task to give to an agent: a waiting one (`from` None) or one moving
+/// from agent `from`; see [`Store::try_assign_task`].
+#[derive(Debug, Clone)]
+pub struct Assignment {
+    pub task_id: i64,
+    pub agent: String,
+    pub from: Option<String>,
+    pub capacity: Option<i64>,
+}
+
+/// One step of a guarded write: `change`, then `then` only if `change`
+/// touched a row.
+pub(crate) struct Guarded {
+    change: sea_orm::Statement,
+    then: Option<sea_orm::Statement>,
 }
 
 /// Handle to the group-commit task.
 #[derive(Clone)]
 pub struct Writer {
     tx: mpsc::Sender<Job>,
+    store: Store,
+    /// SQLite's writer: the task writes below run on its connection too.
+    /// On a server database they go to the store straight, beside the
+    /// batches, as its row locks make them take turns.
+    sqlite: bool,
 }
 
 /// Answer to one enqueued message, resolved after commit.
@@ -110,6 +138,7 @@ impl Writer {
     pub(crate) fn start_on(store: Store, max_batch: usize, direct: bool) -> Writer {
         let (tx, rx) = mpsc::channel(max_batch * 4);
         let backend = store.backend();
+        let handle_store = store.clone();
         // Its own SQLite connection blocks the thread it runs on, so the
         // task gets one only on a thread of its own.
         let task = move |own_thread: bool| run(store, direct && own_thread, rx, max_batch.max(1));
@@ -119,7 +148,11 @@ impl Writer {
             tracing::warn!(error = %e, "no thread for the writer; it shares the runtime");
             tokio::spawn(task(false));
         }
-        Writer { tx }
+        Writer {
+            tx,
+            store: handle_store,
+            sqlite: backend == DbBackend::Sqlite,
+        }
     }
 
     /// Queues a message. Messages queued by one caller are committed in that
@@ -161,6 +194,96 @@ impl Writer {
                 task: Box::new(task),
                 reply,
             })
+            .await
+            .map_err(|_| StoreError::WriterStopped)?;
+        rx.await.map_err(|_| StoreError::WriterStopped)?
+    }
+
+    // The task writes of a hand-off from the queue (end, assign, hand over
+    // the waiting messages). On SQLite they run on the writer's connection
+    // between its batches, for the reason opens do: on a connection of the
+    // pool each waited for the writer's lock in SQLite's busy sleeps, 2 to
+    // 55 ms for an end, most of a hand-off's time.
+
+    /// Gives a task to an agent: [`Store::try_assign_task`]. (SQLite checks
+    /// no capacity: its one dispatcher makes assignments take turns.)
+    pub async fn assign_task(&self, a: Assignment) -> Result<Assigned> {
+        if !self.sqlite {
+            return self
+                .store
+                .try_assign_task(a.task_id, &a.agent, a.from.as_deref(), a.capacity)
+                .await;
+        }
+        let b = DbBackend::Sqlite;
+        let now = kefu_protocol::now_ms();
+        let step = Guarded {
+            change: crate::tasks::assign_statement(b, a.task_id, &a.agent, a.from.as_deref()),
+            then: Some(crate::tasks::task_agent_statement(
+                b, a.task_id, &a.agent, now,
+            )),
+        };
+        Ok(match self.guarded(vec![step]).await?[..] {
+            [0] => Assigned::TaskMoved,
+            _ => Assigned::Yes,
+        })
+    }
+
+    /// Ends a live task: [`Store::end_task`].
+    pub async fn end_task(&self, id: i64) -> Result<()> {
+        if !self.sqlite {
+            return self.store.end_task(id).await;
+        }
+        let step = Guarded {
+            change: crate::tasks::end_statement(DbBackend::Sqlite, id, kefu_protocol::now_ms()),
+            then: None,
+        };
+        match self.guarded(vec![step]).await?[..] {
+            [0] => Err(crate::tasks::not_live(id)),
+            _ => Ok(()),
+        }
+    }
+
+    /// Gives the task's agent the messages stored while it waited:
+    /// [`Store::claim_waiting_messages`].
+    pub async fn claim_waiting_messages(
+        &self,
+        task_id: i64,
+        agent: &str,
+    ) -> Result<Vec<message::Model>> {
+        if !self.sqlite {
+            return self.store.claim_waiting_messages(task_id, agent).await;
+        }
+        let unclaimed = self.store.unclaimed_messages(task_id).await?;
+        if unclaimed.is_empty() {
+            return Ok(unclaimed);
+        }
+        let steps = unclaimed
+            .iter()
+            .map(|m| {
+                let (change, then) =
+                    crate::messages::claim_statements(DbBackend::Sqlite, m.id, agent);
+                Guarded {
+                    change,
+                    then: Some(then),
+                }
+            })
+            .collect();
+        let changed = self.guarded(steps).await?;
+        Ok(unclaimed
+            .into_iter()
+            .zip(changed)
+            .filter(|(_, n)| *n > 0)
+            .map(|(mut m, _)| {
+                m.recipient = agent.to_owned();
+                m
+            })
+            .collect())
+    }
+
+    async fn guarded(&self, steps: Vec<Guarded>) -> Result<Vec<u64>> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Job::Guarded { steps, reply })
             .await
             .map_err(|_| StoreError::WriterStopped)?;
         rx.await.map_err(|_| StoreError::WriterStopped)?
@@ -247,6 +370,14 @@ impl Target {
         }
     }
 
+    /// Runs guarded steps in one transaction: rows changed per step.
+    async fn guarded(&mut self, steps: &[Guarded]) -> Result<Vec<u64>> {
+        match self {
+            Target::Pool(pool) => pool.guarded(steps).await,
+            Target::Sqlite(conn) => conn.guarded(steps),
+        }
+    }
+
     async fn write(
         &mut self,
         batch: &[&NewMessage],
@@ -268,6 +399,7 @@ async fn run(store: Store, direct: bool, mut rx: mpsc::Receiver<Job>, max_batch:
         let mut receipts = Vec::new();
         let mut opens = Vec::new();
         let mut opened = Vec::new();
+        let mut guarded = Vec::new();
         for job in jobs.drain(..) {
             match job {
                 Job::Message { message, reply } => {
@@ -279,12 +411,16 @@ async fn run(store: Store, direct: bool, mut rx: mpsc::Receiver<Job>, max_batch:
                     opens.push(*task);
                     opened.push(reply);
                 }
+                Job::Guarded { steps, reply } => guarded.push((steps, reply)),
             }
         }
         if !opens.is_empty() {
             for (reply, result) in opened.into_iter().zip(target.open(&opens).await) {
                 let _ = reply.send(result);
             }
+        }
+        for (steps, reply) in guarded {
+            let _ = reply.send(target.guarded(&steps).await);
         }
         let batch: Vec<&NewMessage> = messages.iter().collect();
         let started = std::time::Instant::now();

@@ -148,11 +148,12 @@ pub(crate) struct Inner {
     pub(crate) config: WorkerConfig,
     pub(crate) store: Store,
     pub(crate) writer: Writer,
-    /// Where the dispatcher opens tasks, a batch per transaction: the
-    /// message writer on SQLite (its one connection takes every write), a
-    /// writer of its own on a server database, so opens do not wait behind
-    /// message batches.
-    pub(crate) opener: Writer,
+    /// Where tasks are opened (a batch per transaction), assigned, ended
+    /// and handed their waiting messages: the message writer on SQLite
+    /// (its one connection takes every write, so none waits in SQLite's
+    /// busy sleeps), a writer of its own on a server database, so opens do
+    /// not wait behind message batches.
+    pub(crate) task_writer: Writer,
     pub(crate) register: Arc<dyn Register>,
     pub(crate) gateways: Arc<dyn GatewayLink>,
     pub(crate) lanes: Vec<lane::Lane>,
@@ -239,7 +240,7 @@ impl Worker {
     ) -> Worker {
         metrics::init();
         let writer = Writer::start(store.clone(), config.max_batch);
-        let opener = if store.is_sqlite() {
+        let task_writer = if store.is_sqlite() {
             writer.clone()
         } else {
             Writer::start(store.clone(), config.max_batch)
@@ -257,7 +258,7 @@ impl Worker {
             config,
             store,
             writer,
-            opener,
+            task_writer,
             register,
             gateways,
             lanes,

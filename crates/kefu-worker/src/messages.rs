@@ -85,7 +85,7 @@ async fn prepare(
             // stored in an earlier task; the writer's dedup covers the rest.
             None => match sent_before(inner, sender, &cmd.client_msg_id).await? {
                 Some(first) => return Ok(Prepared::Resent(first)),
-                None => tasks::live_or_open(inner, sender).await,
+                None => tasks::open(inner, sender).await,
             },
         },
         Role::Agent => agent_task(inner, sender, cmd.task_id, cmd.to.as_deref()).await,

@@ -124,7 +124,11 @@ pub(crate) async fn hand_over_waiting_messages(inner: &Inner, task_id: i64) {
     let Some(agent) = task.agent_id.filter(|_| task.status == OPEN) else {
         return;
     };
-    match inner.store.claim_waiting_messages(task_id, &agent).await {
+    match inner
+        .task_writer
+        .claim_waiting_messages(task_id, &agent)
+        .await
+    {
         Ok(claimed) => {
             for m in claimed {
                 push_stored(inner, &m, vec![agent.clone()]).await;

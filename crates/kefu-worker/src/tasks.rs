@@ -8,7 +8,8 @@ use crate::{store_error, Inner, Sender};
 use dashmap::DashMap;
 use kefu_protocol::{shard, ErrorCode, ProtocolError, Role};
 use kefu_store::entity::task;
-use kefu_store::tasks::{ENDED, OPEN};
+use kefu_store::tasks::{Assigned, ENDED, OPEN};
+use kefu_store::writer::Assignment;
 use kefu_store::StoreError;
 use serde_json::json;
 use std::collections::HashSet;
@@ -91,15 +92,14 @@ pub(crate) async fn live_of(
     Ok(task)
 }
 
-/// The customer's live task, or a new one (assigned if an agent can take it).
-pub(crate) async fn live_or_open(
+/// A new task for a customer the caller found without a live one
+/// (assigned if an agent can take it). The customer's sends run in one
+/// lane, so none opens a task in between.
+pub(crate) async fn open(
     inner: &Arc<Inner>,
     sender: &Sender,
 ) -> Result<task::Model, ProtocolError> {
     let customer = sender.user();
-    if let Some(task) = live_of(inner, customer).await? {
-        return Ok(task);
-    }
     let name = if sender.session.name.is_empty() {
         customer
     } else {
@@ -249,22 +249,28 @@ pub(crate) async fn transfer(
         _ => false,
     };
     let written = inner
-        .store
-        .assign_task_within(
+        .task_writer
+        .assign_task(Assignment {
             task_id,
-            to_agent,
-            task.agent_id.as_deref(),
-            Some(inner.config.max_tasks_per_agent),
-        )
+            agent: to_agent.to_owned(),
+            from: task.agent_id.clone(),
+            capacity: Some(inner.config.max_tasks_per_agent),
+        })
         .await;
-    if let Err(e) = written {
+    let refused = match written {
+        Ok(Assigned::Yes) => None,
+        Ok(Assigned::AgentFull) => Some(full()),
+        Ok(Assigned::TaskMoved) => Some(ProtocolError::new(
+            ErrorCode::Conflict,
+            format!("task {task_id} changed meanwhile"),
+        )),
+        Err(e) => Some(store_error(e)),
+    };
+    if let Some(e) = refused {
         if reserved {
             released(inner, 0, Some(to_agent)).await;
         }
-        return Err(match e {
-            StoreError::Conflict(m) if m.contains("capacity") => full(),
-            e => store_error(e),
-        });
+        return Err(e);
     }
     inner.tasks.forget(&task);
     tracing::info!(task_id, from = ?task.agent_id, to = to_agent, "task transferred");
@@ -288,7 +294,11 @@ pub(crate) async fn end(
     task_id: i64,
 ) -> Result<serde_json::Value, ProtocolError> {
     let task = managed_task(inner, sender, task_id).await?;
-    inner.store.end_task(task_id).await.map_err(store_error)?;
+    inner
+        .task_writer
+        .end_task(task_id)
+        .await
+        .map_err(store_error)?;
     inner.tasks.forget(&task);
     tracing::info!(task_id, "task ended");
     released(inner, task_id, task.agent_id.as_deref()).await;

@@ -71,6 +71,25 @@ impl Direct {
         Ok(rows)
     }
 
+    /// Guarded steps in one transaction: rows changed per step.
+    pub fn guarded(&mut self, steps: &[super::Guarded]) -> Result<Vec<u64>> {
+        let txn = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut changed = Vec::with_capacity(steps.len());
+        for step in steps {
+            let n = execute(&txn, &step.change)?;
+            if n > 0 {
+                if let Some(then) = &step.then {
+                    execute(&txn, then)?;
+                }
+            }
+            changed.push(n as u64);
+        }
+        txn.commit()?;
+        Ok(changed)
+    }
+
     /// The pool's `write_batch`, on this connection: new messages (a stored
     /// key gets its first row back), their marks and the receipts in one
     /// transaction, one answer per message in order.

@@ -43,6 +43,23 @@ impl Pool {
         Pool { store, insert }
     }
 
+    /// Guarded steps in one transaction (SQLite's writer on the pool).
+    pub async fn guarded(&self, steps: &[super::Guarded]) -> Result<Vec<u64>> {
+        let txn = self.store.db.begin().await?;
+        let mut changed = Vec::with_capacity(steps.len());
+        for step in steps {
+            let n = txn.execute(step.change.clone()).await?.rows_affected();
+            if n > 0 {
+                if let Some(then) = &step.then {
+                    txn.execute(then.clone()).await?;
+                }
+            }
+            changed.push(n);
+        }
+        txn.commit().await?;
+        Ok(changed)
+    }
+
     /// Opens tasks in one transaction; if it fails (a deadlock with an
     /// assignment locking agents in another order), each in a transaction
     /// of its own.

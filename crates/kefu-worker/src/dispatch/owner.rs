@@ -15,6 +15,7 @@ use futures::StreamExt;
 use kefu_store::entity::task;
 use kefu_store::tasks::{Assigned, WAITING};
 use kefu_store::users::AVAILABLE;
+use kefu_store::writer::Assignment;
 use kefu_store::NewTask;
 use serde_json::json;
 use std::collections::HashSet;
@@ -198,7 +199,7 @@ impl Owner {
             agent: agent.clone(),
             ..new
         };
-        let written = inner.opener.open_task(new).await;
+        let written = inner.task_writer.open_task(new).await;
         let task = match written {
             Ok(task) => task,
             Err(e) => {
@@ -286,8 +287,13 @@ async fn assign(inner: Arc<Inner>, place: Place, waiting: Waiting, agent: String
     let owner = &inner.dispatch.owner;
     let task_id = waiting.task_id;
     let written = inner
-        .store
-        .try_assign_task(task_id, &agent, None, Some(owner.capacity))
+        .task_writer
+        .assign_task(Assignment {
+            task_id,
+            agent: agent.clone(),
+            from: None,
+            capacity: Some(owner.capacity),
+        })
         .await;
     match written {
         Ok(Assigned::Yes) => {}
