@@ -173,7 +173,7 @@ async fn bench_open_counts_an_agent_given_more_than_the_capacity_it_was_told() {
 }
 
 #[tokio::test]
-async fn a_config_file_sets_options_and_flags_win_over_it() {
+async fn a_config_file_sets_options_and_the_environment_and_flags_win_over_it() {
     let server = Server::start().await;
     let secret = server.secret().expect("a chosen secret").to_owned();
     let config = server.data_dir().join("kefu.toml");
@@ -211,6 +211,20 @@ async fn a_config_file_sets_options_and_flags_win_over_it() {
         status, 401,
         "--secret on the command line wins over the file"
     );
+
+    let from_env = Command::new(KEFU)
+        .args([
+            "token", "--config", &config, "--user", "a1", "--role", "agent",
+        ])
+        .env("KEFU_SECRET", "another")
+        .output()
+        .expect("run kefu");
+    let token = String::from_utf8(from_env.stdout)
+        .expect("ASCII")
+        .trim()
+        .to_owned();
+    let (status, _) = server.get("/api/unread", &token).await;
+    assert_eq!(status, 401, "KEFU_SECRET wins over the file");
 }
 
 #[test]

@@ -10,7 +10,7 @@ mod secret;
 mod serve;
 mod tools;
 
-use clap::Parser;
+use clap::FromArgMatches;
 
 /// mimalloc: the hot path allocates many small short-lived buffers; the
 /// system allocator spent a fifth of the server's time on them.
@@ -19,8 +19,8 @@ use clap::Parser;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use options::{Cli, Command};
 
-/// Reads the options (a config file first: it sets environment variables,
-/// which only a process with one thread may do), then starts the runtime.
+/// Reads the options (a config file's values become the defaults of the
+/// options they name), then starts the runtime.
 fn main() -> std::process::ExitCode {
     let mut args: Vec<String> = std::env::args().collect();
     let ignored = options::strip_foreign_options(&mut args);
@@ -31,7 +31,11 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    let cli = match Cli::try_parse_from(&args) {
+    let parsed = config
+        .command()
+        .try_get_matches_from(&args)
+        .and_then(|matches| Cli::from_arg_matches(&matches));
+    let cli = match parsed {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();

@@ -23,21 +23,20 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// Where the values of a `--config` file went: the environment variables it
-/// set, so that a value that fails to parse can be traced back to the file.
+/// The options of a `--config` file. They become the defaults of the
+/// command's arguments, so clap ranks them below the environment and the
+/// flags: flag > `KEFU_<OPTION>` > file > built-in default. Nothing is
+/// written into the process's environment.
 #[derive(Default)]
 pub struct ConfigFile {
     pub path: Option<String>,
-    /// `(KEFU_VAR, key)` for every key the file set.
-    pub exported: Vec<(String, String)>,
+    /// `(long option name, key as written, values)` for every key.
+    values: Vec<(String, String, Vec<String>)>,
 }
 
-/// Reads `--config FILE` (or `KEFU_CONFIG`) before clap does, and exports
-/// each top-level key as `KEFU_<KEY>` unless that variable is set already,
-/// so the file ranks below both the environment and the flags. A key that
-/// no command takes is an error naming the nearest one that exists.
-///
-/// Must run before any other thread exists: it sets environment variables.
+/// Reads `--config FILE` (or `KEFU_CONFIG`) before clap parses the rest.
+/// A key that no command takes is an error naming the nearest one that
+/// exists.
 pub fn load_config_file(args: &[String]) -> anyhow::Result<ConfigFile> {
     let from_flag = args.iter().enumerate().find_map(|(i, a)| {
         a.strip_prefix("--config=").map(str::to_owned).or_else(|| {
@@ -51,45 +50,103 @@ pub fn load_config_file(args: &[String]) -> anyhow::Result<ConfigFile> {
     };
     let text =
         std::fs::read_to_string(&path).map_err(|e| anyhow::anyhow!("reading {path}: {e}"))?;
-    let table: toml::Table = text
-        .parse()
-        .map_err(|e| anyhow::anyhow!("parsing {path}: {e}"))?;
-    let known = option_names();
-    let mut exported = Vec::new();
-    for (key, value) in table {
-        let name = key.replace('_', "-");
-        if !known.contains(&name) {
-            let nearest = known
-                .iter()
-                .map(|k| (strsim::jaro_winkler(k, &name), k))
-                .max_by(|a, b| a.0.total_cmp(&b.0))
-                .filter(|(score, _)| *score > 0.8)
-                .map(|(_, k)| format!("; did you mean {:?}?", k.replace('-', "_")))
-                .unwrap_or_default();
-            anyhow::bail!("{path}: unknown key {key:?}{nearest}");
+    ConfigFile::parse(path, &text)
+}
+
+impl ConfigFile {
+    /// The file `path` holding `text`.
+    fn parse(path: String, text: &str) -> anyhow::Result<ConfigFile> {
+        let table: toml::Table = text
+            .parse()
+            .map_err(|e| anyhow::anyhow!("parsing {path}: {e}"))?;
+        let known = option_names();
+        let mut values = Vec::new();
+        for (key, value) in table {
+            let name = key.replace('_', "-");
+            if !known.contains(&name) {
+                let nearest = known
+                    .iter()
+                    .map(|k| (strsim::jaro_winkler(k, &name), k))
+                    .max_by(|a, b| a.0.total_cmp(&b.0))
+                    .filter(|(score, _)| *score > 0.8)
+                    .map(|(_, k)| format!("; did you mean {:?}?", k.replace('-', "_")))
+                    .unwrap_or_default();
+                anyhow::bail!("{path}: unknown key {key:?}{nearest}");
+            }
+            let text = |v: toml::Value| match v {
+                toml::Value::String(s) => s,
+                other => other.to_string(),
+            };
+            let items = match value {
+                toml::Value::Array(items) => items.into_iter().map(text).collect(),
+                one => vec![text(one)],
+            };
+            values.push((name, key, items));
         }
-        let var = format!("KEFU_{}", name.to_uppercase().replace('-', "_"));
-        if std::env::var_os(&var).is_some() {
-            continue;
-        }
-        let value = match value {
-            toml::Value::String(s) => s,
-            toml::Value::Array(items) => items
-                .iter()
-                .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned))
-                .collect::<Vec<_>>()
-                .join(","),
-            other => other.to_string(),
-        };
-        // SAFETY (of an otherwise racy call): main runs this before it
-        // starts the runtime, while this is the process's only thread.
-        std::env::set_var(&var, value);
-        exported.push((var, key));
+        Ok(ConfigFile {
+            path: Some(path),
+            values,
+        })
     }
-    Ok(ConfigFile {
-        path: Some(path),
-        exported,
-    })
+
+    /// The command line parser, with this file's values as the defaults of
+    /// the options they name, in every command that has them.
+    pub fn command(&self) -> clap::Command {
+        self.with_defaults(<Cli as clap::CommandFactory>::command())
+    }
+
+    fn with_defaults(&self, mut cmd: clap::Command) -> clap::Command {
+        let given: Vec<(clap::Id, Vec<String>)> = cmd
+            .get_arguments()
+            .filter_map(|arg| {
+                let long = arg.get_long()?;
+                let (_, _, values) = self.values.iter().find(|(name, _, _)| name == long)?;
+                Some((arg.get_id().clone(), values.clone()))
+            })
+            .collect();
+        for (id, values) in given {
+            // clap checks a required option against the command line and
+            // the environment only; the file's value fills it as well.
+            cmd = cmd.mut_arg(id, |arg| arg.default_values(values).required(false));
+        }
+        let subcommands: Vec<String> = cmd
+            .get_subcommands()
+            .map(|sub| sub.get_name().to_owned())
+            .collect();
+        for name in subcommands {
+            cmd = cmd.mut_subcommand(name, |sub| self.with_defaults(sub));
+        }
+        cmd
+    }
+
+    /// A clap error, with a line saying where a bad value came from when it
+    /// was not on the command line: the environment or this file.
+    pub fn explain(&self, error: &clap::Error, args: &[String]) -> Option<String> {
+        use clap::error::{ContextKind, ContextValue};
+        let Some(ContextValue::String(arg)) = error.get(ContextKind::InvalidArg) else {
+            return None;
+        };
+        let long = arg.split_whitespace().next()?.strip_prefix("--")?;
+        let flag = format!("--{long}");
+        if args
+            .iter()
+            .any(|a| *a == flag || a.starts_with(&format!("{flag}=")))
+        {
+            return None;
+        }
+        let var = format!("KEFU_{}", long.to_uppercase().replace('-', "_"));
+        if let Ok(value) = std::env::var(&var) {
+            return Some(format!(
+                "the value came from the environment: {var}={value}"
+            ));
+        }
+        let (_, key, values) = self.values.iter().find(|(name, _, _)| name == long)?;
+        Some(format!(
+            "the value {:?} came from key {key:?} of {}",
+            values.join(","),
+            self.path.as_deref().unwrap_or("the config file")
+        ))
+    }
 }
 
 /// The long name of every option of every command, as `idle-timeout`.
@@ -174,34 +231,6 @@ pub fn strip_foreign_options(args: &mut Vec<String>) -> Vec<String> {
         }
     }
     warnings
-}
-
-impl ConfigFile {
-    /// A clap error, with a line saying where a bad value came from when it
-    /// was not on the command line: the environment or this file.
-    pub fn explain(&self, error: &clap::Error, args: &[String]) -> Option<String> {
-        use clap::error::{ContextKind, ContextValue};
-        let Some(ContextValue::String(arg)) = error.get(ContextKind::InvalidArg) else {
-            return None;
-        };
-        let long = arg.split_whitespace().next()?.strip_prefix("--")?;
-        let flag = format!("--{long}");
-        if args
-            .iter()
-            .any(|a| *a == flag || a.starts_with(&format!("{flag}=")))
-        {
-            return None;
-        }
-        let var = format!("KEFU_{}", long.to_uppercase().replace('-', "_"));
-        let value = std::env::var(&var).ok()?;
-        Some(match self.exported.iter().find(|(v, _)| *v == var) {
-            Some((_, key)) => format!(
-                "the value {value:?} came from key {key:?} of {}",
-                self.path.as_deref().unwrap_or("the config file")
-            ),
-            None => format!("the value came from the environment: {var}={value}"),
-        })
-    }
 }
 
 #[derive(Subcommand)]
@@ -910,6 +939,63 @@ mod tests {
         assert_eq!(duration("1h 30m"), Ok(Duration::from_secs(5400)));
         assert!(duration("-1").is_err());
         assert!(duration("soon").unwrap_err().contains("90s"));
+    }
+
+    fn parse_with(file: &str, args: &[&str]) -> Result<Cli, clap::Error> {
+        let config = ConfigFile::parse("kefu.toml".into(), file).expect("a valid file");
+        let args: Vec<String> = std::iter::once("kefu")
+            .chain(args.iter().copied())
+            .map(str::to_owned)
+            .collect();
+        config
+            .command()
+            .try_get_matches_from(&args)
+            .and_then(|m| <Cli as clap::FromArgMatches>::from_arg_matches(&m))
+    }
+
+    #[test]
+    fn a_config_file_gives_defaults_that_flags_override() {
+        let file =
+            "ttl = \"2h\"\nsecret = \"from-file\"\nregister = [\"http://a:1\", \"http://b:1\"]\n";
+        let token = parse_with(file, &["token", "--user", "u", "--role", "agent"]).expect("parses");
+        let Command::Token(token) = token.command else {
+            panic!("not the token command")
+        };
+        assert_eq!(token.ttl, Duration::from_secs(7200));
+        assert_eq!(token.secret.as_deref(), Some("from-file"));
+        let flagged = parse_with(
+            file,
+            &["token", "--user", "u", "--role", "agent", "--ttl", "5m"],
+        );
+        let Command::Token(flagged) = flagged.expect("parses").command else {
+            panic!("not the token command")
+        };
+        assert_eq!(flagged.ttl, Duration::from_secs(300), "the flag wins");
+        let worker = parse_with(file, &["worker", "--database-url", "sqlite::memory:"]);
+        let Command::Worker(worker) = worker.expect("an array fills a list option").command else {
+            panic!("not the worker command")
+        };
+        assert_eq!(worker.register, ["http://a:1", "http://b:1"]);
+        assert!(
+            std::env::var_os("KEFU_TTL").is_none(),
+            "the file's values do not go into the environment"
+        );
+    }
+
+    #[test]
+    fn a_bad_value_in_the_file_is_traced_to_its_key() {
+        let config = ConfigFile::parse("kefu.toml".into(), "ttl = \"soon\"\n").expect("valid");
+        let args: Vec<String> = [
+            "kefu", "token", "--user", "u", "--role", "agent", "--secret", "s",
+        ]
+        .map(str::to_owned)
+        .to_vec();
+        let error = match config.command().try_get_matches_from(&args) {
+            Ok(_) => panic!("\"soon\" is no duration"),
+            Err(e) => e,
+        };
+        let said = config.explain(&error, &args).expect("an explanation");
+        assert!(said.contains("key \"ttl\" of kefu.toml"), "{said}");
     }
 
     #[test]
