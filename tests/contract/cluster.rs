@@ -62,27 +62,59 @@ async fn answers(customer: &mut Client, prefix: &str, count: usize) -> BTreeMap<
     not(all(kefu_test_mysql, kefu_test_redis)),
     ignore = "needs KEFU_TEST_MYSQL_URL and KEFU_TEST_REDIS_URL"
 )]
-async fn a_worker_killed_under_load_loses_and_duplicates_nothing_and_every_send_is_answered() {
+async fn a_worker_killed_under_load_loses_duplicates_and_reorders_nothing_and_every_send_is_answered(
+) {
     let backend = cluster();
     let mut server = Server::builder().on(backend).start().await;
     let mut agent = server.agent("a1").await;
+    // Two customers on the worker to kill and two on the other, whatever
+    // the hash: the killed worker always holds conversations.
+    let doomed = crate::support::cluster::worker_id("127.0.0.4");
+    let (mut on_doomed, mut on_other) = (Vec::new(), Vec::new());
+    for i in 0.. {
+        let id = format!("c{i}");
+        let side = if crate::support::cluster::owner_of(&id) == doomed {
+            &mut on_doomed
+        } else {
+            &mut on_other
+        };
+        if side.len() < 2 {
+            side.push(id);
+        }
+        if on_doomed.len() == 2 && on_other.len() == 2 {
+            break;
+        }
+    }
+    let names: Vec<String> = on_doomed.into_iter().chain(on_other).collect();
     let mut customers = Vec::new();
-    for i in 0..4 {
-        let chat = Chat::with_agent(&server, &format!("c{i}"), agent).await;
+    for name in &names {
+        let chat = Chat::with_agent(&server, name, agent).await;
         agent = chat.agent;
         customers.push(chat.customer);
     }
+    // Half the sends before the kill, half while the stream breaks and
+    // the in-flight frames are sent again: newer frames of a moved shard
+    // must not overtake them.
     const COUNT: usize = 150;
+    let send = |i: usize, n: usize| {
+        json!({"category": "customer", "action": "send",
+            "content": format!("c{i} load {n}"), "client_msg_id": format!("load-{n:03}")})
+        .to_string()
+    };
     for (i, customer) in customers.iter_mut().enumerate() {
-        for n in 0..COUNT {
-            let frame = json!({"category": "customer", "action": "send",
-                "content": format!("c{i} load {n}"), "client_msg_id": format!("load-{n}")});
-            assert!(customer.try_send_raw(&frame.to_string()).await);
+        for n in 0..COUNT / 2 {
+            assert!(customer.try_send_raw(&send(i, n)).await);
         }
     }
-    // Kill a worker while the sends are in flight.
-    tokio::time::sleep(Duration::from_millis(5)).await;
     process(&mut server, "worker 127.0.0.4").kill9();
+    // Paced, so that sends keep arriving while the gateway notices the
+    // break and sends the in-flight ones again.
+    for n in COUNT / 2..COUNT {
+        for (i, customer) in customers.iter_mut().enumerate() {
+            assert!(customer.try_send_raw(&send(i, n)).await);
+        }
+        tokio::time::sleep(Duration::from_micros(500)).await;
+    }
 
     let mut acked: Vec<(String, Acked)> = Vec::new();
     for (i, customer) in customers.iter_mut().enumerate() {
@@ -90,11 +122,30 @@ async fn a_worker_killed_under_load_loses_and_duplicates_nothing_and_every_send_
         assert_eq!(
             got.len(),
             COUNT,
-            "c{i}: every send is answered, ack or error"
+            "{}: every send is answered, ack or error",
+            names[i]
         );
+        // A conversation's acked sends are stored in the order sent
+        // (client_msg_ids sort in that order).
+        let ids: Vec<(String, i64)> = got
+            .iter()
+            .filter(|(_, frame)| frame["ext"].get("error").is_none())
+            .map(|(cmid, frame)| (cmid.clone(), Acked::from(frame).id))
+            .collect();
+        for pair in ids.windows(2) {
+            assert!(
+                pair[0].1 < pair[1].1,
+                "{}: {} (id {}) was stored after {} (id {})",
+                names[i],
+                pair[0].0,
+                pair[0].1,
+                pair[1].0,
+                pair[1].1
+            );
+        }
         for (cmid, frame) in got {
             if frame["ext"].get("error").is_none() {
-                acked.push((format!("c{i} {cmid}"), Acked::from(&frame)));
+                acked.push((format!("{} {cmid}", names[i]), Acked::from(&frame)));
             }
         }
     }

@@ -128,6 +128,19 @@ pub fn register(spec: &ClusterSpec, host: &str, dir: &Path, generation: u32) -> 
     )
 }
 
+/// The id of the test cluster's worker on `host`.
+pub fn worker_id(host: &str) -> String {
+    format!("worker-{host}")
+}
+
+/// The worker of the test cluster (on 127.0.0.4 and .5) that owns `user`'s
+/// conversations while both are up.
+pub fn owner_of(user: &str) -> String {
+    let ring = kefu_register::Ring::new([worker_id("127.0.0.4"), worker_id("127.0.0.5")]);
+    let shard = kefu_protocol::shard::of_user(user);
+    ring.owner(shard).unwrap_or_default().to_owned()
+}
+
 pub fn worker(
     spec: &ClusterSpec,
     registers: &str,
@@ -141,6 +154,9 @@ pub fn worker(
         registers,
         "--listen",
         &format!("{host}:0"),
+        // Named by host, so a test can tell which worker owns a shard.
+        "--id",
+        &worker_id(host),
     ]);
     args.extend(strings(&["--database-url", &spec.database_url]));
     args.extend(cluster_secret(spec));

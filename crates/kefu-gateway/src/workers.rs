@@ -5,9 +5,10 @@
 //! shard's frames arrive in order. Every frame stays in its stream's
 //! in-flight table until the worker reports it handled. When a stream
 //! breaks, its worker leaves the ring at once and its in-flight frames are
-//! sent again, in order, to the shards' new owners; the database's dedup on
-//! `(sender, client_msg_id)` makes a repeated send safe, and the connection
-//! passes on only one answer per send.
+//! sent again, in order, to the shards' new owners, and a newer frame of
+//! one of those shards waits until they are on their way, so none overtakes
+//! them; the database's dedup on `(sender, client_msg_id)` makes a repeated
+//! send safe, and the connection passes on only one answer per send.
 
 use crate::{LinkError, WorkerLink};
 use kefu_proto::auth;
@@ -49,6 +50,9 @@ struct Stream {
 struct State {
     ring: Ring,
     streams: HashMap<String, Arc<Stream>>,
+    /// Shards with frames of a departed worker still to send again, and
+    /// how many: newer frames of these shards wait for them.
+    replaying: HashMap<u32, usize>,
 }
 
 /// Workers by consistent hashing; see the module docs.
@@ -103,7 +107,7 @@ impl RingLink {
                 return;
             }
         };
-        let mut orphans = Vec::new();
+        let mut replay: Vec<FrameRequest> = Vec::new();
         let wanted: Vec<Member> = {
             let mut state = self.state.write().unwrap_or_else(|p| p.into_inner());
             let live: HashMap<&str, &Member> = members.iter().map(|m| (m.id.as_str(), m)).collect();
@@ -124,8 +128,19 @@ impl RingLink {
                         stream.left.store(true, Ordering::Relaxed);
                         tracing::info!(worker = %id, "worker left; moving its shards");
                     }
-                    orphans.push(stream);
+                    let frames = std::mem::take(
+                        &mut *stream.in_flight.lock().unwrap_or_else(|p| p.into_inner()),
+                    );
+                    if !frames.is_empty() {
+                        tracing::warn!(worker = %id, frames = frames.len(), "retrying in-flight frames");
+                    }
+                    replay.extend(frames.into_values());
                 }
+            }
+            // Held before the new ring is seen: from here on a newer frame
+            // of these shards waits until the old ones are sent.
+            for frame in &replay {
+                *state.replaying.entry(frame.shard).or_default() += 1;
             }
             let ring = Ring::new(state.streams.keys());
             state.ring = ring;
@@ -151,15 +166,11 @@ impl RingLink {
             state.ring = ring;
         }
         self.changed.notify_waiters();
-        if !orphans.is_empty() {
+        if !replay.is_empty() {
             // Not under the refresh lock: resubmitting may wait for a worker
             // to join, which takes a refresh.
             let link = self.clone();
-            tokio::spawn(async move {
-                for stream in orphans {
-                    link.resubmit(&stream).await;
-                }
-            });
+            tokio::spawn(async move { link.resubmit(replay).await });
         }
     }
 
@@ -192,14 +203,17 @@ impl RingLink {
         Ok(stream)
     }
 
-    /// The stream of the worker owning `shard`, waiting a while for one.
-    async fn owner(&self, shard: u32) -> Result<Arc<Stream>, LinkError> {
+    /// The stream of the worker owning `shard`, waiting a while for one
+    /// (and, for a new frame, until the shard's older frames are resent).
+    async fn owner(&self, shard: u32, new_frame: bool) -> Result<Arc<Stream>, LinkError> {
         let deadline = tokio::time::Instant::now() + NO_WORKER_WAIT;
         loop {
             let changed = self.changed.notified();
             {
                 let state = self.state.read().unwrap_or_else(|p| p.into_inner());
-                if let Some(stream) = state.ring.owner(shard).and_then(|id| state.streams.get(id)) {
+                let held = new_frame && state.replaying.contains_key(&shard);
+                let owner = state.ring.owner(shard).filter(|_| !held);
+                if let Some(stream) = owner.and_then(|id| state.streams.get(id)) {
                     if !stream.broken.load(Ordering::Relaxed) {
                         return Ok(stream.clone());
                     }
@@ -221,17 +235,56 @@ impl RingLink {
         tokio::spawn(async move { link.refresh().await });
     }
 
-    async fn resubmit(&self, stream: &Stream) {
-        let frames: Vec<FrameRequest> = {
-            let mut in_flight = stream.in_flight.lock().unwrap_or_else(|p| p.into_inner());
-            std::mem::take(&mut *in_flight).into_values().collect()
-        };
-        if !frames.is_empty() {
-            tracing::warn!(worker = %stream.member.id, frames = frames.len(), "retrying in-flight frames");
-        }
+    /// Sends a departed worker's in-flight frames again, in order, each
+    /// releasing its shard's newer frames once it is the last of them.
+    async fn resubmit(&self, frames: Vec<FrameRequest>) {
         for frame in frames {
-            if let Err(e) = self.submit(frame).await {
+            let shard = frame.shard;
+            if let Err(e) = self.place(frame, false).await {
                 tracing::error!(error = %e, "in-flight frame lost its worker");
+            }
+            let mut state = self.state.write().unwrap_or_else(|p| p.into_inner());
+            if let Some(left) = state.replaying.get_mut(&shard) {
+                *left -= 1;
+                if *left == 0 {
+                    state.replaying.remove(&shard);
+                }
+            }
+            drop(state);
+            self.changed.notify_waiters();
+        }
+    }
+
+    /// Puts a frame on the stream of its shard's owner, in the order of
+    /// calls for that shard.
+    async fn place(&self, mut request: FrameRequest, new_frame: bool) -> Result<(), LinkError> {
+        loop {
+            let stream = self.owner(request.shard, new_frame).await?;
+            request.seq = stream.next_seq.fetch_add(1, Ordering::Relaxed);
+            stream
+                .in_flight
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(request.seq, request.clone());
+            let sent = stream.tx.send(request.clone()).is_ok();
+            let broken = stream.broken.load(Ordering::Relaxed);
+            if sent && !broken && !stream.left.load(Ordering::Relaxed) {
+                return Ok(());
+            }
+            // The stream died or left under us: take the frame back and go
+            // again, unless its in-flight frames were taken already, this
+            // one with them, to be sent again in order.
+            let taken_back = stream
+                .in_flight
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&request.seq)
+                .is_some();
+            if !sent || broken {
+                self.broke(&stream);
+            }
+            if !taken_back {
+                return Ok(());
             }
         }
     }
@@ -244,7 +297,7 @@ impl RingLink {
     {
         let mut last = String::new();
         for _ in 0..3 {
-            let stream = self.owner(shard).await?;
+            let stream = self.owner(shard, false).await?;
             match call(stream.client.clone()).await {
                 Ok(r) => return Ok(r.into_inner()),
                 Err(status)
@@ -307,26 +360,8 @@ impl WorkerLink for RingLink {
             .unwrap_or(false)
     }
 
-    async fn submit(&self, mut request: FrameRequest) -> Result<(), LinkError> {
-        loop {
-            let stream = self.owner(request.shard).await?;
-            request.seq = stream.next_seq.fetch_add(1, Ordering::Relaxed);
-            stream
-                .in_flight
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .insert(request.seq, request.clone());
-            if stream.tx.send(request.clone()).is_ok() && !stream.broken.load(Ordering::Relaxed) {
-                return Ok(());
-            }
-            // The stream died under us: take the frame back and go again.
-            stream
-                .in_flight
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .remove(&request.seq);
-            self.broke(&stream);
-        }
+    async fn submit(&self, request: FrameRequest) -> Result<(), LinkError> {
+        self.place(request, true).await
     }
 
     async fn connection(&self, event: ConnectionEvent) -> Result<(), LinkError> {
@@ -346,5 +381,97 @@ impl WorkerLink for RingLink {
             async move { c.api(request).await }
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kefu_register::memory::MemoryRegister;
+
+    fn member(id: &str) -> Member {
+        Member {
+            id: id.into(),
+            role: "worker".into(),
+            addr: format!("127.0.0.1:1/{id}"),
+        }
+    }
+
+    /// A stream to `id` that never connects; what is put on it is read
+    /// from the returned receiver.
+    fn stream(id: &str) -> (Arc<Stream>, mpsc::UnboundedReceiver<FrameRequest>) {
+        let channel = Endpoint::from_static("http://127.0.0.1:1").connect_lazy();
+        let client = WorkerClient::with_interceptor(channel, auth::Attach::new(None));
+        let (tx, rx) = mpsc::unbounded_channel();
+        let stream = Arc::new(Stream {
+            member: member(id),
+            client,
+            tx,
+            in_flight: Mutex::new(BTreeMap::new()),
+            next_seq: AtomicU64::new(1),
+            broken: AtomicBool::new(false),
+            left: AtomicBool::new(false),
+        });
+        (stream, rx)
+    }
+
+    fn frame(shard: u32, text: &str) -> FrameRequest {
+        FrameRequest {
+            shard,
+            frame_json: text.as_bytes().to_vec().into(),
+            ..FrameRequest::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_broken_worker_s_frames_go_again_before_newer_frames_of_their_shard() {
+        let register = Arc::new(MemoryRegister::new());
+        register
+            .keep_alive(member("b"), Duration::from_secs(60))
+            .await
+            .expect("b joins");
+        let link = RingLink {
+            register: register.clone(),
+            secret: None,
+            state: Arc::default(),
+            changed: Arc::default(),
+            refreshing: Arc::default(),
+            register_outage: Arc::new(Outage::new("test")),
+        };
+        let (a, _a_rx) = stream("a");
+        let (b, mut b_rx) = stream("b");
+        // A shard that `a` owns while both are up.
+        let shard = (0..)
+            .find(|s| Ring::new(["a", "b"]).owner(*s) == Some("a"))
+            .expect("a owns some shard");
+        {
+            let mut state = link.state.write().unwrap();
+            state.streams.insert("a".into(), a.clone());
+            state.streams.insert("b".into(), b.clone());
+            state.ring = Ring::new(["a", "b"]);
+        }
+        for text in ["old-1", "old-2", "old-3"] {
+            link.submit(frame(shard, text)).await.expect("placed on a");
+        }
+        assert_eq!(a.in_flight.lock().unwrap().len(), 3);
+
+        // a's stream breaks: the refresh moves its shards to b and sends
+        // its frames again; a newer frame of the shard comes at once.
+        a.broken.store(true, Ordering::Relaxed);
+        link.refresh().await;
+        link.submit(frame(shard, "new-4"))
+            .await
+            .expect("placed on b");
+
+        let mut order = Vec::new();
+        while order.len() < 4 {
+            let f = tokio::time::timeout(Duration::from_secs(5), b_rx.recv())
+                .await
+                .expect("four frames reach b")
+                .expect("b's stream open");
+            order.push(String::from_utf8(f.frame_json.to_vec()).expect("text"));
+        }
+        assert_eq!(order, ["old-1", "old-2", "old-3", "new-4"]);
+        assert!(link.state.read().unwrap().replaying.is_empty());
     }
 }
