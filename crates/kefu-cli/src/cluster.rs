@@ -311,7 +311,7 @@ pub async fn worker(opts: WorkerOptions) -> anyhow::Result<()> {
         .id
         .clone()
         .unwrap_or_else(|| unique_id("worker", &advertise));
-    let gateways = RemoteGateways::new(register.clone(), secret.clone());
+    let gateways = RemoteGateways::new(register.clone(), secret.clone(), opts.gateway_queue);
     let worker_config = kefu_worker::WorkerConfig {
         peer_secret: secret.clone().map(kefu_worker::PeerSecret),
         ..opts.tuning.worker_config(id.clone())
@@ -375,7 +375,7 @@ pub async fn gateway(opts: GatewayOptions) -> anyhow::Result<()> {
         .id
         .clone()
         .unwrap_or_else(|| unique_id("gateway", &advertise));
-    let workers = RingLink::start(register.clone(), secret.clone());
+    let workers = RingLink::start(register.clone(), secret.clone(), opts.worker_queue);
     workers.refresh().await;
     let mut config = kefu_gateway::GatewayConfig {
         pages: opts.web.pages()?,

@@ -636,6 +636,11 @@ pub struct WorkerOptions {
     /// Unique worker id (default: worker-ADVERTISED_ADDRESS-START_MS).
     #[arg(long, env = "KEFU_ID")]
     pub id: Option<String>,
+    /// Pushes queued for one gateway; past that they are dropped (the
+    /// messages stay stored and reach their clients from /api/offline or
+    /// the retransmission), so one stuck gateway cannot stall the worker.
+    #[arg(long, env = "KEFU_GATEWAY_QUEUE", default_value_t = kefu_worker::gateways::GATEWAY_QUEUE)]
+    pub gateway_queue: usize,
     /// The database (mysql://, mariadb://, postgres://, sqlite://); the
     /// worker creates or upgrades its schema at start.
     #[arg(long, env = "KEFU_DATABASE_URL")]
@@ -674,6 +679,10 @@ pub struct GatewayOptions {
     /// Unique gateway id (default: gateway-ADVERTISED_ADDRESS-START_MS).
     #[arg(long, env = "KEFU_ID")]
     pub id: Option<String>,
+    /// Frames queued for one worker; when a worker falls this far behind,
+    /// the connections sending to it wait (and stop reading their sockets).
+    #[arg(long, env = "KEFU_WORKER_QUEUE", default_value_t = kefu_gateway::workers::WORKER_QUEUE)]
+    pub worker_queue: usize,
     /// Token signing secret, shared with the operator's backend.
     #[arg(long, env = "KEFU_SECRET", hide_env_values = true)]
     pub secret: String,

@@ -37,7 +37,9 @@ pub const MAX_MESSAGE: usize = 64 * 1024 * 1024;
 struct Stream {
     member: Member,
     client: Client,
-    tx: mpsc::UnboundedSender<FrameRequest>,
+    /// Bounded: when the worker falls this far behind, the connections
+    /// submitting to it wait (as they wait for a full lane in `serve`).
+    tx: mpsc::Sender<FrameRequest>,
     in_flight: Mutex<BTreeMap<u64, FrameRequest>>,
     next_seq: AtomicU64,
     broken: AtomicBool,
@@ -55,11 +57,16 @@ struct State {
     replaying: HashMap<u32, usize>,
 }
 
+/// Frames a gateway queues for one worker unless told otherwise.
+pub const WORKER_QUEUE: usize = 4096;
+
 /// Workers by consistent hashing; see the module docs.
 #[derive(Clone)]
 pub struct RingLink {
     register: Arc<dyn Register>,
     secret: Option<String>,
+    /// Frames queued per worker stream before submitters wait.
+    queue: usize,
     state: Arc<RwLock<State>>,
     /// Tells waiting submitters that the ring changed.
     changed: Arc<tokio::sync::Notify>,
@@ -70,11 +77,13 @@ pub struct RingLink {
 }
 
 impl RingLink {
-    /// Starts following the register's worker membership.
-    pub fn start(register: Arc<dyn Register>, secret: Option<String>) -> RingLink {
+    /// Starts following the register's worker membership; at most `queue`
+    /// frames wait for one worker before submitters wait too.
+    pub fn start(register: Arc<dyn Register>, secret: Option<String>, queue: usize) -> RingLink {
         let link = RingLink {
             register,
             secret,
+            queue: queue.max(1),
             state: Arc::default(),
             changed: Arc::default(),
             refreshing: Arc::default(),
@@ -189,7 +198,7 @@ impl RingLink {
             WorkerClient::with_interceptor(channel, auth::Attach::new(self.secret.as_deref()))
                 .max_decoding_message_size(MAX_MESSAGE)
                 .max_encoding_message_size(MAX_MESSAGE);
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (tx, rx) = mpsc::channel(self.queue);
         let stream = Arc::new(Stream {
             member: member.clone(),
             client: client.clone(),
@@ -260,13 +269,20 @@ impl RingLink {
     async fn place(&self, mut request: FrameRequest, new_frame: bool) -> Result<(), LinkError> {
         loop {
             let stream = self.owner(request.shard, new_frame).await?;
+            // A place in the queue first, then the sequence number: frames
+            // get numbers in the order they enter the queue.
+            let Ok(permit) = stream.tx.reserve().await else {
+                self.broke(&stream);
+                continue;
+            };
             request.seq = stream.next_seq.fetch_add(1, Ordering::Relaxed);
             stream
                 .in_flight
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .insert(request.seq, request.clone());
-            let sent = stream.tx.send(request.clone()).is_ok();
+            permit.send(request.clone());
+            let sent = !stream.tx.is_closed();
             let broken = stream.broken.load(Ordering::Relaxed);
             if sent && !broken && !stream.left.load(Ordering::Relaxed) {
                 return Ok(());
@@ -318,9 +334,9 @@ async fn run_stream(
     link: RingLink,
     stream: Arc<Stream>,
     mut client: Client,
-    rx: mpsc::UnboundedReceiver<FrameRequest>,
+    rx: mpsc::Receiver<FrameRequest>,
 ) {
-    let outgoing = tokio_stream::wrappers::UnboundedReceiverStream::new(rx);
+    let outgoing = tokio_stream::wrappers::ReceiverStream::new(rx);
     match client.frames(outgoing).await {
         Ok(response) => {
             let mut done = response.into_inner();
@@ -399,10 +415,10 @@ mod tests {
 
     /// A stream to `id` that never connects; what is put on it is read
     /// from the returned receiver.
-    fn stream(id: &str) -> (Arc<Stream>, mpsc::UnboundedReceiver<FrameRequest>) {
+    fn stream(id: &str, queue: usize) -> (Arc<Stream>, mpsc::Receiver<FrameRequest>) {
         let channel = Endpoint::from_static("http://127.0.0.1:1").connect_lazy();
         let client = WorkerClient::with_interceptor(channel, auth::Attach::new(None));
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (tx, rx) = mpsc::channel(queue);
         let stream = Arc::new(Stream {
             member: member(id),
             client,
@@ -423,6 +439,19 @@ mod tests {
         }
     }
 
+    /// A link following `register`, not started: the test puts streams in.
+    fn link(register: Arc<MemoryRegister>) -> RingLink {
+        RingLink {
+            register,
+            secret: None,
+            queue: WORKER_QUEUE,
+            state: Arc::default(),
+            changed: Arc::default(),
+            refreshing: Arc::default(),
+            register_outage: Arc::new(Outage::new("test")),
+        }
+    }
+
     #[tokio::test]
     async fn a_broken_worker_s_frames_go_again_before_newer_frames_of_their_shard() {
         let register = Arc::new(MemoryRegister::new());
@@ -430,16 +459,9 @@ mod tests {
             .keep_alive(member("b"), Duration::from_secs(60))
             .await
             .expect("b joins");
-        let link = RingLink {
-            register: register.clone(),
-            secret: None,
-            state: Arc::default(),
-            changed: Arc::default(),
-            refreshing: Arc::default(),
-            register_outage: Arc::new(Outage::new("test")),
-        };
-        let (a, _a_rx) = stream("a");
-        let (b, mut b_rx) = stream("b");
+        let link = link(register);
+        let (a, _a_rx) = stream("a", WORKER_QUEUE);
+        let (b, mut b_rx) = stream("b", WORKER_QUEUE);
         // A shard that `a` owns while both are up.
         let shard = (0..)
             .find(|s| Ring::new(["a", "b"]).owner(*s) == Some("a"))
@@ -473,5 +495,35 @@ mod tests {
         }
         assert_eq!(order, ["old-1", "old-2", "old-3", "new-4"]);
         assert!(link.state.read().unwrap().replaying.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_full_worker_queue_makes_the_submitter_wait_until_the_worker_takes_one() {
+        let link = link(Arc::new(MemoryRegister::new()));
+        let (w, mut w_rx) = stream("w", 2);
+        {
+            let mut state = link.state.write().unwrap();
+            state.streams.insert("w".into(), w.clone());
+            state.ring = Ring::new(["w"]);
+        }
+        for text in ["1", "2"] {
+            link.submit(frame(7, text)).await.expect("queued");
+        }
+        let third = tokio::spawn({
+            let link = link.clone();
+            async move { link.submit(frame(7, "3")).await }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!third.is_finished(), "a third frame waits for room");
+        assert_eq!(
+            w.in_flight.lock().unwrap().len(),
+            2,
+            "and is not in flight yet"
+        );
+        let first = w_rx.recv().await.expect("the worker takes one");
+        assert_eq!(first.frame_json.as_ref(), b"1");
+        third.await.expect("joined").expect("then it is queued");
+        let seqs: Vec<u64> = w.in_flight.lock().unwrap().keys().copied().collect();
+        assert_eq!(seqs, [1, 2, 3]);
     }
 }

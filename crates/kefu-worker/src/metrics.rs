@@ -36,10 +36,19 @@ pub static STORE_SECONDS: LazyLock<Histogram> = LazyLock::new(|| {
     .expect("metric")
 });
 
+pub static PUSHES_DROPPED: LazyLock<IntCounter> = LazyLock::new(|| {
+    register_int_counter!(
+        "kefu_worker_pushes_dropped_total",
+        "pushes dropped because their gateway's queue was full (the messages stay stored and undelivered)"
+    )
+    .expect("metric")
+});
+
 /// Registers every metric now, so /metrics lists them from the start.
 pub fn init() {
     LazyLock::force(&FRAMES);
     LazyLock::force(&MESSAGES_STORED);
     LazyLock::force(&DUPLICATES);
     LazyLock::force(&STORE_SECONDS);
+    LazyLock::force(&PUSHES_DROPPED);
 }
