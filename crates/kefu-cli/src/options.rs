@@ -472,6 +472,14 @@ pub struct GatewayTuning {
     /// Close connections silent for this long.
     #[arg(long, env = "KEFU_IDLE_TIMEOUT", value_parser = duration, default_value = "60s")]
     pub idle_timeout: Duration,
+    /// A connection without ?token= must send its auth frame within this,
+    /// or is closed with 4401.
+    #[arg(long, env = "KEFU_AUTH_TIMEOUT", value_parser = duration, default_value = "10s")]
+    pub auth_timeout: Duration,
+    /// A push its device has not confirmed is pushed again this long
+    /// after, then after waits doubling up to 60 s.
+    #[arg(long, env = "KEFU_RETRANSMIT_AFTER", value_parser = duration, default_value = "5s")]
+    pub retransmit_after: Duration,
     /// Largest WebSocket text frame, in bytes.
     #[arg(long, env = "KEFU_MAX_FRAME_BYTES", default_value_t = 64 * 1024)]
     pub max_frame_bytes: usize,
@@ -707,6 +715,8 @@ impl GatewayTuning {
             id,
             secret,
             idle_timeout: self.idle_timeout,
+            auth_timeout: self.auth_timeout,
+            retransmit_after: self.retransmit_after,
             max_frame_bytes: self.max_frame_bytes,
             max_upload_bytes: self.max_upload_bytes,
             max_frames_per_sec: self.max_frames_per_second,

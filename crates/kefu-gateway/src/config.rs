@@ -12,6 +12,9 @@ pub struct GatewayConfig {
     pub idle_timeout: Duration,
     /// The first frame must authenticate within this.
     pub auth_timeout: Duration,
+    /// An unconfirmed push is pushed again this long after, then after
+    /// doubling waits.
+    pub retransmit_after: Duration,
     /// A text frame over this closes the connection with 1009.
     pub max_frame_bytes: usize,
     pub max_upload_bytes: usize,
@@ -64,6 +67,7 @@ impl Default for GatewayConfig {
             secret: Vec::new(),
             idle_timeout: Duration::from_secs(60),
             auth_timeout: Duration::from_secs(10),
+            retransmit_after: crate::retransmit::FIRST,
             max_frame_bytes: 64 * 1024,
             max_upload_bytes: 20 * 1024 * 1024,
             max_refused: 10,

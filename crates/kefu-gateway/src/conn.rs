@@ -83,7 +83,7 @@ pub(crate) async fn run(
             session: session.clone(),
             claims,
             sink,
-            retransmits: Retransmits::default(),
+            retransmits: Retransmits::new(inner.config.retransmit_after),
             refused: VecDeque::new(),
             unanswered: HashMap::new(),
             bucket: Bucket::full(&inner.config),
@@ -202,7 +202,10 @@ async fn authenticate(
     };
     let verified = match token {
         Some(t) => token::verify(&inner.config.secret, &t).map_err(|e| e.to_string()),
-        None => Err("authenticate within 10 s with an auth frame or ?token=".to_owned()),
+        None => Err(format!(
+            "authenticate within {} with an auth frame or ?token=",
+            humantime::format_duration(inner.config.auth_timeout)
+        )),
     };
     match verified {
         Ok(claims) => {

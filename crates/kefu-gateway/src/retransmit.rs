@@ -1,7 +1,7 @@
 //! Which pushed messages a connection must push again, and when.
 //!
-//! The first re-push comes 5 s after the push, then the wait doubles up to
-//! 60 s, for as long as the connection lives and no device of the user has
+//! The first re-push comes 5 s after the push (`--retransmit-after`), then
+//! the wait doubles up to 60 s (or the first wait, if longer), for as long as the connection lives and no device of the user has
 //! confirmed the message. Apart from these re-pushes a connection writes a
 //! message at most once: a worker pushing it again (a resend's redrive, a
 //! retried frame) finds it pending or lately confirmed and is ignored.
@@ -24,15 +24,33 @@ struct Unconfirmed {
 /// while its receipt is not yet committed, so a short memory covers it.
 const RECENTLY_CONFIRMED: usize = 64;
 
-#[derive(Default)]
 pub struct Retransmits {
+    /// The wait before the first re-push, and the longest wait.
+    first: Duration,
+    max: Duration,
     pending: HashMap<u64, Unconfirmed>,
     /// The last confirmed ids, oldest first; empty (unallocated) until the
     /// first confirmation.
     confirmed: VecDeque<u64>,
 }
 
+impl Default for Retransmits {
+    fn default() -> Self {
+        Retransmits::new(FIRST)
+    }
+}
+
 impl Retransmits {
+    /// Re-pushes `first` after a push, then after doubling waits.
+    pub fn new(first: Duration) -> Retransmits {
+        Retransmits {
+            first,
+            max: MAX.max(first),
+            pending: HashMap::new(),
+            confirmed: VecDeque::new(),
+        }
+    }
+
     /// Takes a message to push; false if this connection has it already
     /// (pending, or confirmed lately), and then it must not be written.
     pub fn pushed(&mut self, id: u64, frame: Utf8Bytes) -> bool {
@@ -44,8 +62,8 @@ impl Retransmits {
             std::collections::hash_map::Entry::Vacant(slot) => {
                 slot.insert(Unconfirmed {
                     frame,
-                    wait: FIRST,
-                    due: Instant::now() + FIRST,
+                    wait: self.first,
+                    due: Instant::now() + self.first,
                 });
                 true
             }
@@ -75,7 +93,7 @@ impl Retransmits {
         let mut due: Vec<(u64, Utf8Bytes)> = Vec::new();
         for (id, u) in self.pending.iter_mut() {
             if u.due <= now {
-                u.wait = (u.wait * 2).min(MAX);
+                u.wait = (u.wait * 2).min(self.max);
                 u.due = now + u.wait;
                 due.push((*id, u.frame.clone()));
             }
@@ -96,6 +114,22 @@ impl Retransmits {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn the_first_wait_is_settable_and_the_waits_double_from_it() {
+        let mut r = Retransmits::new(Duration::from_millis(500));
+        let start = Instant::now();
+        assert!(r.pushed(1, "m1".into()));
+        assert_eq!(r.next_due(), Some(start + Duration::from_millis(500)));
+        tokio::time::advance(Duration::from_millis(500)).await;
+        assert_eq!(r.take_due().len(), 1);
+        assert_eq!(r.next_due(), Some(Instant::now() + Duration::from_secs(1)));
+        assert_eq!(
+            Retransmits::default().first,
+            Duration::from_secs(5),
+            "5 s unless told"
+        );
+    }
 
     async fn at(secs: u64, start: Instant) {
         tokio::time::sleep_until(start + Duration::from_secs(secs)).await;
