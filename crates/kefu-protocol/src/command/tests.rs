@@ -166,3 +166,137 @@ fn links_a_client_would_open_must_be_http_or_https() {
         assert_eq!(send_error(extra), None, "{extra}");
     }
 }
+
+/// What a gateway answers a client's frame with before any worker sees it:
+/// Ok, or the error code of its error ack (a frame that does not parse is a
+/// bad request).
+fn verdict(json: &str, claims: &Claims) -> Result<(), &'static str> {
+    let frame = Frame::parse(json.as_bytes()).map_err(|_| "bad_request")?;
+    Command::from_frame(frame, claims, &Limits::default())
+        .map(|_| ())
+        .map_err(|e| e.code.as_str())
+}
+
+/// Every pure rule of a client frame, one row each: who sends, the frame,
+/// and the verdict. (What needs the database, such as writing into another
+/// agent's task, is tested end to end.)
+#[test]
+fn the_rules_of_a_frame_by_sender_and_field() {
+    let send = |fields: &str| {
+        format!(
+            r#"{{"category":"customer","action":"send","kind":"text","content":"text","client_msg_id":"bad-1"{fields}}}"#
+        )
+    };
+    let agent_send = |fields: &str| {
+        format!(
+            r#"{{"category":"manager","action":"send","kind":"text","content":"text","to":"c1","client_msg_id":"a-1"{fields}}}"#
+        )
+    };
+    let cmid = |n: usize| {
+        format!(
+            r#"{{"category":"customer","action":"send","content":"x","client_msg_id":"{}"}}"#,
+            "y".repeat(n)
+        )
+    };
+    let (c, a) = (customer(), agent());
+    let rows: Vec<(&str, &Claims, String, Result<(), &str>)> = vec![
+        ("a plain customer send", &c, send(""), Ok(())),
+        (
+            "malformed JSON",
+            &c,
+            r#"{"category":"customer","action":"send","content":"x","client_msg_id":"#.into(),
+            Err("bad_request"),
+        ),
+        (
+            "a string where a number belongs",
+            &c,
+            send(r#","task_id":"seven""#),
+            Err("bad_request"),
+        ),
+        (
+            "a number where a string belongs",
+            &c,
+            send("").replace(r#""content":"text""#, r#""content":42"#),
+            Err("bad_request"),
+        ),
+        (
+            "an unknown category",
+            &c,
+            send("").replace(r#""category":"customer""#, r#""category":"robot""#),
+            Err("bad_request"),
+        ),
+        (
+            "an unknown action",
+            &c,
+            send("").replace(r#""action":"send""#, r#""action":"shout""#),
+            Err("bad_request"),
+        ),
+        (
+            "a send without client_msg_id",
+            &c,
+            send("").replace(r#","client_msg_id":"bad-1""#, ""),
+            Err("bad_request"),
+        ),
+        ("a client_msg_id of 64 characters", &c, cmid(64), Ok(())),
+        (
+            "a client_msg_id of 65 characters",
+            &c,
+            cmid(65),
+            Err("bad_request"),
+        ),
+        (
+            "a customer sending as manager",
+            &c,
+            agent_send(""),
+            Err("forbidden"),
+        ),
+        (
+            "an agent sending as customer",
+            &a,
+            send(r#","task_id":7"#),
+            Err("forbidden"),
+        ),
+        (
+            "a from other than the token's user",
+            &c,
+            send(r#","from":"c999""#),
+            Err("forbidden"),
+        ),
+        (
+            "a from equal to the token's user",
+            &c,
+            send(r#","from":"c1""#),
+            Ok(()),
+        ),
+        ("an agent send to a customer", &a, agent_send(""), Ok(())),
+        (
+            "an agent send to nobody",
+            &a,
+            agent_send("").replace(r#","to":"c1""#, ""),
+            Err("bad_request"),
+        ),
+        (
+            "a system style from a client",
+            &c,
+            send(r#","style":"toast""#),
+            Err("forbidden"),
+        ),
+        (
+            "a text over 10,000 characters",
+            &c,
+            send("").replace(
+                r#""content":"text""#,
+                &format!(r#""content":"{}""#, "x".repeat(10_001)),
+            ),
+            Err("too_large"),
+        ),
+    ];
+    let wrong: Vec<String> = rows
+        .iter()
+        .filter_map(|(name, claims, json, want)| {
+            let got = verdict(json, claims);
+            (got != *want).then(|| format!("{name}: {got:?}, not {want:?}"))
+        })
+        .collect();
+    assert!(wrong.is_empty(), "{wrong:#?}");
+}
