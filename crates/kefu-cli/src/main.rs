@@ -2,7 +2,6 @@
 
 #![forbid(unsafe_code)]
 
-mod bench;
 mod cluster;
 mod local;
 mod options;
@@ -78,7 +77,8 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Migrate(opts) => tools::migrate(opts).await,
         Command::Token(opts) => tools::token(opts),
         Command::Agent(opts) => tools::agent(opts).await,
-        Command::Bench(opts) => bench::run(opts).await,
+        #[cfg(feature = "bench")]
+        Command::Bench(opts) => kefu_bench::run(opts).await,
     }
 }
 

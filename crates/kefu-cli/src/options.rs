@@ -251,7 +251,8 @@ pub enum Command {
     /// Manages agent accounts.
     Agent(AgentOptions),
     /// The load generator; gateways are its target.
-    Bench(crate::bench::BenchOptions),
+    #[cfg(feature = "bench")]
+    Bench(kefu_bench::BenchOptions),
 }
 
 /// `10.0.0.0/8`, or one address as a range of one.
@@ -261,17 +262,7 @@ fn ip_range(s: &str) -> Result<ipnet::IpNet, String> {
         .map_err(|_| format!("{s:?} is neither an IP address nor a CIDR range"))
 }
 
-/// A duration with units (`90s`, `5m`, `1h 30m`) or a bare number of
-/// seconds (`90`, `0.5`), as most servers take them.
-pub fn duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    if let Ok(seconds) = s.parse::<f64>() {
-        return Duration::try_from_secs_f64(seconds)
-            .map_err(|_| format!("{s:?} is not a number of seconds"));
-    }
-    humantime::parse_duration(s)
-        .map_err(|e| format!("{s:?} is not a duration like 90s, 5m or 90 (seconds): {e}"))
-}
+pub use kefu_protocol::duration::parse as duration;
 
 /// The smallest secret accepted without a warning: 32 bytes, as
 /// `openssl rand -hex 32` makes (64 characters).
@@ -948,16 +939,6 @@ mod tests {
         let mut args: Vec<String> = ["kefu", "serve", "--bogus", "1"].map(String::from).to_vec();
         assert!(strip_foreign_options(&mut args).is_empty());
         assert_eq!(args.len(), 4, "unknown options are clap's to refuse");
-    }
-
-    #[test]
-    fn a_duration_is_a_bare_number_of_seconds_or_has_units() {
-        assert_eq!(duration("3"), Ok(Duration::from_secs(3)));
-        assert_eq!(duration("0.5"), Ok(Duration::from_millis(500)));
-        assert_eq!(duration("90s"), Ok(Duration::from_secs(90)));
-        assert_eq!(duration("1h 30m"), Ok(Duration::from_secs(5400)));
-        assert!(duration("-1").is_err());
-        assert!(duration("soon").unwrap_err().contains("90s"));
     }
 
     fn parse_with(file: &str, args: &[&str]) -> Result<Cli, clap::Error> {

@@ -12,10 +12,12 @@
 //! - [`error`]: [`ErrorCode`], mapped to the wire, HTTP and gRPC.
 //! - [`token`]: HS256 JWTs and the [`Claims`] they carry.
 //! - [`shard`]: the routing shard of a user or task.
+//! - [`duration`]: durations as operators write them (`90s`, `5m`, `90`).
 
 #![forbid(unsafe_code)]
 
 pub mod command;
+pub mod duration;
 pub mod error;
 pub mod frame;
 pub mod shard;

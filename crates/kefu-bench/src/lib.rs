@@ -57,7 +57,7 @@ pub fn ws_config() -> tokio_tungstenite::tungstenite::protocol::WebSocketConfig 
     tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default().read_buffer_size(4096)
 }
 
-pub(crate) use crate::options::duration;
+pub(crate) use kefu_protocol::duration::parse as duration;
 
 /// The gateways a scenario loads.
 #[derive(Args, Debug, Clone)]
