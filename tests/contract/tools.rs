@@ -43,41 +43,23 @@ fn run(args: &[&str]) -> std::process::Output {
 #[tokio::test]
 async fn a_short_bench_run_reports_zero_loss_for_kefu_and_the_relay() {
     let server = Server::start().await;
-    let secret = server.secret().expect("a chosen secret").to_owned();
-    let url = server.ws_url();
-    let output = tokio::task::spawn_blocking(move || {
-        run(&[
-            "bench",
-            "chat",
-            "--url",
-            &url,
-            "--secret",
-            &secret,
-            "--customers",
-            "3",
-            "--agents",
-            "3",
-            // Open loop, well under the per-connection frame limit (500/s):
-            // a closed loop's pace is the server's, and a fast enough server
-            // would be refused with `rate_limited`.
-            "--rate",
-            "300",
-            "--duration",
-            "1s",
-            "--grace",
-            "3s",
-            "--relay",
-            "--json",
-        ])
-    })
-    .await
-    .expect("bench ran");
-    assert!(
-        output.status.success(),
-        "bench failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let report: Value = serde_json::from_slice(&output.stdout).expect("--json prints JSON");
+    let args = [
+        "--customers",
+        "3",
+        "--agents",
+        "3",
+        // Open loop, well under the per-connection frame limit (500/s):
+        // a closed loop's pace is the server's, and a fast enough server
+        // would be refused with `rate_limited`.
+        "--rate",
+        "300",
+        "--duration",
+        "1s",
+        "--grace",
+        "3s",
+        "--relay",
+    ];
+    let report = bench_json(&server, "chat", &args).await;
     for target in ["kefu", "relay"] {
         let r = &report[target];
         assert!(
@@ -100,17 +82,16 @@ async fn a_short_bench_run_reports_zero_loss_for_kefu_and_the_relay() {
     assert!(report["ratio_of_relay"].as_f64().unwrap_or(0.0) > 0.0);
 }
 
-/// Runs `kefu bench open --json` against `server` with `args` added.
-async fn bench_open(server: &Server, args: &[&str]) -> Value {
+/// Runs `kefu bench SCENARIO --json` against `server` with `args` added,
+/// and returns its report.
+async fn bench_json(server: &Server, scenario: &str, args: &[&str]) -> Value {
     let mut all: Vec<String> = [
         "bench",
-        "open",
+        scenario,
         "--url",
         &server.ws_url(),
         "--secret",
         server.secret().expect("a chosen secret"),
-        "--grace",
-        "5s",
         "--json",
     ]
     .iter()
@@ -129,6 +110,13 @@ async fn bench_open(server: &Server, args: &[&str]) -> Value {
         String::from_utf8_lossy(&output.stderr)
     );
     serde_json::from_slice(&output.stdout).expect("--json prints JSON")
+}
+
+/// `kefu bench open` with a 5 s grace.
+async fn bench_open(server: &Server, args: &[&str]) -> Value {
+    let mut all = vec!["--grace", "5s"];
+    all.extend(args);
+    bench_json(server, "open", &all).await
 }
 
 #[tokio::test]

@@ -306,20 +306,25 @@ async fn listen_for_assignment(
     told: tokio::sync::mpsc::UnboundedSender<Instant>,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
-    loop {
-        let msg = tokio::select! {
-            m = ws.next() => m,
-            _ = stop.changed() => break,
-        };
-        let Some(Ok(Message::Text(text))) = msg else {
-            break;
-        };
-        let frame: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+    while let Some(frame) = next_frame(&mut ws, &mut stop).await {
         if frame["ext"]["event"] == "assigned" {
             let _ = told.send(Instant::now());
         }
     }
     let _ = ws.close(None).await;
+}
+
+/// The next text frame, as JSON (null if it is not); None once the run
+/// stops or the socket closes.
+async fn next_frame(ws: &mut Ws, stop: &mut tokio::sync::watch::Receiver<bool>) -> Option<Value> {
+    let msg = tokio::select! {
+        m = ws.next() => m,
+        _ = stop.changed() => return None,
+    };
+    let Some(Ok(Message::Text(text))) = msg else {
+        return None;
+    };
+    Some(serde_json::from_str(&text).unwrap_or(Value::Null))
 }
 
 fn record(h: &Mutex<Option<Histogram<u64>>>, took: Duration) {
@@ -336,15 +341,7 @@ async fn agent(
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     shared.tasks_of.entry(me.clone()).or_default();
-    loop {
-        let msg = tokio::select! {
-            m = ws.next() => m,
-            _ = stop.changed() => break,
-        };
-        let Some(Ok(Message::Text(text))) = msg else {
-            break;
-        };
-        let frame: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+    while let Some(frame) = next_frame(&mut ws, &mut stop).await {
         if frame["category"] != "customer" {
             continue;
         }
