@@ -3,12 +3,13 @@
 //! Each frame goes to the owner of its shard on a consistent-hash [`Ring`]
 //! of the live workers, over one long-lived `Frames` stream per worker, so a
 //! shard's frames arrive in order. Every frame stays in its stream's
-//! in-flight table until the worker reports it handled. When a stream
-//! breaks, its worker leaves the ring at once and its in-flight frames are
-//! sent again, in order, to the shards' new owners, and a newer frame of
-//! one of those shards waits until they are on their way, so none overtakes
-//! them; the database's dedup on `(sender, client_msg_id)` makes a repeated
-//! send safe, and the connection passes on only one answer per send.
+//! in-flight table until the worker reports it handled. When a worker
+//! leaves the ring (its stream broke, or it left the register to drain), a
+//! newer frame of a shard it still holds frames of waits until those are
+//! settled, so none overtakes them: a draining worker finishes them; a
+//! broken one's are sent again, in order, to the shards' new owners. The
+//! database's dedup on `(sender, client_msg_id)` makes a repeated send
+//! safe, and the connection passes on only one answer per send.
 
 use crate::{LinkError, WorkerLink};
 use kefu_proto::auth;
@@ -16,7 +17,7 @@ use kefu_proto::v1::worker_client::WorkerClient;
 use kefu_proto::v1::{ApiReply, ApiRequest, ConnectionEvent, FrameRequest, Member};
 use kefu_register::outage::Outage;
 use kefu_register::{Register, Ring};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
@@ -31,6 +32,9 @@ type Client = WorkerClient<InterceptedService<Channel, auth::Attach>>;
 const REFRESH: Duration = Duration::from_millis(500);
 /// How long a frame waits for some worker to own its shard.
 const NO_WORKER_WAIT: Duration = Duration::from_secs(15);
+/// How long a draining worker has to finish the frames it holds before
+/// they are sent elsewhere.
+const LEFT_WAIT: Duration = Duration::from_secs(10);
 /// Largest gRPC message (uploads pass through the API call).
 pub const MAX_MESSAGE: usize = 64 * 1024 * 1024;
 
@@ -42,6 +46,8 @@ struct Stream {
     tx: mpsc::Sender<FrameRequest>,
     in_flight: Mutex<BTreeMap<u64, FrameRequest>>,
     next_seq: AtomicU64,
+    /// Told when frames leave `in_flight` or the stream breaks.
+    settled: tokio::sync::Notify,
     broken: AtomicBool,
     /// The worker left the register (it drains): its stream ending is
     /// orderly, not a failure to warn about.
@@ -52,8 +58,9 @@ struct Stream {
 struct State {
     ring: Ring,
     streams: HashMap<String, Arc<Stream>>,
-    /// Shards with frames of a departed worker still to send again, and
-    /// how many: newer frames of these shards wait for them.
+    /// Shards with frames on a departed worker's stream not yet settled,
+    /// and how many departed streams hold some: newer frames of these
+    /// shards wait.
     replaying: HashMap<u32, usize>,
 }
 
@@ -116,7 +123,7 @@ impl RingLink {
                 return;
             }
         };
-        let mut replay: Vec<FrameRequest> = Vec::new();
+        let mut orphans: Vec<(Arc<Stream>, BTreeSet<u32>)> = Vec::new();
         let wanted: Vec<Member> = {
             let mut state = self.state.write().unwrap_or_else(|p| p.into_inner());
             let live: HashMap<&str, &Member> = members.iter().map(|m| (m.id.as_str(), m)).collect();
@@ -137,19 +144,22 @@ impl RingLink {
                         stream.left.store(true, Ordering::Relaxed);
                         tracing::info!(worker = %id, "worker left; moving its shards");
                     }
-                    let frames = std::mem::take(
-                        &mut *stream.in_flight.lock().unwrap_or_else(|p| p.into_inner()),
-                    );
-                    if !frames.is_empty() {
-                        tracing::warn!(worker = %id, frames = frames.len(), "retrying in-flight frames");
+                    let shards: BTreeSet<u32> = stream
+                        .in_flight
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .values()
+                        .map(|f| f.shard)
+                        .collect();
+                    // Held before the new ring is seen: from here on a newer
+                    // frame of these shards waits until the old ones settle.
+                    for shard in &shards {
+                        *state.replaying.entry(*shard).or_default() += 1;
                     }
-                    replay.extend(frames.into_values());
+                    if !shards.is_empty() {
+                        orphans.push((stream, shards));
+                    }
                 }
-            }
-            // Held before the new ring is seen: from here on a newer frame
-            // of these shards waits until the old ones are sent.
-            for frame in &replay {
-                *state.replaying.entry(frame.shard).or_default() += 1;
             }
             let ring = Ring::new(state.streams.keys());
             state.ring = ring;
@@ -175,11 +185,15 @@ impl RingLink {
             state.ring = ring;
         }
         self.changed.notify_waiters();
-        if !replay.is_empty() {
+        if !orphans.is_empty() {
             // Not under the refresh lock: resubmitting may wait for a worker
             // to join, which takes a refresh.
             let link = self.clone();
-            tokio::spawn(async move { link.resubmit(replay).await });
+            tokio::spawn(async move {
+                for (stream, shards) in orphans {
+                    link.hand_over(&stream, shards).await;
+                }
+            });
         }
     }
 
@@ -205,6 +219,7 @@ impl RingLink {
             tx,
             in_flight: Mutex::new(BTreeMap::new()),
             next_seq: AtomicU64::new(1),
+            settled: tokio::sync::Notify::new(),
             broken: AtomicBool::new(false),
             left: AtomicBool::new(false),
         });
@@ -236,7 +251,9 @@ impl RingLink {
 
     /// A stream broke: its worker leaves the ring and its frames go elsewhere.
     fn broke(&self, stream: &Arc<Stream>) {
-        if stream.broken.swap(true, Ordering::Relaxed) || stream.left.load(Ordering::Relaxed) {
+        let was_broken = stream.broken.swap(true, Ordering::Relaxed);
+        stream.settled.notify_waiters();
+        if was_broken || stream.left.load(Ordering::Relaxed) {
             return;
         }
         tracing::warn!(worker = %stream.member.id, "worker stream broke; moving its shards");
@@ -244,24 +261,47 @@ impl RingLink {
         tokio::spawn(async move { link.refresh().await });
     }
 
-    /// Sends a departed worker's in-flight frames again, in order, each
-    /// releasing its shard's newer frames once it is the last of them.
-    async fn resubmit(&self, frames: Vec<FrameRequest>) {
-        for frame in frames {
-            let shard = frame.shard;
+    /// Settles a departed worker's in-flight frames, then lets newer
+    /// frames of `shards` go: a worker that left to drain gets a while to
+    /// finish them; what it has not finished, or a broken stream held, is
+    /// sent again in order.
+    async fn hand_over(&self, stream: &Stream, shards: BTreeSet<u32>) {
+        let deadline = tokio::time::Instant::now() + LEFT_WAIT;
+        loop {
+            let settled = stream.settled.notified();
+            let empty = stream
+                .in_flight
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .is_empty();
+            if empty || stream.broken.load(Ordering::Relaxed) {
+                break;
+            }
+            if tokio::time::timeout_at(deadline, settled).await.is_err() {
+                break;
+            }
+        }
+        let frames =
+            std::mem::take(&mut *stream.in_flight.lock().unwrap_or_else(|p| p.into_inner()));
+        if !frames.is_empty() {
+            tracing::warn!(worker = %stream.member.id, frames = frames.len(), "retrying in-flight frames");
+        }
+        for frame in frames.into_values() {
             if let Err(e) = self.place(frame, false).await {
                 tracing::error!(error = %e, "in-flight frame lost its worker");
             }
-            let mut state = self.state.write().unwrap_or_else(|p| p.into_inner());
-            if let Some(left) = state.replaying.get_mut(&shard) {
-                *left -= 1;
-                if *left == 0 {
+        }
+        let mut state = self.state.write().unwrap_or_else(|p| p.into_inner());
+        for shard in shards {
+            if let Some(holders) = state.replaying.get_mut(&shard) {
+                *holders -= 1;
+                if *holders == 0 {
                     state.replaying.remove(&shard);
                 }
             }
-            drop(state);
-            self.changed.notify_waiters();
         }
+        drop(state);
+        self.changed.notify_waiters();
     }
 
     /// Puts a frame on the stream of its shard's owner, in the order of
@@ -348,6 +388,8 @@ async fn run_stream(
                         for seq in batch.seqs {
                             in_flight.remove(&seq);
                         }
+                        drop(in_flight);
+                        stream.settled.notify_waiters();
                     }
                     Err(status) if stream.left.load(Ordering::Relaxed) => {
                         tracing::debug!(worker = %stream.member.id, %status, "stream of a departed worker closed");
@@ -425,6 +467,7 @@ mod tests {
             tx,
             in_flight: Mutex::new(BTreeMap::new()),
             next_seq: AtomicU64::new(1),
+            settled: tokio::sync::Notify::new(),
             broken: AtomicBool::new(false),
             left: AtomicBool::new(false),
         });
@@ -494,6 +537,54 @@ mod tests {
             order.push(String::from_utf8(f.frame_json.to_vec()).expect("text"));
         }
         assert_eq!(order, ["old-1", "old-2", "old-3", "new-4"]);
+        assert!(link.state.read().unwrap().replaying.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_draining_worker_finishes_its_frames_before_newer_ones_go_elsewhere() {
+        let register = Arc::new(MemoryRegister::new());
+        register
+            .keep_alive(member("b"), Duration::from_secs(60))
+            .await
+            .expect("b joins");
+        let link = link(register);
+        let (a, _a_rx) = stream("a", WORKER_QUEUE);
+        let (b, mut b_rx) = stream("b", WORKER_QUEUE);
+        let shard = (0..)
+            .find(|s| Ring::new(["a", "b"]).owner(*s) == Some("a"))
+            .expect("a owns some shard");
+        {
+            let mut state = link.state.write().unwrap();
+            state.streams.insert("a".into(), a.clone());
+            state.streams.insert("b".into(), b.clone());
+            state.ring = Ring::new(["a", "b"]);
+        }
+        for text in ["old-1", "old-2"] {
+            link.submit(frame(shard, text)).await.expect("placed on a");
+        }
+
+        // a left the register (it drains); its stream stays up.
+        link.refresh().await;
+        let newer = tokio::spawn({
+            let link = link.clone();
+            async move { link.submit(frame(shard, "new-3")).await }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!newer.is_finished(), "the newer frame waits for a's two");
+        // a reports both handled.
+        a.in_flight.lock().unwrap().clear();
+        a.settled.notify_waiters();
+        newer.await.expect("joined").expect("then placed on b");
+
+        let first = tokio::time::timeout(Duration::from_secs(5), b_rx.recv())
+            .await
+            .expect("a frame reaches b")
+            .expect("b's stream open");
+        assert_eq!(
+            first.frame_json.as_ref(),
+            b"new-3",
+            "a's frames were not sent again"
+        );
         assert!(link.state.read().unwrap().replaying.is_empty());
     }
 
