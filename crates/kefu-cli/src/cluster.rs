@@ -414,10 +414,7 @@ pub async fn gateway(opts: GatewayOptions) -> anyhow::Result<()> {
     tracing::info!(%internal_addr, "workers push through the internal listener");
     println!("kefu serving on {scheme}://{addr}");
     kefu_gateway::http::serve(listener, gateway.clone(), shutdown_signal()).await?;
-    let deadline = tokio::time::Instant::now() + opts.drain.drain_timeout;
-    while gateway.connections() > 0 && tokio::time::Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    gateway.all_closed(opts.drain.drain_timeout).await;
     lease.abort();
     let _ = register.leave(&member.id).await;
     let _ = stop_internal.send(());

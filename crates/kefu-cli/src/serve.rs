@@ -77,10 +77,7 @@ pub async fn run(opts: ServeOptions) -> anyhow::Result<()> {
     println!("kefu serving on {scheme}://{addr}");
     kefu_gateway::http::serve(listener, gateway.clone(), shutdown_signal()).await?;
     tracing::info!("draining");
-    let deadline = tokio::time::Instant::now() + opts.drain.drain_timeout;
-    while gateway.connections() > 0 && tokio::time::Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    gateway.all_closed(opts.drain.drain_timeout).await;
     worker.drain(opts.drain.drain_timeout).await;
     let _ = register.leave(&member.id).await;
     tracing::info!("stopped");

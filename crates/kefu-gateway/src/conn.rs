@@ -147,6 +147,9 @@ async fn open(
 
 async fn close(inner: &Inner, session: &Session) {
     inner.conns.remove(&session.conn_id);
+    if inner.conns.is_empty() {
+        inner.all_closed.notify_waiters();
+    }
     inner.users.remove_if_mut(&session.user_id, |_, conns| {
         conns.retain(|c| *c != session.conn_id);
         conns.is_empty()

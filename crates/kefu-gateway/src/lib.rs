@@ -112,6 +112,8 @@ pub(crate) struct Inner {
     pub workers: Arc<dyn WorkerLink>,
     pub register: Arc<dyn Register>,
     pub conns: DashMap<String, ConnHandle>,
+    /// Told when the last connection closes.
+    pub all_closed: tokio::sync::Notify,
     pub users: DashMap<String, Vec<String>>,
     pub limits: limits::Limits,
     next_conn: AtomicU64,
@@ -145,6 +147,7 @@ impl Gateway {
                 workers,
                 register,
                 conns: DashMap::new(),
+                all_closed: tokio::sync::Notify::new(),
                 users: DashMap::new(),
                 next_conn: AtomicU64::new(1),
                 draining: watch::channel(false).0,
@@ -242,6 +245,22 @@ impl Gateway {
     /// Open connections on this gateway.
     pub fn connections(&self) -> usize {
         self.inner.conns.len()
+    }
+
+    /// Waits, at most `timeout`, until no connection is open; true if none
+    /// is.
+    pub async fn all_closed(&self, timeout: std::time::Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            // Created before the check: a close between the two still wakes it.
+            let closed = self.inner.all_closed.notified();
+            if self.inner.conns.is_empty() {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, closed).await.is_err() {
+                return self.inner.conns.is_empty();
+            }
+        }
     }
 }
 
