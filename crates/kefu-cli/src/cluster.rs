@@ -341,7 +341,11 @@ pub async fn worker(opts: WorkerOptions) -> anyhow::Result<()> {
     tracing::info!("draining");
     lease.abort();
     let _ = remote.leave(&member.id).await;
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    // Each gateway notices within 500 ms, lets this worker finish the
+    // frames it sent here, then closes its stream.
+    if !worker.frame_streams_closed(opts.drain.drain_timeout).await {
+        tracing::warn!("a gateway kept its stream open; draining anyway");
+    }
     worker.drain(opts.drain.drain_timeout).await;
     let _ = stop_tx.send(());
     let _ = server.await;

@@ -48,6 +48,9 @@ struct Stream {
     next_seq: AtomicU64,
     /// Told when frames leave `in_flight` or the stream breaks.
     settled: tokio::sync::Notify,
+    /// Set once a departed worker's frames are settled: the stream's
+    /// request side ends, which tells the worker this gateway is done.
+    closing: tokio::sync::watch::Sender<bool>,
     broken: AtomicBool,
     /// The worker left the register (it drains): its stream ending is
     /// orderly, not a failure to warn about.
@@ -156,7 +159,8 @@ impl RingLink {
                     for shard in &shards {
                         *state.replaying.entry(*shard).or_default() += 1;
                     }
-                    if !shards.is_empty() {
+                    // A worker that left waits for its stream to close.
+                    if !shards.is_empty() || stream.left.load(Ordering::Relaxed) {
                         orphans.push((stream, shards));
                     }
                 }
@@ -220,6 +224,7 @@ impl RingLink {
             in_flight: Mutex::new(BTreeMap::new()),
             next_seq: AtomicU64::new(1),
             settled: tokio::sync::Notify::new(),
+            closing: tokio::sync::watch::Sender::new(false),
             broken: AtomicBool::new(false),
             left: AtomicBool::new(false),
         });
@@ -302,6 +307,7 @@ impl RingLink {
         }
         drop(state);
         self.changed.notify_waiters();
+        stream.closing.send_replace(true);
     }
 
     /// Puts a frame on the stream of its shard's owner, in the order of
@@ -376,7 +382,13 @@ async fn run_stream(
     mut client: Client,
     rx: mpsc::Receiver<FrameRequest>,
 ) {
-    let outgoing = tokio_stream::wrappers::ReceiverStream::new(rx);
+    let mut closing = stream.closing.subscribe();
+    let outgoing = futures::StreamExt::take_until(
+        tokio_stream::wrappers::ReceiverStream::new(rx),
+        async move {
+            let _ = closing.wait_for(|closed| *closed).await;
+        },
+    );
     match client.frames(outgoing).await {
         Ok(response) => {
             let mut done = response.into_inner();
@@ -468,6 +480,7 @@ mod tests {
             in_flight: Mutex::new(BTreeMap::new()),
             next_seq: AtomicU64::new(1),
             settled: tokio::sync::Notify::new(),
+            closing: tokio::sync::watch::Sender::new(false),
             broken: AtomicBool::new(false),
             left: AtomicBool::new(false),
         });
@@ -575,6 +588,10 @@ mod tests {
         a.in_flight.lock().unwrap().clear();
         a.settled.notify_waiters();
         newer.await.expect("joined").expect("then placed on b");
+        assert!(
+            *a.closing.borrow(),
+            "a's stream closes once its frames settled, telling a this gateway is done"
+        );
 
         let first = tokio::time::timeout(Duration::from_secs(5), b_rx.recv())
             .await

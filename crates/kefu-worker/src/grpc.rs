@@ -25,6 +25,8 @@ impl worker_server::Worker for Worker {
         let worker = self.clone();
         let (tx, rx) = tokio::sync::mpsc::channel::<Result<FramesDone, Status>>(1024);
         tokio::spawn(async move {
+            let streams = worker.inner.frame_streams.clone();
+            streams.send_modify(|n| *n += 1);
             while let Some(frame) = incoming.next().await {
                 let frame = match frame {
                     Ok(frame) => frame,
@@ -43,6 +45,7 @@ impl worker_server::Worker for Worker {
                     let _ = tx.send(Ok(FramesDone { seqs: vec![seq] })).await;
                 });
             }
+            streams.send_modify(|n| *n -= 1);
         });
         Ok(Response::new(Box::pin(
             tokio_stream::wrappers::ReceiverStream::new(rx),

@@ -146,6 +146,8 @@ pub struct Worker {
 
 pub(crate) struct Inner {
     pub(crate) config: WorkerConfig,
+    /// Gateways' `Frames` streams open on this worker.
+    pub(crate) frame_streams: tokio::sync::watch::Sender<usize>,
     pub(crate) store: Store,
     pub(crate) writer: Writer,
     /// Where tasks are opened (a batch per transaction), assigned, ended
@@ -255,6 +257,7 @@ impl Worker {
         );
         let inner = Arc::new(Inner {
             dispatch,
+            frame_streams: tokio::sync::watch::Sender::new(0),
             config,
             store,
             writer,
@@ -447,6 +450,16 @@ impl Worker {
                 tracing::warn!(error = %e, user = sender.user(), "cannot check the user's role")
             }
         }
+    }
+
+    /// Waits, at most `timeout`, until no gateway has a `Frames` stream
+    /// open here: after this worker left the register, each gateway closes
+    /// its stream once the frames it sent here are settled. True if none is
+    /// left open.
+    pub async fn frame_streams_closed(&self, timeout: Duration) -> bool {
+        let mut open = self.inner.frame_streams.subscribe();
+        let closed = tokio::time::timeout(timeout, open.wait_for(|n| *n == 0)).await;
+        closed.is_ok()
     }
 
     /// Waits, at most `timeout`, until every frame taken so far is answered:
