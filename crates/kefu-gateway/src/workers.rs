@@ -57,6 +57,22 @@ struct Stream {
     left: AtomicBool,
 }
 
+impl Stream {
+    fn new(member: Member, client: Client, tx: mpsc::Sender<FrameRequest>) -> Stream {
+        Stream {
+            member,
+            client,
+            tx,
+            in_flight: Mutex::new(BTreeMap::new()),
+            next_seq: AtomicU64::new(1),
+            settled: tokio::sync::Notify::new(),
+            closing: tokio::sync::watch::Sender::new(false),
+            broken: AtomicBool::new(false),
+            left: AtomicBool::new(false),
+        }
+    }
+}
+
 #[derive(Default)]
 struct State {
     ring: Ring,
@@ -217,17 +233,7 @@ impl RingLink {
                 .max_decoding_message_size(MAX_MESSAGE)
                 .max_encoding_message_size(MAX_MESSAGE);
         let (tx, rx) = mpsc::channel(self.queue);
-        let stream = Arc::new(Stream {
-            member: member.clone(),
-            client: client.clone(),
-            tx,
-            in_flight: Mutex::new(BTreeMap::new()),
-            next_seq: AtomicU64::new(1),
-            settled: tokio::sync::Notify::new(),
-            closing: tokio::sync::watch::Sender::new(false),
-            broken: AtomicBool::new(false),
-            left: AtomicBool::new(false),
-        });
+        let stream = Arc::new(Stream::new(member.clone(), client.clone(), tx));
         tokio::spawn(run_stream(self.clone(), stream.clone(), client, rx));
         Ok(stream)
     }
@@ -473,18 +479,7 @@ mod tests {
         let channel = Endpoint::from_static("http://127.0.0.1:1").connect_lazy();
         let client = WorkerClient::with_interceptor(channel, auth::Attach::new(None));
         let (tx, rx) = mpsc::channel(queue);
-        let stream = Arc::new(Stream {
-            member: member(id),
-            client,
-            tx,
-            in_flight: Mutex::new(BTreeMap::new()),
-            next_seq: AtomicU64::new(1),
-            settled: tokio::sync::Notify::new(),
-            closing: tokio::sync::watch::Sender::new(false),
-            broken: AtomicBool::new(false),
-            left: AtomicBool::new(false),
-        });
-        (stream, rx)
+        (Arc::new(Stream::new(member(id), client, tx)), rx)
     }
 
     fn frame(shard: u32, text: &str) -> FrameRequest {
@@ -508,26 +503,49 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn a_broken_worker_s_frames_go_again_before_newer_frames_of_their_shard() {
+    /// Workers `a` and `b` on a link, `b` alone in the register (so a
+    /// refresh drops `a`), and a shard `a` owns while both are up.
+    struct Pair {
+        link: RingLink,
+        a: Arc<Stream>,
+        /// Kept open: with it closed, `a` would look broken.
+        _a_rx: mpsc::Receiver<FrameRequest>,
+        b_rx: mpsc::Receiver<FrameRequest>,
+        shard: u32,
+    }
+
+    async fn two_workers() -> Pair {
         let register = Arc::new(MemoryRegister::new());
         register
             .keep_alive(member("b"), Duration::from_secs(60))
             .await
             .expect("b joins");
         let link = link(register);
-        let (a, _a_rx) = stream("a", WORKER_QUEUE);
-        let (b, mut b_rx) = stream("b", WORKER_QUEUE);
-        // A shard that `a` owns while both are up.
+        let (a, a_rx) = stream("a", WORKER_QUEUE);
+        let (b, b_rx) = stream("b", WORKER_QUEUE);
         let shard = (0..)
             .find(|s| Ring::new(["a", "b"]).owner(*s) == Some("a"))
             .expect("a owns some shard");
         {
             let mut state = link.state.write().unwrap();
-            state.streams.insert("a".into(), a.clone());
-            state.streams.insert("b".into(), b.clone());
+            state.streams.insert("a".into(), a);
+            state.streams.insert("b".into(), b);
             state.ring = Ring::new(["a", "b"]);
         }
+        let a = link.state.read().unwrap().streams["a"].clone();
+        Pair {
+            link,
+            a,
+            _a_rx: a_rx,
+            b_rx,
+            shard,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_broken_worker_s_frames_go_again_before_newer_frames_of_their_shard() {
+        let mut pair = two_workers().await;
+        let (link, a, shard) = (pair.link.clone(), pair.a.clone(), pair.shard);
         for text in ["old-1", "old-2", "old-3"] {
             link.submit(frame(shard, text)).await.expect("placed on a");
         }
@@ -543,7 +561,7 @@ mod tests {
 
         let mut order = Vec::new();
         while order.len() < 4 {
-            let f = tokio::time::timeout(Duration::from_secs(5), b_rx.recv())
+            let f = tokio::time::timeout(Duration::from_secs(5), pair.b_rx.recv())
                 .await
                 .expect("four frames reach b")
                 .expect("b's stream open");
@@ -555,23 +573,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_draining_worker_finishes_its_frames_before_newer_ones_go_elsewhere() {
-        let register = Arc::new(MemoryRegister::new());
-        register
-            .keep_alive(member("b"), Duration::from_secs(60))
-            .await
-            .expect("b joins");
-        let link = link(register);
-        let (a, _a_rx) = stream("a", WORKER_QUEUE);
-        let (b, mut b_rx) = stream("b", WORKER_QUEUE);
-        let shard = (0..)
-            .find(|s| Ring::new(["a", "b"]).owner(*s) == Some("a"))
-            .expect("a owns some shard");
-        {
-            let mut state = link.state.write().unwrap();
-            state.streams.insert("a".into(), a.clone());
-            state.streams.insert("b".into(), b.clone());
-            state.ring = Ring::new(["a", "b"]);
-        }
+        let mut pair = two_workers().await;
+        let (link, a, shard) = (pair.link.clone(), pair.a.clone(), pair.shard);
         for text in ["old-1", "old-2"] {
             link.submit(frame(shard, text)).await.expect("placed on a");
         }
@@ -593,7 +596,7 @@ mod tests {
             "a's stream closes once its frames settled, telling a this gateway is done"
         );
 
-        let first = tokio::time::timeout(Duration::from_secs(5), b_rx.recv())
+        let first = tokio::time::timeout(Duration::from_secs(5), pair.b_rx.recv())
             .await
             .expect("a frame reaches b")
             .expect("b's stream open");
