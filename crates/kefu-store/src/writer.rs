@@ -108,11 +108,10 @@ pub(crate) struct Guarded {
 #[derive(Clone)]
 pub struct Writer {
     tx: mpsc::Sender<Job>,
+    /// On SQLite the task writes below run on the writer's connection
+    /// too; on a server database they go to this store straight, beside
+    /// the batches, as its row locks make them take turns.
     store: Store,
-    /// SQLite's writer: the task writes below run on its connection too.
-    /// On a server database they go to the store straight, beside the
-    /// batches, as its row locks make them take turns.
-    sqlite: bool,
 }
 
 /// Answer to one enqueued message, resolved after commit.
@@ -151,7 +150,6 @@ impl Writer {
         Writer {
             tx,
             store: handle_store,
-            sqlite: backend == DbBackend::Sqlite,
         }
     }
 
@@ -208,7 +206,7 @@ impl Writer {
     /// Gives a task to an agent: [`Store::try_assign_task`]. (SQLite checks
     /// no capacity: its one dispatcher makes assignments take turns.)
     pub async fn assign_task(&self, a: Assignment) -> Result<Assigned> {
-        if !self.sqlite {
+        if !self.store.is_sqlite() {
             return self
                 .store
                 .try_assign_task(a.task_id, &a.agent, a.from.as_deref(), a.capacity)
@@ -230,7 +228,7 @@ impl Writer {
 
     /// Ends a live task: [`Store::end_task`].
     pub async fn end_task(&self, id: i64) -> Result<()> {
-        if !self.sqlite {
+        if !self.store.is_sqlite() {
             return self.store.end_task(id).await;
         }
         let step = Guarded {
@@ -250,7 +248,7 @@ impl Writer {
         task_id: i64,
         agent: &str,
     ) -> Result<Vec<message::Model>> {
-        if !self.sqlite {
+        if !self.store.is_sqlite() {
             return self.store.claim_waiting_messages(task_id, agent).await;
         }
         let unclaimed = self.store.unclaimed_messages(task_id).await?;
