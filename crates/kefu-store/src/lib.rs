@@ -184,7 +184,20 @@ impl Store {
                 sqlite,
             });
         }
-        let db = Database::connect(options).await?;
+        // Turning a fresh file to WAL takes an exclusive lock, and SQLite
+        // answers "database is locked" at once, past its busy handler, when
+        // another process opens the same new file at that moment (a
+        // `kefu migrate` beside a starting server): try again a while.
+        let mut tries = 0;
+        let db = loop {
+            match Database::connect(options.clone()).await {
+                Err(e) if tries < 100 && e.to_string().contains("database is locked") => {
+                    tries += 1;
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                connected => break connected?,
+            }
+        };
         Ok(Store {
             db: breaker::Guarded::new(db),
             sqlite,
