@@ -20,11 +20,11 @@ fn link_error(status: tonic::Status) -> LinkError {
 
 #[async_trait::async_trait]
 impl WorkerLink for LocalWorker {
+    /// Straight into the worker's lanes: a full lane makes the connection
+    /// wait, as a full stream to a worker does in a cluster.
     async fn submit(&self, request: FrameRequest) -> Result<(), LinkError> {
-        WorkerService::submit(&self.0, Request::new(request))
-            .await
-            .map(|_| ())
-            .map_err(link_error)
+        self.0.submit(request).await;
+        Ok(())
     }
 
     async fn connection(&self, event: ConnectionEvent) -> Result<(), LinkError> {

@@ -4,10 +4,9 @@
 use crate::retransmit::Retransmits;
 use crate::{metrics, ConnHandle, Inner, Out, Overflow};
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
-use bytes::Bytes;
 use futures::stream::{SplitSink, SplitStream};
 use futures::{SinkExt, StreamExt};
-use kefu_proto::v1::{ConnectionEvent, FrameRequest, Location, Session};
+use kefu_proto::v1::{ClientCommand, ConnectionEvent, FrameRequest, Location, Session};
 use kefu_protocol::{shard, token, Claims, Command, ErrorCode, Frame};
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -327,12 +326,13 @@ enum Step {
     Reply(Utf8Bytes),
     /// An error ack; refusals count toward closing with 1008.
     Refuse(Utf8Bytes),
-    Submit(Submit),
+    /// Boxed: a typed send is larger than the other steps.
+    Submit(Box<Submit>),
 }
 
 /// A frame for the worker of its shard, with what its error ack would need.
 struct Submit {
-    text: Utf8Bytes,
+    command: ClientCommand,
     shard: u32,
     action: String,
     cmid: Option<String>,
@@ -403,20 +403,19 @@ impl Connection {
         // Write what is queued, then flush once.
         while let Some(out) = next.take() {
             match out {
-                Out::Frame(frame, id) => {
-                    if id != 0 {
-                        if !self.retransmits.pushed(id, frame.clone()) {
-                            next = rx.try_recv().ok();
-                            continue;
-                        }
-                    } else if is_refusal(&frame) {
+                Out::Frame(frame, id, refused) => {
+                    if id != 0 && !self.retransmits.pushed(id, frame.clone()) {
+                        next = rx.try_recv().ok();
+                        continue;
+                    }
+                    if refused {
                         self.count_refusal()?;
                     }
                     metrics::FRAMES_OUT.inc();
                     let fed = self.sink.feed(Message::Text(frame)).await;
                     fed.map_err(|e| write_failed(e, &self.overflow, &self.session))?;
                 }
-                Out::Answer(frame, cmid) => {
+                Out::Answer(frame, cmid, refused) => {
                     // One answer per forwarded send: a retried send's second
                     // answer is dropped.
                     match self.unanswered.get_mut(&cmid) {
@@ -429,7 +428,6 @@ impl Connection {
                             continue;
                         }
                     }
-                    let refused = is_refusal(&frame);
                     metrics::FRAMES_OUT.inc();
                     let fed = self.sink.feed(Message::Text(frame)).await;
                     fed.map_err(|e| write_failed(e, &self.overflow, &self.session))?;
@@ -471,18 +469,17 @@ impl Connection {
             }
             Step::Submit(submit) => {
                 let Submit {
-                    text,
+                    command,
                     shard,
                     action,
                     cmid,
                     is_send,
-                } = submit;
+                } = *submit;
                 let request = FrameRequest {
                     session: Some(Session::clone(&self.session)),
                     shard,
-                    // The frame's own bytes, not a copy.
-                    frame_json: Bytes::from(text),
                     seq: 0,
+                    command: Some(command),
                 };
                 let Err(e) = self.inner.workers.submit(request).await else {
                     return Ok(());
@@ -574,13 +571,18 @@ impl Connection {
             }
             _ => {}
         }
-        Ok(Step::Submit(Submit {
-            shard: shard::of_command(&command, &self.claims),
-            is_send: matches!(command, Command::Send(_)),
-            text,
+        let shard = shard::of_command(&command, &self.claims);
+        let is_send = matches!(command, Command::Send(_));
+        let Some(command) = ClientCommand::from_command(command) else {
+            return Ok(Step::Done);
+        };
+        Ok(Step::Submit(Box::new(Submit {
+            shard,
+            is_send,
+            command,
             action,
             cmid,
-        }))
+        })))
     }
 
     /// Counts a refusal, the gateway's or a worker's: more than the limit
@@ -628,21 +630,6 @@ fn is_timeout(e: &axum::Error) -> bool {
         source = err.source();
     }
     false
-}
-
-/// Whether a frame for the client is an error ack refusing a frame for the
-/// client's own fault, which counts towards close 1008. The server's own
-/// trouble (`unavailable`, `internal`: the database is down) does not: a
-/// client retrying through an outage is not misbehaving.
-fn is_refusal(frame: &Utf8Bytes) -> bool {
-    let text = frame.as_str();
-    if !(text.starts_with(r#"{"category":"ack""#) && text.contains(r#""error":{"#)) {
-        return false;
-    }
-    let code = serde_json::from_str::<serde_json::Value>(text)
-        .ok()
-        .and_then(|f| f["ext"]["error"]["code"].as_str().map(str::to_owned));
-    !matches!(code.as_deref(), Some("unavailable" | "internal"))
 }
 
 /// A text frame whose bytes are not UTF-8.

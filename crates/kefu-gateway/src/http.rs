@@ -451,9 +451,11 @@ async fn login(
     {
         return too_many(wait, "login attempts");
     }
+    // On the account's shard: logins spread over the workers.
     let request = ApiRequest {
         method: "POST".into(),
         path: "/api/login".into(),
+        shard: shard::of_user(&account),
         body,
         ..ApiRequest::default()
     };

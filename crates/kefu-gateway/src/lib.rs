@@ -40,6 +40,7 @@ pub use limits::LimitsConfig;
 
 use axum::extract::ws::Utf8Bytes;
 use dashmap::DashMap;
+use kefu_proto::v1::push::Kind;
 use kefu_proto::v1::{ApiReply, ApiRequest, ConnectionEvent, FrameRequest, PushBatch};
 use kefu_register::Register;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -66,10 +67,12 @@ pub struct LinkError(pub String);
 /// What a connection task is told to do.
 #[derive(Debug)]
 pub(crate) enum Out {
-    /// A frame to write; a non-zero id is retransmitted until confirmed.
-    Frame(Utf8Bytes, u64),
-    /// The answer to a send this connection forwarded, for its client_msg_id.
-    Answer(Utf8Bytes, String),
+    /// A frame to write; a non-zero id is retransmitted until confirmed;
+    /// `true`: an error ack refusing what the client asked.
+    Frame(Utf8Bytes, u64, bool),
+    /// The answer to a send this connection forwarded, for its
+    /// client_msg_id; `true`: refused.
+    Answer(Utf8Bytes, String, bool),
     /// Messages confirmed by some device of this user.
     Confirmed(Vec<u64>),
     Close(u16, &'static str),
@@ -163,60 +166,64 @@ impl Gateway {
     /// Delivers pushes from a worker to the local sockets they name.
     pub fn deliver(&self, batch: PushBatch) {
         for push in batch.pushes {
-            let frame = if push.frame_json.is_empty() {
-                None
-            } else {
-                match Utf8Bytes::try_from(push.frame_json) {
-                    Ok(f) => Some(f),
-                    Err(_) => {
-                        tracing::error!("worker pushed a frame that is not UTF-8");
+            match push.kind {
+                Some(Kind::Reply(reply)) => {
+                    let Some(frame) = text(reply.frame_json) else {
                         continue;
-                    }
-                }
-            };
-            if let Some(frame) = &frame {
-                for conn in &push.conn_ids {
-                    let out = if push.answers_send.is_empty() {
-                        Out::Frame(frame.clone(), 0)
-                    } else {
-                        Out::Answer(frame.clone(), push.answers_send.clone())
                     };
-                    self.inner.send_to_conn(conn, out);
-                }
-                for user in &push.user_ids {
-                    self.inner.each_conn_of(user, |conn| {
-                        if conn != push.exclude_conn {
-                            self.inner
-                                .send_to_conn(conn, Out::Frame(frame.clone(), push.message_id));
-                        }
-                    });
-                }
-            }
-            if !push.confirmed_ids.is_empty() {
-                self.inner.each_conn_of(&push.confirmed_by, |conn| {
                     self.inner
-                        .send_to_conn(conn, Out::Confirmed(push.confirmed_ids.clone()));
-                });
-            }
-            if push.close_code != 0 {
-                let close = || Out::Close(push.close_code as u16, close_reason(push.close_code));
-                for conn in &push.conn_ids {
-                    self.inner.send_to_conn(conn, close());
+                        .send_to_conn(&reply.conn_id, Out::Frame(frame, 0, reply.refused));
                 }
-                if push.close_issued_up_to != 0 {
-                    for user in &push.user_ids {
+                Some(Kind::Answer(reply)) => {
+                    let Some(frame) = text(reply.frame_json) else {
+                        continue;
+                    };
+                    let answer = Out::Answer(frame, reply.client_msg_id, reply.refused);
+                    self.inner.send_to_conn(&reply.conn_id, answer);
+                }
+                Some(Kind::Fanout(fanout)) => {
+                    let Some(frame) = text(fanout.frame_json) else {
+                        continue;
+                    };
+                    for user in &fanout.user_ids {
                         self.inner.each_conn_of(user, |conn| {
-                            let signed_out =
-                                self.inner.conns.get(conn).is_some_and(|c| {
-                                    c.session.issued_at <= push.close_issued_up_to
-                                });
-                            if signed_out {
-                                self.inner.send_to_conn(conn, close());
+                            if conn != fanout.exclude_conn {
+                                let out = Out::Frame(frame.clone(), fanout.message_id, false);
+                                self.inner.send_to_conn(conn, out);
                             }
                         });
                     }
                 }
+                Some(Kind::Confirmed(confirmed)) => {
+                    self.inner.each_conn_of(&confirmed.user_id, |conn| {
+                        let out = Out::Confirmed(confirmed.message_ids.clone());
+                        self.inner.send_to_conn(conn, out);
+                    });
+                }
+                Some(Kind::Close(close)) => self.close(close),
+                None => tracing::warn!("worker pushed nothing this gateway knows; skipped"),
             }
+        }
+    }
+
+    /// Closes the connection a worker named, or a user's connections whose
+    /// token was issued before a sign-out.
+    fn close(&self, close: kefu_proto::v1::Close) {
+        let out = || Out::Close(close.code as u16, close_reason(close.code));
+        if !close.conn_id.is_empty() {
+            self.inner.send_to_conn(&close.conn_id, out());
+        }
+        if !close.user_id.is_empty() {
+            self.inner.each_conn_of(&close.user_id, |conn| {
+                let signed_out = self
+                    .inner
+                    .conns
+                    .get(conn)
+                    .is_some_and(|c| c.session.issued_at <= close.issued_up_to);
+                if signed_out {
+                    self.inner.send_to_conn(conn, out());
+                }
+            });
         }
     }
 
@@ -262,6 +269,15 @@ impl Gateway {
             }
         }
     }
+}
+
+/// A pushed frame as text for the socket.
+fn text(frame_json: bytes::Bytes) -> Option<Utf8Bytes> {
+    let text = Utf8Bytes::try_from(frame_json);
+    if text.is_err() {
+        tracing::error!("worker pushed a frame that is not UTF-8; skipped");
+    }
+    text.ok()
 }
 
 /// The reason sent with a close a worker asked for.

@@ -463,6 +463,7 @@ impl WorkerLink for RingLink {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use kefu_proto::v1::ClientCommand;
     use kefu_register::memory::MemoryRegister;
 
     fn member(id: &str) -> Member {
@@ -482,11 +483,23 @@ mod tests {
         (Arc::new(Stream::new(member(id), client, tx)), rx)
     }
 
-    fn frame(shard: u32, text: &str) -> FrameRequest {
+    /// A frame of `shard` told apart by `label` (a typing notice to it).
+    fn frame(shard: u32, label: &str) -> FrameRequest {
+        let typing = kefu_protocol::Command::Typing {
+            task_id: None,
+            to: Some(label.into()),
+        };
         FrameRequest {
             shard,
-            frame_json: text.as_bytes().to_vec().into(),
+            command: ClientCommand::from_command(typing),
             ..FrameRequest::default()
+        }
+    }
+
+    fn label(frame: &FrameRequest) -> String {
+        match frame.command.clone().and_then(|c| c.into_command()) {
+            Some(kefu_protocol::Command::Typing { to: Some(to), .. }) => to,
+            other => panic!("not a test frame: {other:?}"),
         }
     }
 
@@ -565,7 +578,7 @@ mod tests {
                 .await
                 .expect("four frames reach b")
                 .expect("b's stream open");
-            order.push(String::from_utf8(f.frame_json.to_vec()).expect("text"));
+            order.push(label(&f));
         }
         assert_eq!(order, ["old-1", "old-2", "old-3", "new-4"]);
         assert!(link.state.read().unwrap().replaying.is_empty());
@@ -600,11 +613,7 @@ mod tests {
             .await
             .expect("a frame reaches b")
             .expect("b's stream open");
-        assert_eq!(
-            first.frame_json.as_ref(),
-            b"new-3",
-            "a's frames were not sent again"
-        );
+        assert_eq!(label(&first), "new-3", "a's frames were not sent again");
         assert!(link.state.read().unwrap().replaying.is_empty());
     }
 
@@ -632,7 +641,7 @@ mod tests {
             "and is not in flight yet"
         );
         let first = w_rx.recv().await.expect("the worker takes one");
-        assert_eq!(first.frame_json.as_ref(), b"1");
+        assert_eq!(label(&first), "1");
         third.await.expect("joined").expect("then it is queued");
         let seqs: Vec<u64> = w.in_flight.lock().unwrap().keys().copied().collect();
         assert_eq!(seqs, [1, 2, 3]);

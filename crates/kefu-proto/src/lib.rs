@@ -12,6 +12,8 @@ pub mod v1 {
     tonic::include_proto!("kefu.v1");
 }
 
+mod command;
+
 /// The URL of a role's gRPC address: as given when it has a scheme, else
 /// `http://` in front (members register `host:port`).
 pub fn grpc_url(addr: &str) -> String {

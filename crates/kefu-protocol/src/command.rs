@@ -39,7 +39,9 @@ pub struct SendCommand {
     pub task_id: Option<i64>,
     pub url: Option<String>,
     pub quote: Option<i64>,
-    pub ext: Option<Value>,
+    /// The `ext` object as compact JSON, encoded once here and stored as
+    /// it is.
+    pub ext: Option<String>,
     pub client_msg_id: String,
 }
 
@@ -222,13 +224,18 @@ fn send(frame: Frame, claims: &Claims, limits: &Limits) -> Result<Command, Proto
         crate::token::MAX_USER_ID,
         ErrorCode::BadRequest,
     )?;
-    if let Some(ext) = &frame.ext {
-        if !ext.is_object() {
-            return Err(ProtocolError::bad_request("ext must be an object"));
+    let ext_json = match &frame.ext {
+        Some(ext) if !ext.is_object() => {
+            return Err(ProtocolError::bad_request("ext must be an object"))
         }
-        if ext.to_string().len() > limits.max_ext_bytes {
-            return Err(ProtocolError::new(ErrorCode::TooLarge, "ext is too large"));
-        }
+        Some(ext) => Some(ext.to_string()),
+        None => None,
+    };
+    if ext_json
+        .as_ref()
+        .is_some_and(|e| e.len() > limits.max_ext_bytes)
+    {
+        return Err(ProtocolError::new(ErrorCode::TooLarge, "ext is too large"));
     }
     check_text(
         &content,
@@ -256,7 +263,7 @@ fn send(frame: Frame, claims: &Claims, limits: &Limits) -> Result<Command, Proto
         task_id: frame.task_id,
         url: frame.url,
         quote: frame.quote,
-        ext: frame.ext,
+        ext: ext_json,
         client_msg_id,
     }))
 }

@@ -3,7 +3,7 @@
 use serde::Serialize;
 
 /// A refusal as the client sees it: `ext.error.code` in a frame, the
-/// `error.code` of an HTTP body, and the status of a gRPC call.
+/// `error.code` of an HTTP body.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
@@ -47,19 +47,12 @@ impl ErrorCode {
         }
     }
 
-    /// The gRPC status code number (`tonic::Code` as i32).
-    pub fn grpc_code(self) -> i32 {
-        match self {
-            ErrorCode::BadRequest => 3,    // InvalidArgument
-            ErrorCode::Unauthorized => 16, // Unauthenticated
-            ErrorCode::Forbidden => 7,     // PermissionDenied
-            ErrorCode::NotFound => 5,      // NotFound
-            ErrorCode::Conflict => 6,      // AlreadyExists
-            ErrorCode::RateLimited => 8,   // ResourceExhausted
-            ErrorCode::TooLarge => 11,     // OutOfRange
-            ErrorCode::Unavailable => 14,  // Unavailable
-            ErrorCode::Internal => 13,     // Internal
-        }
+    /// A refusal for the client's own fault, which counts toward closing a
+    /// connection that keeps sending bad frames (1008). The server's own
+    /// trouble (`unavailable`, `internal`: the database is down) does not: a
+    /// client retrying through an outage is not misbehaving.
+    pub fn is_refusal(self) -> bool {
+        !matches!(self, ErrorCode::Unavailable | ErrorCode::Internal)
     }
 
     /// The JSON body of an HTTP error: `{"error":{"code":..,"message":..}}`.

@@ -5,18 +5,13 @@ use crate::{Location, Member, Register, RegisterError, Result};
 use kefu_proto::auth;
 use kefu_proto::v1::register_client::RegisterClient;
 use kefu_proto::v1::register_server;
-use kefu_proto::v1::{Lease, LocateRequest, Locations, Members, RegisterReply, WatchRequest};
-use std::pin::Pin;
+use kefu_proto::v1::{Lease, ListRequest, LocateRequest, Locations, Members, RegisterReply};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio_stream::Stream;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Request, Response, Status};
-
-/// How often a watch stream looks for membership changes.
-const WATCH_EVERY: Duration = Duration::from_millis(500);
 
 /// Serves a register backend.
 pub struct RegisterService {
@@ -53,59 +48,13 @@ impl register_server::Register for RegisterService {
         Ok(Response::new(RegisterReply::default()))
     }
 
-    async fn list(&self, request: Request<WatchRequest>) -> Result<Response<Members>, Status> {
+    async fn list(&self, request: Request<ListRequest>) -> Result<Response<Members>, Status> {
         let members = self
             .backend
             .members(&request.into_inner().role)
             .await
             .map_err(status)?;
-        Ok(Response::new(Members {
-            members,
-            version: 0,
-        }))
-    }
-
-    type WatchStream = Pin<Box<dyn Stream<Item = Result<Members, Status>> + Send>>;
-
-    /// Sends the role's membership now and after every change.
-    async fn watch(
-        &self,
-        request: Request<WatchRequest>,
-    ) -> Result<Response<Self::WatchStream>, Status> {
-        let role = request.into_inner().role;
-        let backend = self.backend.clone();
-        let (tx, rx) = tokio::sync::mpsc::channel(4);
-        tokio::spawn(async move {
-            let mut last: Option<Vec<Member>> = None;
-            let mut version = 0;
-            loop {
-                match backend.members(&role).await {
-                    Ok(members) if last.as_ref() != Some(&members) => {
-                        version += 1;
-                        if tx
-                            .send(Ok(Members {
-                                members: members.clone(),
-                                version,
-                            }))
-                            .await
-                            .is_err()
-                        {
-                            return;
-                        }
-                        last = Some(members);
-                    }
-                    Ok(_) => {}
-                    Err(e) => tracing::warn!(error = %e, "watch cannot read members"),
-                }
-                tokio::select! {
-                    _ = tokio::time::sleep(WATCH_EVERY) => {}
-                    _ = tx.closed() => return,
-                }
-            }
-        });
-        Ok(Response::new(Box::pin(
-            tokio_stream::wrappers::ReceiverStream::new(rx),
-        )))
+        Ok(Response::new(Members { members }))
     }
 
     async fn announce(
@@ -208,18 +157,6 @@ impl RemoteRegister {
         }
         Err(RegisterError::Unavailable(last.unwrap_or_default()))
     }
-
-    /// A stream of the role's membership, from the first replica that answers.
-    pub async fn watch(&self, role: &str) -> Result<tonic::Streaming<Members>> {
-        let request = WatchRequest {
-            role: role.to_owned(),
-        };
-        self.call(|mut c| {
-            let request = request.clone();
-            async move { c.watch(request).await }
-        })
-        .await
-    }
 }
 
 #[async_trait::async_trait]
@@ -252,7 +189,7 @@ impl Register for RemoteRegister {
     }
 
     async fn members(&self, role: &str) -> Result<Vec<Member>> {
-        let request = WatchRequest {
+        let request = ListRequest {
             role: role.to_owned(),
         };
         let reply = self

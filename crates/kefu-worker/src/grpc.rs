@@ -52,11 +52,6 @@ impl worker_server::Worker for Worker {
         )))
     }
 
-    async fn submit(&self, request: Request<FrameRequest>) -> Result<Response<EventReply>, Status> {
-        Worker::submit(self, request.into_inner()).await;
-        Ok(Response::new(EventReply {}))
-    }
-
     async fn connection(
         &self,
         request: Request<ConnectionEvent>,

@@ -41,7 +41,7 @@ pub mod tasks;
 pub mod view;
 
 use kefu_proto::v1::{ApiReply, ApiRequest, ConnectionEvent, FrameRequest, PushBatch, Session};
-use kefu_protocol::{Claims, Command, ErrorCode, Frame, Limits, ProtocolError, Role};
+use kefu_protocol::{Command, ErrorCode, Limits, ProtocolError, Role};
 use kefu_register::Register;
 use kefu_store::{Store, Writer};
 use std::sync::Arc;
@@ -226,10 +226,6 @@ impl Sender {
             Role::parse(&session.role).ok_or_else(|| ProtocolError::bad_request("unknown role"))?;
         Ok(Sender { session, role })
     }
-
-    fn claims(&self) -> Claims {
-        Claims::new(self.session.user_id.clone(), self.role, u64::MAX)
-    }
 }
 
 impl Worker {
@@ -332,25 +328,11 @@ impl Worker {
             let _ = done.send(pushed());
             return handled;
         }
-        let frame = match Frame::parse(&request.frame_json) {
-            Ok(f) => f,
-            Err((action, cmid, message)) => {
-                let reply = Frame::error(&action, cmid, ErrorCode::BadRequest, &message);
-                self.inner.reply(&sender.session, &reply).await;
-                let _ = done.send(pushed());
-                return handled;
-            }
-        };
-        let command = match Command::from_frame(frame, &sender.claims(), &self.inner.config.limits)
-        {
-            Ok(c) => c,
-            Err(e) => {
-                // The gateway validated already; this only guards the boundary.
-                let reply = Frame::error("", None, e.code, &e.message);
-                self.inner.reply(&sender.session, &reply).await;
-                let _ = done.send(pushed());
-                return handled;
-            }
+        // The gateway checked the frame; what arrives is the command.
+        let Some(command) = request.command.and_then(|c| c.into_command()) else {
+            tracing::warn!(conn = %sender.session.conn_id, "frame without a command");
+            let _ = done.send(pushed());
+            return handled;
         };
         let lane = &self.inner.lanes[request.shard as usize % self.inner.lanes.len()];
         let inner = self.inner.clone();
@@ -383,9 +365,6 @@ impl Worker {
                 } else {
                     let _ = done.send(pushed());
                 }
-            }
-            Command::Heartbeat => {
-                let _ = done.send(pushed());
             }
             other => {
                 lane.ordered(async move {
@@ -516,13 +495,6 @@ impl Inner {
         }
         Ok(())
     }
-
-    /// Pushes one frame to the connection a request came from.
-    pub(crate) async fn reply(&self, session: &Session, frame: &Frame) {
-        let mut out = outbox::Outbox::default();
-        out.for_conn(session, frame.to_json().into());
-        out.send(self).await;
-    }
 }
 
 /// Closes a connection its token does not entitle: signed out (4401), or
@@ -530,9 +502,8 @@ impl Inner {
 /// an agent's id would receive what is sent to that agent). An error ack
 /// for `auth`, then the close.
 async fn refuse_connection(inner: &Inner, sender: &Sender, error: ProtocolError, code: u32) {
-    let frame = Frame::error("auth", None, error.code, &error.message);
     let mut out = outbox::Outbox::default();
-    out.for_conn(&sender.session, frame.to_json().into());
+    out.refuse(&sender.session, "auth", None, &error);
     out.close(&sender.session, code);
     out.send(inner).await;
 }

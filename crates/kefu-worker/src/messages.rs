@@ -59,9 +59,8 @@ pub(crate) async fn send(inner: Arc<Inner>, sender: Sender, cmd: SendCommand) ->
 }
 
 async fn refuse_send(inner: &Inner, sender: &Sender, client_msg_id: String, e: ProtocolError) {
-    let frame = Frame::error("send", Some(client_msg_id.clone()), e.code, &e.message);
     let mut out = Outbox::default();
-    out.send_answer(&sender.session, &client_msg_id, frame.to_json().into());
+    out.answer(&sender.session, &client_msg_id, Err(e));
     out.send(inner).await;
 }
 
@@ -203,11 +202,7 @@ async fn after_commit(inner: Arc<Inner>, sender: Sender, written: Written) -> Fi
 /// The ack of a stored send, for the connection that sent it.
 fn ack(out: &mut Outbox, sender: &Sender, m: &kefu_store::entity::message::Model) {
     let client_msg_id = m.client_msg_id.as_deref().unwrap_or_default();
-    out.send_answer(
-        &sender.session,
-        client_msg_id,
-        view::send_ack(m).to_json().into(),
-    );
+    out.answer(&sender.session, client_msg_id, Ok(view::send_ack(m)));
 }
 
 /// A resend of a stored message: if its recipient has not confirmed it (the
@@ -269,18 +264,15 @@ pub(crate) async fn other(inner: Arc<Inner>, sender: Sender, command: Command) {
     };
     match result {
         Ok(true) => {
-            inner
-                .reply(&sender.session, &Frame::ack(action, cmid))
-                .await
+            let mut out = Outbox::default();
+            out.reply(&sender.session, &Frame::ack(action, cmid));
+            out.send(&inner).await
         }
         Ok(false) => {}
         Err(e) => {
-            inner
-                .reply(
-                    &sender.session,
-                    &Frame::error(action, cmid, e.code, &e.message),
-                )
-                .await
+            let mut out = Outbox::default();
+            out.refuse(&sender.session, action, cmid, &e);
+            out.send(&inner).await
         }
     }
 }

@@ -2,7 +2,9 @@
 
 use crate::{view, Inner};
 use bytes::Bytes;
-use kefu_proto::v1::{Push, PushBatch, Session};
+use kefu_proto::v1::push::Kind;
+use kefu_proto::v1::{Close, Confirmed, Fanout, Push, PushBatch, Reply, Session};
+use kefu_protocol::{Frame, ProtocolError};
 use std::collections::HashMap;
 
 #[derive(Default)]
@@ -11,41 +13,70 @@ pub struct Outbox {
 }
 
 impl Outbox {
-    /// A frame for one connection (an ack or an error).
-    pub fn for_conn(&mut self, session: &Session, frame: Bytes) {
+    fn to(&mut self, gateway: &str, kind: Kind) {
         self.batches
-            .entry(session.gateway_id.clone())
+            .entry(gateway.to_owned())
             .or_default()
-            .push(Push {
-                conn_ids: vec![session.conn_id.clone()],
-                frame_json: frame,
-                ..Push::default()
-            });
+            .push(Push { kind: Some(kind) });
+    }
+
+    /// A frame for one connection (an ack, a notice).
+    pub fn reply(&mut self, session: &Session, frame: &Frame) {
+        self.reply_to(session, frame, false, None);
+    }
+
+    /// The error ack for a frame of `action` from one connection.
+    pub fn refuse(
+        &mut self,
+        session: &Session,
+        action: &str,
+        client_msg_id: Option<String>,
+        error: &ProtocolError,
+    ) {
+        let frame = Frame::error(action, client_msg_id, error.code, &error.message);
+        self.reply_to(session, &frame, error.code.is_refusal(), None);
+    }
+
+    /// The answer to a send, its ack (`Ok`) or its error, for the sending
+    /// connection.
+    pub fn answer(
+        &mut self,
+        session: &Session,
+        client_msg_id: &str,
+        answer: Result<Frame, ProtocolError>,
+    ) {
+        let (frame, refused) = match answer {
+            Ok(ack) => (ack, false),
+            Err(e) => (
+                Frame::error("send", Some(client_msg_id.to_owned()), e.code, &e.message),
+                e.code.is_refusal(),
+            ),
+        };
+        self.reply_to(session, &frame, refused, Some(client_msg_id));
+    }
+
+    fn reply_to(&mut self, session: &Session, frame: &Frame, refused: bool, answers: Option<&str>) {
+        let reply = Reply {
+            conn_id: session.conn_id.clone(),
+            frame_json: frame.to_json().into(),
+            refused,
+            client_msg_id: answers.unwrap_or_default().to_owned(),
+        };
+        let kind = match answers {
+            Some(_) => Kind::Answer(reply),
+            None => Kind::Reply(reply),
+        };
+        self.to(&session.gateway_id, kind);
     }
 
     /// Closes one connection with `code`, after what was queued for it.
     pub fn close(&mut self, session: &Session, code: u32) {
-        self.batches
-            .entry(session.gateway_id.clone())
-            .or_default()
-            .push(Push {
-                conn_ids: vec![session.conn_id.clone()],
-                close_code: code,
-                ..Push::default()
-            });
-    }
-
-    /// The answer to a send (its ack or error) for the sending connection.
-    pub fn send_answer(&mut self, session: &Session, client_msg_id: &str, frame: Bytes) {
-        self.batches
-            .entry(session.gateway_id.clone())
-            .or_default()
-            .push(Push {
-                conn_ids: vec![session.conn_id.clone()],
-                frame_json: frame,
-                answers_send: client_msg_id.to_owned(),
-                ..Push::default()
-            });
+        let close = Close {
+            code,
+            conn_id: session.conn_id.clone(),
+            ..Close::default()
+        };
+        self.to(&session.gateway_id, Kind::Close(close));
     }
 
     /// A frame for every device of `users` but `exclude_conn`; a non-zero
@@ -72,13 +103,13 @@ impl Outbox {
     ) {
         let Located { users, gateways } = located;
         for gateway in gateways {
-            self.batches.entry(gateway).or_default().push(Push {
+            let fanout = Fanout {
                 user_ids: users.clone(),
                 exclude_conn: exclude_conn.to_owned(),
                 frame_json: frame.clone(),
                 message_id: message_id as u64,
-                ..Push::default()
-            });
+            };
+            self.to(&gateway, Kind::Fanout(fanout));
         }
     }
 
@@ -86,23 +117,24 @@ impl Outbox {
     /// issued at or before `up_to` (seconds since the epoch).
     pub async fn close_signed_out(&mut self, inner: &Inner, user: &str, up_to: u64, code: u32) {
         for gateway in gateways_of(inner, &[user.to_owned()]).await {
-            self.batches.entry(gateway).or_default().push(Push {
-                user_ids: vec![user.to_owned()],
-                close_code: code,
-                close_issued_up_to: up_to,
-                ..Push::default()
-            });
+            let close = Close {
+                code,
+                user_id: user.to_owned(),
+                issued_up_to: up_to,
+                ..Close::default()
+            };
+            self.to(&gateway, Kind::Close(close));
         }
     }
 
     /// Tells every gateway of `user` that these messages were confirmed.
     pub async fn confirmed(&mut self, inner: &Inner, user: &str, ids: Vec<u64>) {
         for gateway in gateways_of(inner, &[user.to_owned()]).await {
-            self.batches.entry(gateway).or_default().push(Push {
-                confirmed_ids: ids.clone(),
-                confirmed_by: user.to_owned(),
-                ..Push::default()
-            });
+            let confirmed = Confirmed {
+                user_id: user.to_owned(),
+                message_ids: ids.clone(),
+            };
+            self.to(&gateway, Kind::Confirmed(confirmed));
         }
     }
 
