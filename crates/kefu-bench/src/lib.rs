@@ -11,6 +11,7 @@
 
 pub mod chat;
 pub mod connections;
+pub mod cpu;
 pub mod open;
 pub mod relay;
 pub mod report;
@@ -73,6 +74,11 @@ pub struct Gateways {
     /// The gateways' token secret.
     #[arg(long, env = "KEFU_SECRET", hide_env_values = true)]
     pub secret: String,
+    /// The target's process ids, comma-separated (every `kefu` of a
+    /// cluster, its database and Redis): their processor time during the
+    /// run is reported beside the generator's.
+    #[arg(long, env = "KEFU_SERVER_PID", value_delimiter = ',')]
+    pub server_pid: Vec<u32>,
 }
 
 /// Signs a bench token with the target's secret.

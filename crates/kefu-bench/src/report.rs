@@ -52,6 +52,8 @@ pub struct Results {
     /// granularity would otherwise be added to every one), so this shows
     /// whether the generator kept its schedule (no coordinated omission).
     pub send_lag: Option<Histogram<u64>>,
+    /// Processor use while the load ran.
+    pub cpu: Option<crate::cpu::CpuShare>,
 }
 
 fn to_json(r: &Results) -> Value {
@@ -61,6 +63,7 @@ fn to_json(r: &Results) -> Value {
         "delivered_per_sec": r.delivered_per_sec,
         "ack_latency": percentiles(&r.ack), "delivery_latency": percentiles(&r.delivery),
         "send_lag": r.send_lag.as_ref().map(percentiles),
+        "cpu_cores": r.cpu.map(|c| json!({"generator": c.generator, "server": c.server})),
     })
 }
 
@@ -87,6 +90,9 @@ pub fn print(json: bool, kefu: &Results, relay: Option<&Results>) {
         if let Some(lag) = &r.send_lag {
             println!("{}", latency_row("send lag", lag));
         }
+        if let Some(cpu) = r.cpu {
+            println!("{}", cpu_row(cpu));
+        }
     }
     if let Some(r) = relay {
         println!(
@@ -94,4 +100,18 @@ pub fn print(json: bool, kefu: &Results, relay: Option<&Results>) {
             kefu.delivered_per_sec / r.delivered_per_sec.max(1e-9)
         );
     }
+}
+
+/// Cores used while the load ran, of the machine's.
+fn cpu_row(cpu: crate::cpu::CpuShare) -> String {
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let server = cpu
+        .server
+        .map_or("not measured (--server-pid)".to_owned(), |s| {
+            format!("{s:.2} cores")
+        });
+    format!(
+        "cpu (of {cores} cores)     generator {:.2} cores  server {server}",
+        cpu.generator
+    )
 }

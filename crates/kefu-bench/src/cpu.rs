@@ -1,0 +1,93 @@
+//! How much processor the generator and the server used during a run, so a
+//! reader sees whether the generator, not the target, set the pace.
+
+use std::time::Instant;
+
+/// Processor time of some processes, from `/proc/PID/stat` (user plus
+/// system, every thread, including threads that have ended).
+pub struct CpuClock {
+    generator: Option<u64>,
+    server: Vec<(u32, Option<u64>)>,
+    at: Instant,
+}
+
+/// Cores used over a window: 1.0 is one core busy all the time.
+#[derive(Debug, Clone, Copy)]
+pub struct CpuShare {
+    pub generator: f64,
+    /// `None` when no server process was named (`--server-pid`).
+    pub server: Option<f64>,
+}
+
+impl CpuClock {
+    /// Starts counting for this process and the `server` processes.
+    pub fn start(server: &[u32]) -> CpuClock {
+        CpuClock {
+            generator: ticks(std::process::id()),
+            server: server.iter().map(|&pid| (pid, ticks(pid))).collect(),
+            at: Instant::now(),
+        }
+    }
+
+    /// The cores each side used since [`CpuClock::start`].
+    pub fn share(&self) -> CpuShare {
+        let seconds = self.at.elapsed().as_secs_f64().max(1e-3);
+        let hz = rustix::param::clock_ticks_per_second() as f64;
+        let cores = |before: Option<u64>, pid: u32| -> Option<f64> {
+            let used = ticks(pid)?.checked_sub(before?)?;
+            Some(used as f64 / hz / seconds)
+        };
+        let server: Vec<f64> = self
+            .server
+            .iter()
+            .filter_map(|&(pid, before)| cores(before, pid))
+            .collect();
+        CpuShare {
+            generator: cores(self.generator, std::process::id()).unwrap_or(0.0),
+            server: (!server.is_empty()).then(|| server.iter().sum()),
+        }
+    }
+}
+
+/// User plus system clock ticks of a process, or `None` if it is not
+/// readable (gone, or not Linux).
+fn ticks(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    parse_stat(&stat)
+}
+
+/// Fields 14 and 15 of `/proc/PID/stat` (utime, stime), counted after the
+/// command name, which is in parentheses and may itself hold spaces.
+fn parse_stat(stat: &str) -> Option<u64> {
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    let mut fields = after_name.split_whitespace().skip(11);
+    let user: u64 = fields.next()?.parse().ok()?;
+    let system: u64 = fields.next()?.parse().ok()?;
+    Some(user + system)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_and_system_time_are_read_after_a_name_with_spaces() {
+        let stat = "4242 (kefu (bench) x) S 1 4242 4242 0 -1 4194560 1 0 0 0 \
+                    250 37 0 0 20 0 9 0 100 1000 50";
+        assert_eq!(parse_stat(stat), Some(287));
+    }
+
+    #[test]
+    fn this_process_uses_some_processor_time() {
+        let clock = CpuClock::start(&[std::process::id()]);
+        let spin = Instant::now();
+        let mut x = 0u64;
+        while spin.elapsed().as_millis() < 60 {
+            x = x.wrapping_add(std::hint::black_box(1));
+        }
+        std::hint::black_box(x);
+        let share = clock.share();
+        assert!(share.generator > 0.0, "{share:?}");
+        assert!(share.server.is_some_and(|s| s > 0.0), "{share:?}");
+    }
+}
