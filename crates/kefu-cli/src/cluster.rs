@@ -3,10 +3,11 @@
 //! leaves it on SIGTERM.
 
 use crate::options::{GatewayOptions, RegisterOptions, WorkerOptions};
-use crate::serve::shutdown_signal;
+use crate::serve::{left, shutdown_signal};
 use anyhow::Context;
 use kefu_gateway::workers::{RingLink, MAX_MESSAGE};
 use kefu_gateway::Gateway;
+use kefu_lifecycle::Lifecycle;
 use kefu_proto::auth;
 use kefu_register::grpc::RegisterService;
 use kefu_register::outage::Outage;
@@ -22,6 +23,7 @@ use tokio::net::TcpListener;
 pub const LEASE: Duration = Duration::from_secs(10);
 
 pub async fn register(opts: RegisterOptions) -> anyhow::Result<()> {
+    let role = Lifecycle::new();
     let (listener, starting) = bind_twice(&opts.listen)?;
     let addr = listener.local_addr()?;
     let secret = opts.cluster.secret(addr)?;
@@ -34,7 +36,7 @@ pub async fn register(opts: RegisterOptions) -> anyhow::Result<()> {
                 tracing::info!("stopped");
                 return Ok(());
             };
-            tokio::spawn(sweep(redis.clone(), what));
+            role.spawn_loop(sweep(redis.clone(), what));
             Arc::new(redis)
         }
         None => {
@@ -48,8 +50,11 @@ pub async fn register(opts: RegisterOptions) -> anyhow::Result<()> {
     );
     let app = with_ops_routes(tonic::service::Routes::new(service).into_axum_router());
     println!("kefu register serving on {addr}");
-    let server = tokio::spawn(serve_until(listener, app, shutdown_signal()));
-    let _ = server.await;
+    serve_until(listener, app, shutdown_signal()).await;
+    // Its only task is the sweep, a loop: nothing to wait for.
+    if !role.stop(Duration::from_secs(1)).await {
+        tracing::warn!("tasks still running at the drain timeout; stopping anyway");
+    }
     tracing::info!("stopped");
     Ok(())
 }
@@ -311,12 +316,24 @@ pub async fn worker(opts: WorkerOptions) -> anyhow::Result<()> {
         .id
         .clone()
         .unwrap_or_else(|| unique_id("worker", &advertise));
-    let gateways = RemoteGateways::new(register.clone(), secret.clone(), opts.gateway_queue);
+    let role = Lifecycle::new();
+    let gateways = RemoteGateways::new(
+        register.clone(),
+        secret.clone(),
+        opts.gateway_queue,
+        role.clone(),
+    );
     let worker_config = kefu_worker::WorkerConfig {
         peer_secret: secret.clone().map(kefu_worker::PeerSecret),
         ..opts.tuning.worker_config(id.clone())
     };
-    let worker = Worker::start(worker_config, store, register, Arc::new(gateways));
+    let worker = Worker::start(
+        worker_config,
+        store,
+        register,
+        Arc::new(gateways),
+        role.clone(),
+    );
     let member = Member {
         id: id.clone(),
         role: "worker".into(),
@@ -328,10 +345,11 @@ pub async fn worker(opts: WorkerOptions) -> anyhow::Result<()> {
             .max_encoding_message_size(MAX_MESSAGE),
         auth::Check::new(secret.as_deref()),
     );
-    let lease = tokio::spawn(keep_alive(remote.clone(), member.clone(), || async {}));
+    let lease = role.child();
+    lease.spawn_loop(keep_alive(remote.clone(), member.clone(), || async {}));
     let app = with_ops_routes(tonic::service::Routes::new(service).into_axum_router());
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(serve_until(listener, app, async move {
+    role.spawn(serve_until(listener, app, async move {
         let _ = stop_rx.await;
     }));
     println!("kefu worker {id} serving on {addr}");
@@ -339,16 +357,20 @@ pub async fn worker(opts: WorkerOptions) -> anyhow::Result<()> {
     // Leave first, so gateways move this worker's shards; then finish what
     // was taken; then close the streams.
     tracing::info!("draining");
-    lease.abort();
+    let deadline = tokio::time::Instant::now() + opts.drain.drain_timeout;
+    lease.cancel();
     let _ = remote.leave(&member.id).await;
     // Each gateway notices within 500 ms, lets this worker finish the
     // frames it sent here, then closes its stream.
-    if !worker.frame_streams_closed(opts.drain.drain_timeout).await {
+    if !worker.frame_streams_closed(left(deadline)).await {
         tracing::warn!("a gateway kept its stream open; draining anyway");
     }
-    worker.drain(opts.drain.drain_timeout).await;
+    worker.drain(left(deadline)).await;
     let _ = stop_tx.send(());
-    let _ = server.await;
+    // The server gives its open calls two more seconds.
+    if !role.stop(left(deadline) + Duration::from_secs(2)).await {
+        tracing::warn!("tasks still running at the drain timeout; stopping anyway");
+    }
     tracing::info!("stopped");
     Ok(())
 }
@@ -379,7 +401,13 @@ pub async fn gateway(opts: GatewayOptions) -> anyhow::Result<()> {
         .id
         .clone()
         .unwrap_or_else(|| unique_id("gateway", &advertise));
-    let workers = RingLink::start(register.clone(), secret.clone(), opts.worker_queue);
+    let role = Lifecycle::new();
+    let workers = RingLink::start(
+        register.clone(),
+        secret.clone(),
+        opts.worker_queue,
+        role.clone(),
+    );
     workers.refresh().await;
     let mut config = kefu_gateway::GatewayConfig {
         pages: opts.web.pages()?,
@@ -388,20 +416,21 @@ pub async fn gateway(opts: GatewayOptions) -> anyhow::Result<()> {
         ..opts.tuning.gateway_config(id.clone(), token_secret)
     };
     opts.client_limits.apply(&mut config);
-    config.server.tls = opts.tls.load()?;
+    config.server.tls = opts.tls.load(&role)?;
     let scheme = if config.server.tls.is_some() {
         "https"
     } else {
         "http"
     };
-    let gateway = Gateway::new(config, Arc::new(workers), register.clone());
+    let gateway = Gateway::new(config, Arc::new(workers), register.clone(), role.clone());
     let member = Member {
         id: id.clone(),
         role: "gateway".into(),
         addr: advertise,
     };
     let announcer = gateway.clone();
-    let lease = tokio::spawn(keep_alive(register.clone(), member.clone(), move || {
+    let lease = role.child();
+    lease.spawn_loop(keep_alive(register.clone(), member.clone(), move || {
         let gateway = announcer.clone();
         async move { gateway.announce_all().await }
     }));
@@ -412,17 +441,21 @@ pub async fn gateway(opts: GatewayOptions) -> anyhow::Result<()> {
     );
     let internal_app = with_ops_routes(tonic::service::Routes::new(grpc).into_axum_router());
     let (stop_internal, internal_stop) = tokio::sync::oneshot::channel::<()>();
-    let internal_server = tokio::spawn(serve_until(internal, internal_app, async move {
+    role.spawn(serve_until(internal, internal_app, async move {
         let _ = internal_stop.await;
     }));
     tracing::info!(%internal_addr, "workers push through the internal listener");
     println!("kefu serving on {scheme}://{addr}");
     kefu_gateway::http::serve(listener, gateway.clone(), shutdown_signal()).await?;
-    gateway.all_closed(opts.drain.drain_timeout).await;
-    lease.abort();
+    let deadline = tokio::time::Instant::now() + opts.drain.drain_timeout;
+    gateway.all_closed(left(deadline)).await;
+    lease.cancel();
     let _ = register.leave(&member.id).await;
     let _ = stop_internal.send(());
-    let _ = internal_server.await;
+    // The internal server gives its open calls two more seconds.
+    if !role.stop(left(deadline) + Duration::from_secs(2)).await {
+        tracing::warn!("tasks still running at the drain timeout; stopping anyway");
+    }
     tracing::info!("stopped");
     Ok(())
 }

@@ -399,12 +399,15 @@ pub struct TlsOptions {
 
 impl TlsOptions {
     /// The certificate, loaded and reloaded on SIGHUP; None without one.
-    pub fn load(&self) -> anyhow::Result<Option<std::sync::Arc<kefu_gateway::tls::Tls>>> {
+    pub fn load(
+        &self,
+        gateway: &kefu_lifecycle::Lifecycle,
+    ) -> anyhow::Result<Option<std::sync::Arc<kefu_gateway::tls::Tls>>> {
         let (Some(cert), Some(key)) = (&self.tls_cert, &self.tls_key) else {
             return Ok(None);
         };
         let tls = kefu_gateway::tls::Tls::load(cert, key).map_err(anyhow::Error::msg)?;
-        tls.reload_on_sighup();
+        tls.reload_on_sighup(gateway);
         Ok(Some(tls))
     }
 }

@@ -5,6 +5,7 @@ use crate::local::{LocalGateways, LocalWorker};
 use crate::options::ServeOptions;
 use anyhow::Context;
 use kefu_gateway::{Gateway, GatewayConfig};
+use kefu_lifecycle::Lifecycle;
 use kefu_register::{Member, MemoryRegister, Register};
 use kefu_worker::{Worker, WorkerConfig};
 use std::sync::Arc;
@@ -27,11 +28,14 @@ pub async fn run(opts: ServeOptions) -> anyhow::Result<()> {
     let register: Arc<dyn Register> = Arc::new(MemoryRegister::new());
     let gateways = LocalGateways::default();
     let worker_config = opts.worker.worker_config(WorkerConfig::default().id);
+    // Each role owns its loops and jobs, stopped in turn at the end.
+    let (gateway_role, worker_role) = (Lifecycle::new(), Lifecycle::new());
     let worker = Worker::start(
         worker_config,
         store,
         register.clone(),
         Arc::new(gateways.clone()),
+        worker_role.clone(),
     );
     let mut gateway_config = GatewayConfig {
         pages: opts.web.pages()?,
@@ -42,7 +46,7 @@ pub async fn run(opts: ServeOptions) -> anyhow::Result<()> {
             .gateway_config(GatewayConfig::default().id, secret)
     };
     opts.client_limits.apply(&mut gateway_config);
-    gateway_config.server.tls = opts.tls.load()?;
+    gateway_config.server.tls = opts.tls.load(&gateway_role)?;
     let scheme = if gateway_config.server.tls.is_some() {
         "https"
     } else {
@@ -52,6 +56,7 @@ pub async fn run(opts: ServeOptions) -> anyhow::Result<()> {
         gateway_config,
         Arc::new(LocalWorker(worker.clone())),
         register.clone(),
+        gateway_role.clone(),
     );
     gateways.add(gateway.clone());
     let member = Member {
@@ -59,8 +64,8 @@ pub async fn run(opts: ServeOptions) -> anyhow::Result<()> {
         role: "gateway".into(),
         addr: "in-process".into(),
     };
-    tokio::spawn(keep_alive(register.clone(), member.clone()));
-    tokio::spawn(keep_alive(
+    gateway_role.spawn_loop(keep_alive(register.clone(), member.clone()));
+    worker_role.spawn_loop(keep_alive(
         register.clone(),
         Member {
             id: worker.id().to_owned(),
@@ -77,11 +82,21 @@ pub async fn run(opts: ServeOptions) -> anyhow::Result<()> {
     println!("kefu serving on {scheme}://{addr}");
     kefu_gateway::http::serve(listener, gateway.clone(), shutdown_signal()).await?;
     tracing::info!("draining");
-    gateway.all_closed(opts.drain.drain_timeout).await;
-    worker.drain(opts.drain.drain_timeout).await;
+    let deadline = tokio::time::Instant::now() + opts.drain.drain_timeout;
+    gateway.all_closed(left(deadline)).await;
     let _ = register.leave(&member.id).await;
+    let gateway_stopped = gateway_role.stop(left(deadline)).await;
+    worker.drain(left(deadline)).await;
+    if !(gateway_stopped && worker_role.stop(left(deadline)).await) {
+        tracing::warn!("tasks still running at the drain timeout; stopping anyway");
+    }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// What is left of the drain until `deadline`.
+pub fn left(deadline: tokio::time::Instant) -> Duration {
+    deadline.saturating_duration_since(tokio::time::Instant::now())
 }
 
 async fn keep_alive(register: Arc<dyn Register>, member: Member) {

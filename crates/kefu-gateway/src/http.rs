@@ -713,7 +713,7 @@ impl Drop for Upload<'_> {
         let query = format!("key={key}");
         let request = self.request("DELETE", "/api/upload/parts", query, Bytes::new());
         let workers = self.inner.workers.clone();
-        tokio::spawn(async move {
+        self.inner.lifecycle.spawn(async move {
             if let Err(e) = workers.api(request).await {
                 tracing::debug!(error = %e, "cannot delete an abandoned upload; the sweep will");
             }

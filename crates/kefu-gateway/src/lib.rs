@@ -125,6 +125,9 @@ pub(crate) struct Inner {
     /// Uploads being received at once, at most `max_concurrent_uploads`:
     /// each holds its file in memory until the worker has it.
     pub uploads: Arc<tokio::sync::Semaphore>,
+    /// The gateway's loops and jobs, stopped by whoever started it once
+    /// its connections are closed.
+    pub lifecycle: kefu_lifecycle::Lifecycle,
 }
 
 /// The upload slots of a configuration (0: as good as unlimited).
@@ -140,6 +143,7 @@ impl Gateway {
         config: GatewayConfig,
         workers: Arc<dyn WorkerLink>,
         register: Arc<dyn Register>,
+        lifecycle: kefu_lifecycle::Lifecycle,
     ) -> Gateway {
         metrics::init();
         let uploads = Arc::new(tokio::sync::Semaphore::new(config_uploads(&config)));
@@ -155,6 +159,7 @@ impl Gateway {
                 next_conn: AtomicU64::new(1),
                 draining: watch::channel(false).0,
                 uploads,
+                lifecycle,
             }),
         }
     }

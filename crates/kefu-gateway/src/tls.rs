@@ -56,7 +56,9 @@ impl Tls {
     }
 
     /// Reloads on every SIGHUP, for as long as the process runs.
-    pub fn reload_on_sighup(self: &Arc<Self>) {
+    pub fn reload_on_sighup(self: &Arc<Self>, lifecycle: &kefu_lifecycle::Lifecycle) {
+        #[cfg(not(unix))]
+        let _ = lifecycle;
         #[cfg(unix)]
         {
             use tokio::signal::unix::{signal, SignalKind};
@@ -65,7 +67,7 @@ impl Tls {
                 Ok(s) => s,
                 Err(e) => return tracing::warn!(error = %e, "cannot listen for SIGHUP"),
             };
-            tokio::spawn(async move {
+            lifecycle.spawn_loop(async move {
                 while hangups.recv().await.is_some() {
                     match tls.reload() {
                         Ok(()) => {

@@ -12,6 +12,7 @@
 //! safe, and the connection passes on only one answer per send.
 
 use crate::{LinkError, WorkerLink};
+use kefu_lifecycle::Lifecycle;
 use kefu_proto::auth;
 use kefu_proto::v1::worker_client::WorkerClient;
 use kefu_proto::v1::{ApiReply, ApiRequest, ConnectionEvent, FrameRequest, Member};
@@ -100,12 +101,20 @@ pub struct RingLink {
     refreshing: Arc<tokio::sync::Mutex<()>>,
     /// The register's failures, logged once and not every refresh.
     register_outage: Arc<Outage>,
+    /// The gateway's: the refresh and each worker stream are its loops,
+    /// a hand-over its job.
+    lifecycle: Lifecycle,
 }
 
 impl RingLink {
     /// Starts following the register's worker membership; at most `queue`
     /// frames wait for one worker before submitters wait too.
-    pub fn start(register: Arc<dyn Register>, secret: Option<String>, queue: usize) -> RingLink {
+    pub fn start(
+        register: Arc<dyn Register>,
+        secret: Option<String>,
+        queue: usize,
+        lifecycle: Lifecycle,
+    ) -> RingLink {
         let link = RingLink {
             register,
             secret,
@@ -114,9 +123,10 @@ impl RingLink {
             changed: Arc::default(),
             refreshing: Arc::default(),
             register_outage: Arc::new(Outage::new("the register (reading workers)")),
+            lifecycle,
         };
         let follower = link.clone();
-        tokio::spawn(async move {
+        link.lifecycle.spawn_loop(async move {
             loop {
                 follower.refresh().await;
                 tokio::time::sleep(REFRESH).await;
@@ -209,7 +219,7 @@ impl RingLink {
             // Not under the refresh lock: resubmitting may wait for a worker
             // to join, which takes a refresh.
             let link = self.clone();
-            tokio::spawn(async move {
+            self.lifecycle.spawn(async move {
                 for (stream, shards) in orphans {
                     link.hand_over(&stream, shards).await;
                 }
@@ -234,7 +244,8 @@ impl RingLink {
                 .max_encoding_message_size(MAX_MESSAGE);
         let (tx, rx) = mpsc::channel(self.queue);
         let stream = Arc::new(Stream::new(member.clone(), client.clone(), tx));
-        tokio::spawn(run_stream(self.clone(), stream.clone(), client, rx));
+        let run = run_stream(self.clone(), stream.clone(), client, rx);
+        self.lifecycle.spawn_loop(run);
         Ok(stream)
     }
 
@@ -269,7 +280,7 @@ impl RingLink {
         }
         tracing::warn!(worker = %stream.member.id, "worker stream broke; moving its shards");
         let link = self.clone();
-        tokio::spawn(async move { link.refresh().await });
+        self.lifecycle.spawn(async move { link.refresh().await });
     }
 
     /// Settles a departed worker's in-flight frames, then lets newer
@@ -513,6 +524,7 @@ mod tests {
             changed: Arc::default(),
             refreshing: Arc::default(),
             register_outage: Arc::new(Outage::new("test")),
+            lifecycle: Lifecycle::new(),
         }
     }
 
@@ -615,6 +627,19 @@ mod tests {
             .expect("b's stream open");
         assert_eq!(label(&first), "new-3", "a's frames were not sent again");
         assert!(link.state.read().unwrap().replaying.is_empty());
+    }
+
+    /// The ring's refresh is a loop of the gateway's lifecycle: stopping
+    /// the lifecycle ends it, and then nothing holds the link.
+    #[tokio::test]
+    async fn stopping_its_lifecycle_ends_the_rings_refresh() {
+        let role = Lifecycle::new();
+        let link = RingLink::start(Arc::new(MemoryRegister::new()), None, 4, role.clone());
+        let state = Arc::downgrade(&link.state);
+        drop(link);
+        assert_eq!(role.running(), 1);
+        assert!(role.stop(Duration::from_secs(5)).await);
+        assert!(state.upgrade().is_none(), "nothing holds the ring");
     }
 
     #[tokio::test]

@@ -117,8 +117,8 @@ impl Dispatch {
 
     /// Follows the worker membership: becomes the dispatcher when this
     /// worker owns [`DISPATCH_SHARD`], and stops being it when not.
-    pub(crate) fn start(inner: Weak<Inner>) {
-        tokio::spawn(async move {
+    pub(crate) fn start(inner: Weak<Inner>, lifecycle: &kefu_lifecycle::Lifecycle) {
+        lifecycle.spawn_loop(async move {
             let mut ticker = tokio::time::interval(FOLLOW);
             loop {
                 ticker.tick().await;

@@ -37,6 +37,8 @@ pub struct RemoteGateways {
     queues: Arc<DashMap<String, mpsc::Sender<Queued>>>,
     /// Pushes one gateway's queue holds.
     queue: usize,
+    /// The worker's: the sweep and each gateway's sender are its loops.
+    lifecycle: kefu_lifecycle::Lifecycle,
 }
 
 /// How often queues of departed gateways are looked for.
@@ -67,6 +69,7 @@ impl RemoteGateways {
         register: Arc<dyn Register>,
         secret: Option<String>,
         queue: usize,
+        lifecycle: kefu_lifecycle::Lifecycle,
     ) -> RemoteGateways {
         let gateways = RemoteGateways {
             inner: Arc::new(Inner {
@@ -77,12 +80,13 @@ impl RemoteGateways {
             }),
             queues: Arc::default(),
             queue: queue.max(1),
+            lifecycle,
         };
         let (inner, queues) = (
             Arc::downgrade(&gateways.inner),
             Arc::downgrade(&gateways.queues),
         );
-        tokio::spawn(async move {
+        gateways.lifecycle.spawn_loop(async move {
             loop {
                 tokio::time::sleep(SWEEP).await;
                 let (Some(inner), Some(queues)) = (inner.upgrade(), queues.upgrade()) else {
@@ -180,7 +184,8 @@ impl GatewayLink for RemoteGateways {
             .entry(gateway_id.to_owned())
             .or_insert_with(|| {
                 let (tx, rx) = mpsc::channel(self.queue);
-                tokio::spawn(send_loop(self.inner.clone(), gateway_id.to_owned(), rx));
+                let sender = send_loop(self.inner.clone(), gateway_id.to_owned(), rx);
+                self.lifecycle.spawn_loop(sender);
                 tx
             })
             .clone();
@@ -228,7 +233,7 @@ mod tests {
             .keep_alive(member, Duration::from_secs(60))
             .await
             .expect("g joins");
-        let gateways = RemoteGateways::new(register.clone(), None, 2);
+        let gateways = RemoteGateways::new(register.clone(), None, 2, Default::default());
         let dropped = crate::metrics::PUSHES_DROPPED.get();
         let mut pending = vec![gateways.deliver("g", PushBatch::default()).await];
         // The sender takes the first and is stuck on it.

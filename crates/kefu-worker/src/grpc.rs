@@ -11,6 +11,23 @@ use std::pin::Pin;
 use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
 
+/// One gateway's `Frames` stream, counted while open (however its task
+/// ends).
+struct OpenStream(tokio::sync::watch::Sender<usize>);
+
+impl OpenStream {
+    fn count(streams: &tokio::sync::watch::Sender<usize>) -> OpenStream {
+        streams.send_modify(|n| *n += 1);
+        OpenStream(streams.clone())
+    }
+}
+
+impl Drop for OpenStream {
+    fn drop(&mut self) {
+        self.0.send_modify(|n| *n -= 1);
+    }
+}
+
 #[tonic::async_trait]
 impl worker_server::Worker for Worker {
     type FramesStream = Pin<Box<dyn Stream<Item = Result<FramesDone, Status>> + Send>>;
@@ -24,9 +41,11 @@ impl worker_server::Worker for Worker {
         let mut incoming = request.into_inner();
         let worker = self.clone();
         let (tx, rx) = tokio::sync::mpsc::channel::<Result<FramesDone, Status>>(1024);
-        tokio::spawn(async move {
-            let streams = worker.inner.frame_streams.clone();
-            streams.send_modify(|n| *n += 1);
+        let lifecycle = self.inner.lifecycle.clone();
+        // A loop: once the worker stops, it reads no more frames; the
+        // gateway sends what was not done to the shard's next owner.
+        lifecycle.clone().spawn_loop(async move {
+            let _open = OpenStream::count(&worker.inner.frame_streams);
             while let Some(frame) = incoming.next().await {
                 let frame = match frame {
                     Ok(frame) => frame,
@@ -38,14 +57,13 @@ impl worker_server::Worker for Worker {
                 let seq = frame.seq;
                 let handled = worker.submit_tracked(frame).await;
                 let tx = tx.clone();
-                tokio::spawn(async move {
+                lifecycle.spawn(async move {
                     if let Ok(sent) = handled.await {
                         sent.wait().await;
                     }
                     let _ = tx.send(Ok(FramesDone { seqs: vec![seq] })).await;
                 });
             }
-            streams.send_modify(|n| *n -= 1);
         });
         Ok(Response::new(Box::pin(
             tokio_stream::wrappers::ReceiverStream::new(rx),

@@ -16,6 +16,7 @@
 
 use futures::future::BoxFuture;
 use futures::stream::{FuturesOrdered, StreamExt};
+use kefu_lifecycle::Lifecycle;
 use std::future::Future;
 use tokio::sync::{mpsc, oneshot};
 
@@ -56,9 +57,10 @@ pub struct Lane {
 const DEPTH: usize = 4096;
 
 impl Lane {
-    pub fn start() -> Lane {
+    /// Starts the lane's runner as a loop of the worker's `lifecycle`.
+    pub fn start(lifecycle: &Lifecycle) -> Lane {
         let (tx, rx) = mpsc::channel(DEPTH);
-        tokio::spawn(run(rx));
+        lifecycle.spawn_loop(run(rx, lifecycle.clone()));
         Lane { tx }
     }
 
@@ -79,9 +81,9 @@ impl Lane {
     }
 }
 
-async fn run(mut rx: mpsc::Receiver<Job>) {
+async fn run(mut rx: mpsc::Receiver<Job>, lifecycle: Lifecycle) {
     let (tails, tail_rx) = mpsc::unbounded_channel::<AfterCommit>();
-    let tail_task = tokio::spawn(run_tails(tail_rx));
+    let tail_task = lifecycle.spawn_loop(run_tails(tail_rx));
     while let Some(job) = rx.recv().await {
         match job {
             Job::Pipelined(head) => {
@@ -133,7 +135,7 @@ mod tests {
         // One permit, as a one-connection pool: the tail takes it across an
         // await, the next head needs it.
         let pool = Arc::new(tokio::sync::Semaphore::new(1));
-        let lane = Lane::start();
+        let lane = Lane::start(&Lifecycle::new());
         let p = pool.clone();
         lane.pipelined(async move {
             let tail: AfterCommit = Box::pin(async move {
@@ -162,7 +164,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn tails_wait_together_and_finish_in_order() {
-        let lane = Lane::start();
+        let lane = Lane::start(&Lifecycle::new());
         let log = Arc::new(Mutex::new(Vec::new()));
         let started = tokio::time::Instant::now();
         for i in 0..3u64 {
@@ -194,7 +196,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn an_ordered_job_waits_for_earlier_send_tails() {
-        let lane = Lane::start();
+        let lane = Lane::start(&Lifecycle::new());
         let log = Arc::new(Mutex::new(Vec::new()));
         for i in 0..3 {
             let log = log.clone();

@@ -40,6 +40,7 @@ mod sign_out;
 pub mod tasks;
 pub mod view;
 
+use kefu_lifecycle::Lifecycle;
 use kefu_proto::v1::{ApiReply, ApiRequest, ConnectionEvent, FrameRequest, PushBatch, Session};
 use kefu_protocol::{Command, ErrorCode, Limits, ProtocolError, Role};
 use kefu_register::Register;
@@ -158,6 +159,9 @@ pub(crate) struct Inner {
     pub(crate) task_writer: Writer,
     pub(crate) register: Arc<dyn Register>,
     pub(crate) gateways: Arc<dyn GatewayLink>,
+    /// The worker's loops and jobs, stopped by whoever started it, after
+    /// [`Worker::drain`].
+    pub(crate) lifecycle: Lifecycle,
     pub(crate) lanes: Vec<lane::Lane>,
     pub(crate) dispatch: dispatch::Dispatch,
     pub(crate) tasks: tasks::TaskCache,
@@ -229,12 +233,14 @@ impl Sender {
 }
 
 impl Worker {
-    /// Starts a worker on a migrated store.
+    /// Starts a worker on a migrated store; its loops and jobs run in
+    /// `lifecycle`.
     pub fn start(
         config: WorkerConfig,
         store: Store,
         register: Arc<dyn Register>,
         gateways: Arc<dyn GatewayLink>,
+        lifecycle: Lifecycle,
     ) -> Worker {
         metrics::init();
         let writer = Writer::start(store.clone(), config.max_batch);
@@ -244,7 +250,7 @@ impl Worker {
             Writer::start(store.clone(), config.max_batch)
         };
         let lanes = (0..config.lanes.max(1))
-            .map(|_| lane::Lane::start())
+            .map(|_| lane::Lane::start(&lifecycle))
             .collect();
         let dispatch = dispatch::Dispatch::new(
             config.id.clone(),
@@ -260,6 +266,7 @@ impl Worker {
             task_writer,
             register,
             gateways,
+            lifecycle,
             lanes,
             tasks: tasks::TaskCache::default(),
             agent_ids: AgentIds::default(),
@@ -269,13 +276,13 @@ impl Worker {
                  the messages from /api/offline)",
             ),
         });
-        dispatch::Dispatch::start(Arc::downgrade(&inner));
+        dispatch::Dispatch::start(Arc::downgrade(&inner), &inner.lifecycle);
         reassign::start(inner.clone());
         reassign::start_unanswered(inner.clone());
         abandon::start(inner.clone());
         sign_out::start(inner.clone());
         let sweeper = inner.clone();
-        tokio::spawn(async move {
+        inner.lifecycle.spawn_loop(async move {
             let mut every = tokio::time::interval(Duration::from_secs(600));
             loop {
                 every.tick().await;
@@ -358,7 +365,8 @@ impl Worker {
                 if messages::receive(&inner, &sender, ids.clone()).await {
                     // Telling the user's devices waits on the register and
                     // their gateways: the frames behind this one must not.
-                    tokio::spawn(async move {
+                    let lifecycle = inner.lifecycle.clone();
+                    lifecycle.spawn(async move {
                         let sent = messages::announce_confirmed(&inner, &sender, ids).await;
                         let _ = done.send(sent);
                     });
@@ -531,5 +539,50 @@ pub(crate) fn store_error(e: kefu_store::StoreError) -> ProtocolError {
             tracing::error!(error = %other, "storage failed");
             ProtocolError::new(ErrorCode::Unavailable, "storage unavailable")
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kefu_register::memory::MemoryRegister;
+
+    /// Pushes go nowhere.
+    struct NoGateways;
+
+    #[async_trait::async_trait]
+    impl GatewayLink for NoGateways {
+        async fn deliver(&self, _: &str, _: PushBatch) -> Pushed {
+            pushed()
+        }
+    }
+
+    /// Every task a worker starts is a loop or a job of its lifecycle:
+    /// stopping the lifecycle ends them all, and then nothing holds the
+    /// worker (no detached loop keeps its state alive).
+    #[tokio::test]
+    async fn stopping_its_lifecycle_ends_every_task_the_worker_started() {
+        let store = Store::connect("sqlite::memory:").await.expect("store");
+        store.migrate().await.expect("migrated");
+        let role = Lifecycle::new();
+        let config = WorkerConfig {
+            // Every sweep on, so that each has started a loop.
+            reassign_unanswered_after: Duration::from_secs(60),
+            file_retention: Duration::from_secs(3600),
+            ..WorkerConfig::default()
+        };
+        let worker = Worker::start(
+            config,
+            store,
+            Arc::new(MemoryRegister::new()),
+            Arc::new(NoGateways),
+            role.clone(),
+        );
+        let state = Arc::downgrade(&worker.inner);
+        drop(worker);
+        assert!(role.running() > 32, "lanes and loops run");
+        assert!(role.stop(Duration::from_secs(5)).await, "all ended in time");
+        assert_eq!(role.running(), 0);
+        assert!(state.upgrade().is_none(), "nothing holds the worker");
     }
 }

@@ -46,7 +46,8 @@ pub(crate) fn every_quarter_of<S: Default + Send + 'static>(
         return;
     }
     let every = (after / 4).clamp(Duration::from_millis(200), Duration::from_secs(30));
-    tokio::spawn(async move {
+    let lifecycle = inner.lifecycle.clone();
+    lifecycle.spawn_loop(async move {
         let mut state = S::default();
         let mut ticker = tokio::time::interval(every);
         loop {

@@ -127,7 +127,8 @@ async fn close(inner: &Inner, user: &str, signed_out: SignedOut) {
 /// the last hour too: a socket may have come in (say, in the reconnections
 /// after a restart) before this worker knew of its sign-out.
 pub(crate) fn start(inner: Arc<Inner>) {
-    tokio::spawn(async move {
+    let lifecycle = inner.lifecycle.clone();
+    lifecycle.spawn_loop(async move {
         let mut since = i64::MIN;
         let mut loaded = false;
         let mut ticker = tokio::time::interval(POLL);

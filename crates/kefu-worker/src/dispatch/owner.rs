@@ -98,7 +98,8 @@ impl Owner {
     pub(crate) fn take_over(&self, inner: Arc<Inner>) {
         *self.state.lock().unwrap_or_else(|p| p.into_inner()) = State::Building;
         let term = self.term.fetch_add(1, Ordering::SeqCst) + 1;
-        tokio::spawn(async move {
+        let lifecycle = inner.lifecycle.clone();
+        lifecycle.spawn_loop(async move {
             let owner = &inner.dispatch.owner;
             loop {
                 if owner.term.load(Ordering::SeqCst) != term {
@@ -117,7 +118,9 @@ impl Owner {
                 "dispatcher ready"
             );
             owner.run(&inner);
-            tokio::spawn(tell_positions(inner.clone(), term));
+            inner
+                .lifecycle
+                .spawn_loop(tell_positions(inner.clone(), term));
             reconcile(&inner, term).await;
         });
     }
@@ -275,7 +278,9 @@ impl Owner {
             return;
         };
         for (place, waiting, agent) in batch {
-            tokio::spawn(assign(inner.clone(), place, waiting, agent));
+            inner
+                .lifecycle
+                .spawn(assign(inner.clone(), place, waiting, agent));
         }
         self.tell.notify_one();
     }
