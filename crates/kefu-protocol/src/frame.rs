@@ -41,8 +41,41 @@ pub struct Frame {
     pub quote: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ext: Option<Value>,
+    /// Outbound only: `ext` as stored JSON text, written out as it is,
+    /// never parsed into a tree and encoded again. Set this or `ext`.
+    #[serde(
+        rename = "ext",
+        default,
+        skip_deserializing,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub ext_json: Option<RawJson>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_msg_id: Option<String>,
+}
+
+/// JSON text known to be valid, kept as text.
+#[derive(Debug, Clone, Serialize)]
+#[serde(transparent)]
+pub struct RawJson(Box<serde_json::value::RawValue>);
+
+impl RawJson {
+    /// The text, if it is valid JSON.
+    pub fn new(text: String) -> Option<RawJson> {
+        serde_json::value::RawValue::from_string(text)
+            .ok()
+            .map(RawJson)
+    }
+
+    pub fn get(&self) -> &str {
+        self.0.get()
+    }
+}
+
+impl PartialEq for RawJson {
+    fn eq(&self, other: &RawJson) -> bool {
+        self.get() == other.get()
+    }
 }
 
 impl Frame {
@@ -103,5 +136,28 @@ impl Frame {
             created_at: Some(crate::now_ms()),
             ..Frame::default()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A stored `ext` goes out byte for byte; an incoming one is parsed
+    /// into `ext` and never lands in `ext_json`.
+    #[test]
+    fn stored_ext_is_written_as_it_is_and_incoming_ext_is_parsed() {
+        let stored = r#"{"url":"https://e.com/a","n":[1,2.50,"x"]}"#;
+        let frame = Frame {
+            id: Some(7),
+            ext_json: RawJson::new(stored.to_owned()),
+            ..Frame::default()
+        };
+        assert_eq!(frame.to_json(), format!(r#"{{"id":7,"ext":{stored}}}"#));
+        assert!(RawJson::new("{not json".into()).is_none());
+
+        let incoming = Frame::parse(br#"{"category":"customer","ext":{"a":1}}"#).expect("parses");
+        assert_eq!(incoming.ext, Some(serde_json::json!({"a": 1})));
+        assert_eq!(incoming.ext_json, None);
     }
 }

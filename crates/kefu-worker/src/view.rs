@@ -25,7 +25,9 @@ pub fn message_frame(m: &message::Model, deleted: bool) -> Frame {
         is_revoke: Some(m.is_revoke),
         is_delete: Some(deleted),
         quote: m.quote,
-        ext: m.ext.as_deref().and_then(|e| serde_json::from_str(e).ok()),
+        ext: None,
+        // Stored as the gateway encoded it: written out as it is.
+        ext_json: m.ext.clone().and_then(kefu_protocol::frame::RawJson::new),
         client_msg_id: m.client_msg_id.clone(),
     }
 }
