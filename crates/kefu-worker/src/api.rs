@@ -157,34 +157,13 @@ fn json_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ProtocolE
         .map_err(|e| ProtocolError::bad_request(format!("bad JSON body: {e}")))
 }
 
+/// The query string's parameters, decoded (`+` and `%XX`); the last of a
+/// repeated name wins.
 fn parse_query(query: &str) -> HashMap<String, String> {
-    query
-        .split('&')
-        .filter_map(|pair| pair.split_once('=').or(Some((pair, ""))))
+    form_urlencoded::parse(query.as_bytes())
         .filter(|(k, _)| !k.is_empty())
-        .map(|(k, v)| (k.to_owned(), percent_decode(v)))
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
         .collect()
-}
-
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = bytes
-            .get(i + 1..i + 3)
-            .and_then(|h| std::str::from_utf8(h).ok());
-        match (bytes[i], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
-            (b'+', _) => out.push(b' '),
-            (b'%', Some(b)) => {
-                out.push(b);
-                i += 2;
-            }
-            (b, _) => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// A number from the query string, within bounds.
@@ -793,5 +772,29 @@ fn error_reply(e: ProtocolError) -> ApiReply {
         content_type: "application/json".into(),
         body: e.code.http_body(&e.message).into(),
         ..ApiReply::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_query_string_is_decoded_and_nameless_pairs_dropped() {
+        let query = parse_query("q=%E5%AE%A2%E6%9C%8D+a&limit=5&=x&flag&limit=7");
+        assert_eq!(query.get("q").map(String::as_str), Some("客服 a"));
+        assert_eq!(
+            query.get("limit").map(String::as_str),
+            Some("7"),
+            "the last wins"
+        );
+        assert_eq!(query.get("flag").map(String::as_str), Some(""));
+        assert_eq!(query.len(), 3);
+        assert_eq!(
+            number(&query, "limit", 1, 5).expect("a number"),
+            5,
+            "capped"
+        );
+        assert!(number(&query, "q", 1, 5).is_err());
     }
 }
