@@ -53,6 +53,11 @@ pub struct ChatOptions {
     /// First run the same load against `kefu bench relay`, and report ratios.
     #[arg(long, env = "KEFU_RELAY")]
     pub relay: bool,
+    /// The target's process ids, comma-separated (every `kefu` of a
+    /// cluster, its database and Redis): their processor time during the
+    /// run is reported beside the generator's.
+    #[arg(long, env = "KEFU_SERVER_PID", value_delimiter = ',')]
+    pub server_pid: Vec<u32>,
     /// How long to wait for acks and deliveries after the window.
     #[arg(long, env = "KEFU_GRACE", value_parser = duration, default_value = "5s")]
     pub grace: Duration,
@@ -165,9 +170,9 @@ pub async fn run(opts: ChatOptions) -> anyhow::Result<()> {
         let relay_opts = ChatOptions {
             gateways: Gateways {
                 url: vec![url],
-                server_pid: child.id().into_iter().collect(),
                 ..opts.gateways.clone()
             },
+            server_pid: child.id().into_iter().collect(),
             ..opts.clone()
         };
         let r = measure(&relay_opts, "relay").await;
@@ -233,7 +238,7 @@ async fn measure(opts: &ChatOptions, label: &str) -> anyhow::Result<Results> {
     *window_end.lock().unwrap_or_else(|p| p.into_inner()) = Some(stop);
     let per_customer_rate = opts.rate.map(|r| r / opts.customers as f64);
     let progress = tokio::spawn(progress(shared.clone(), label.to_owned()));
-    let clock = CpuClock::start(&opts.gateways.server_pid);
+    let clock = CpuClock::start(&opts.server_pid);
     let cpu = tokio::spawn(async move {
         tokio::time::sleep_until(stop).await;
         clock.share()

@@ -74,11 +74,6 @@ pub struct Gateways {
     /// The gateways' token secret.
     #[arg(long, env = "KEFU_SECRET", hide_env_values = true)]
     pub secret: String,
-    /// The target's process ids, comma-separated (every `kefu` of a
-    /// cluster, its database and Redis): their processor time during the
-    /// run is reported beside the generator's.
-    #[arg(long, env = "KEFU_SERVER_PID", value_delimiter = ',')]
-    pub server_pid: Vec<u32>,
 }
 
 /// Signs a bench token with the target's secret.

@@ -573,6 +573,7 @@ impl Connection {
         }
         let shard = shard::of_command(&command, &self.claims);
         let is_send = matches!(command, Command::Send(_));
+        // Only a heartbeat has no wire form, and it was answered above.
         let Some(command) = ClientCommand::from_command(command) else {
             return Ok(Step::Done);
         };
