@@ -399,21 +399,19 @@ async fn customer(
     shared: Arc<Shared>,
 ) -> [Histogram<u64>; 2] {
     let (mut sink, mut stream) = ws.split();
-    let mut seq = 0u64;
     let mut in_flight = 0usize;
     let mut ticker = plan.rate.map(|r| {
         let period = Duration::from_secs_f64(1.0 / r.max(0.001));
         tokio::time::interval_at(Instant::now() + plan.phase, period)
     });
-    let next_send = |seq: &mut u64| {
-        *seq += 1;
+    let next_send = || {
         let cmid = shared.fates.sent(plan.customer);
         shared.sent.fetch_add(1, Ordering::Relaxed);
         Message::text(send_frame(&cmid, &plan.to, &plan.payload))
     };
     if ticker.is_none() {
         for _ in 0..plan.window {
-            if sink.send(next_send(&mut seq)).await.is_err() {
+            if sink.send(next_send()).await.is_err() {
                 return [ack_latency, send_lag];
             }
             in_flight += 1;
@@ -428,7 +426,7 @@ async fn customer(
             _ = tokio::time::sleep_until(plan.end) => break,
             due = async { ticker.as_mut().expect("ticker").tick().await }, if sending && ticker.is_some() => {
                 let _ = send_lag.record(due.elapsed().as_micros() as u64);
-                if sink.send(next_send(&mut seq)).await.is_err() {
+                if sink.send(next_send()).await.is_err() {
                     break;
                 }
                 in_flight += 1;
@@ -461,7 +459,7 @@ async fn customer(
                     }
                 }
                 if ticker.is_none() && Instant::now() < plan.stop {
-                    if sink.send(next_send(&mut seq)).await.is_err() {
+                    if sink.send(next_send()).await.is_err() {
                         break;
                     }
                     in_flight += 1;

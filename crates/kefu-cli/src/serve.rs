@@ -87,7 +87,8 @@ pub async fn run(opts: ServeOptions) -> anyhow::Result<()> {
     let _ = register.leave(&member.id).await;
     let gateway_stopped = gateway_role.stop(left(deadline)).await;
     worker.drain(left(deadline)).await;
-    if !(gateway_stopped && worker_role.stop(left(deadline)).await) {
+    let worker_stopped = worker_role.stop(left(deadline)).await;
+    if !(gateway_stopped && worker_stopped) {
         tracing::warn!("tasks still running at the drain timeout; stopping anyway");
     }
     tracing::info!("stopped");

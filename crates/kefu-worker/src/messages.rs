@@ -262,19 +262,13 @@ pub(crate) async fn other(inner: Arc<Inner>, sender: Sender, command: Command) {
         }
         _ => Ok(false),
     };
+    let mut out = Outbox::default();
     match result {
-        Ok(true) => {
-            let mut out = Outbox::default();
-            out.reply(&sender.session, &Frame::ack(action, cmid));
-            out.send(&inner).await
-        }
-        Ok(false) => {}
-        Err(e) => {
-            let mut out = Outbox::default();
-            out.refuse(&sender.session, action, cmid, &e);
-            out.send(&inner).await
-        }
+        Ok(true) => out.reply(&sender.session, &Frame::ack(action, cmid)),
+        Ok(false) => return,
+        Err(e) => out.refuse(&sender.session, action, cmid, &e),
     }
+    out.send(&inner).await
 }
 
 /// The task's other side, seen from `sender`, if `sender` takes part in it.
