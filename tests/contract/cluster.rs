@@ -344,12 +344,11 @@ fn a_cluster_role_reachable_from_other_machines_without_a_secret_refuses_to_star
     }
 }
 
-/// `/healthz` says the process serves; `/readyz` also that a worker can take
-/// frames, so a load balancer sends no client to a gateway without one.
-#[tokio::test]
-async fn a_gateway_without_workers_is_live_but_not_ready() {
+const LONE_SECRET: &str = "a-client-token-secret-of-enough-length";
+
+/// A register and a gateway, and no worker.
+fn lone_gateway(dir: &crate::support::backend::TempDir) -> [crate::support::cluster::Proc; 2] {
     use crate::support::cluster::spawn;
-    let dir = crate::support::backend::TempDir::new();
     let args = |a: &[&str]| a.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
     let register = spawn(
         "register",
@@ -373,12 +372,21 @@ async fn a_gateway_without_workers_is_live_but_not_ready() {
             "--internal-listen",
             "127.0.0.1:0",
             "--secret",
-            "a-client-token-secret-of-enough-length",
+            LONE_SECRET,
             "--insecure-no-cluster-secret",
         ]),
         "kefu serving on",
         &dir.path().join("gateway.log"),
     );
+    [register, gateway]
+}
+
+/// `/healthz` says the process serves; `/readyz` also that a worker can take
+/// frames, so a load balancer sends no client to a gateway without one.
+#[tokio::test]
+async fn a_gateway_without_workers_is_live_but_not_ready() {
+    let dir = crate::support::backend::TempDir::new();
+    let [_register, gateway] = lone_gateway(&dir);
     let http = reqwest::Client::new();
     let get = |path: &str| http.get(format!("http://{}{path}", gateway.addr)).send();
 
@@ -389,6 +397,149 @@ async fn a_gateway_without_workers_is_live_but_not_ready() {
     assert_eq!(ready.status().as_u16(), 503);
     let body: Value = ready.json().await.expect("a JSON body");
     assert_eq!(body["reason"], "no worker has joined", "{body}");
+}
+
+/// The gateway checks a call's path, query and body itself, once, and
+/// sends the worker a typed call: a malformed call is refused with what is
+/// wrong even when no worker is there to ask, and only a well-formed one
+/// needs a worker (503 here).
+#[tokio::test]
+async fn the_gateway_refuses_a_malformed_call_without_asking_a_worker() {
+    let dir = crate::support::backend::TempDir::new();
+    let [_register, gateway] = lone_gateway(&dir);
+    let token = |role: &str| {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_kefu"))
+            .args([
+                "token",
+                "--user",
+                "a1",
+                "--role",
+                role,
+                "--secret",
+                LONE_SECRET,
+            ])
+            .output()
+            .expect("run kefu token");
+        String::from_utf8(output.stdout)
+            .expect("a token")
+            .trim()
+            .to_owned()
+    };
+    let agent = token("agent");
+    let http = reqwest::Client::new();
+    let call = |method: reqwest::Method, path: &str, body: Option<&str>| {
+        let mut request = http
+            .request(method, format!("http://{}{path}", gateway.addr))
+            .bearer_auth(&agent);
+        if let Some(body) = body {
+            request = request.body(body.to_owned());
+        }
+        async move {
+            let response = request.send().await.expect("answers");
+            let status = response.status().as_u16();
+            let body: Value = response.json().await.expect("a JSON body");
+            (
+                status,
+                body["error"]["message"].as_str().unwrap_or("").to_owned(),
+            )
+        }
+    };
+    use reqwest::Method;
+    let cases = [
+        (
+            Method::GET,
+            "/api/offline?limit=many",
+            None,
+            400,
+            "limit must be a number",
+        ),
+        (
+            Method::GET,
+            "/api/offline?after=-5",
+            None,
+            400,
+            "after must not be negative",
+        ),
+        (
+            Method::GET,
+            "/api/tasks/x/messages",
+            None,
+            400,
+            "task id must be a number",
+        ),
+        (
+            Method::GET,
+            "/api/tasks/7/messages?before=y",
+            None,
+            400,
+            "before must be a number",
+        ),
+        (
+            Method::POST,
+            "/api/tasks/7/rating",
+            Some("{\"score\":"),
+            400,
+            "bad JSON body",
+        ),
+        (
+            Method::POST,
+            "/api/tasks/7/transfer",
+            Some("{}"),
+            400,
+            "bad JSON body",
+        ),
+        (
+            Method::PUT,
+            "/api/agents/me/status",
+            Some(r#"{"status":"asleep"}"#),
+            400,
+            "status must be available or away",
+        ),
+        (
+            Method::POST,
+            "/api/quick-replies",
+            Some(r#"{"title":" ","content":"x"}"#),
+            400,
+            "title and content are required",
+        ),
+        (
+            Method::DELETE,
+            "/api/quick-replies/first",
+            None,
+            400,
+            "quick reply id must be a number",
+        ),
+        (
+            Method::POST,
+            "/api/agents/a2/promote",
+            None,
+            404,
+            "no such endpoint",
+        ),
+        (
+            Method::GET,
+            "/api/nothing-here",
+            None,
+            404,
+            "no such endpoint",
+        ),
+        (
+            Method::GET,
+            "/api/tasks/7/end",
+            None,
+            405,
+            "method not allowed here",
+        ),
+        (Method::GET, "/files/not-a-key", None, 404, "no such file"),
+        // Well formed: only a worker can answer.
+        (Method::GET, "/api/offline?limit=5", None, 503, ""),
+        (Method::GET, "/api/tasks/7/messages?limit=5", None, 503, ""),
+    ];
+    for (method, path, body, status, message) in cases {
+        let (got, why) = call(method.clone(), path, body).await;
+        assert_eq!(got, status, "{method} {path}: {why}");
+        assert!(why.starts_with(message), "{method} {path}: {why}");
+    }
 }
 
 /// A worker stopped with SIGTERM leaves the register and drains: an orderly

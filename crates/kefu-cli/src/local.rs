@@ -6,7 +6,7 @@ use dashmap::DashMap;
 use kefu_gateway::{Gateway, LinkError, WorkerLink};
 use kefu_proto::v1::gateway_server::Gateway as GatewayService;
 use kefu_proto::v1::worker_server::Worker as WorkerService;
-use kefu_proto::v1::{ApiReply, ApiRequest, ConnectionEvent, FrameRequest, PushBatch};
+use kefu_proto::v1::{ApiCall, ApiReply, ConnectionEvent, FrameRequest, PushBatch};
 use kefu_worker::{GatewayLink, Worker};
 use std::sync::Arc;
 use tonic::Request;
@@ -34,7 +34,7 @@ impl WorkerLink for LocalWorker {
             .map_err(link_error)
     }
 
-    async fn api(&self, request: ApiRequest) -> Result<ApiReply, LinkError> {
+    async fn api(&self, request: ApiCall) -> Result<ApiReply, LinkError> {
         WorkerService::api(&self.0, Request::new(request))
             .await
             .map(|r| r.into_inner())

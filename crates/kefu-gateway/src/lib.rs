@@ -24,6 +24,7 @@
 
 #![forbid(unsafe_code)]
 
+mod api;
 pub mod config;
 pub mod conn;
 pub mod grpc;
@@ -41,7 +42,7 @@ pub use limits::LimitsConfig;
 use axum::extract::ws::Utf8Bytes;
 use dashmap::DashMap;
 use kefu_proto::v1::push::Kind;
-use kefu_proto::v1::{ApiReply, ApiRequest, ConnectionEvent, FrameRequest, PushBatch};
+use kefu_proto::v1::{ApiCall, ApiReply, ConnectionEvent, FrameRequest, PushBatch};
 use kefu_register::Register;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -53,7 +54,7 @@ pub trait WorkerLink: Send + Sync + 'static {
     /// Forwards one frame; frames of one shard must arrive in this order.
     async fn submit(&self, request: FrameRequest) -> Result<(), LinkError>;
     async fn connection(&self, event: ConnectionEvent) -> Result<(), LinkError>;
-    async fn api(&self, request: ApiRequest) -> Result<ApiReply, LinkError>;
+    async fn api(&self, request: ApiCall) -> Result<ApiReply, LinkError>;
     /// Whether some worker can take frames now.
     fn ready(&self) -> bool {
         true

@@ -15,7 +15,7 @@ use crate::{LinkError, WorkerLink};
 use kefu_lifecycle::Lifecycle;
 use kefu_proto::auth;
 use kefu_proto::v1::worker_client::WorkerClient;
-use kefu_proto::v1::{ApiReply, ApiRequest, ConnectionEvent, FrameRequest, Member};
+use kefu_proto::v1::{ApiCall, ApiReply, ConnectionEvent, FrameRequest, Member};
 use kefu_register::outage::Outage;
 use kefu_register::{Register, Ring};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -461,7 +461,7 @@ impl WorkerLink for RingLink {
         .map(|_| ())
     }
 
-    async fn api(&self, request: ApiRequest) -> Result<ApiReply, LinkError> {
+    async fn api(&self, request: ApiCall) -> Result<ApiReply, LinkError> {
         let shard = request.shard;
         self.unary(shard, |mut c| {
             let request = request.clone();

@@ -12,6 +12,7 @@ pub mod v1 {
     tonic::include_proto!("kefu.v1");
 }
 
+mod api;
 mod command;
 
 /// The URL of a role's gRPC address: as given when it has a scheme, else

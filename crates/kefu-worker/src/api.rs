@@ -1,48 +1,53 @@
-//! The HTTP calls a gateway forwards, answered as JSON.
+//! The HTTP calls a gateway sends, typed, answered as JSON.
 //!
-//! The gateway has checked the token; here each call checks what the caller
-//! may see or change.
+//! The gateway has checked the token and the call's shape (its path, query
+//! and body); here each call checks what the caller may see or change.
 
 use crate::{sign_out, store_error, tasks, view, Inner, Sender};
 use argon2::{Argon2, PasswordHash, PasswordVerifier};
-use kefu_proto::v1::{ApiReply, ApiRequest};
+use kefu_proto::v1::account_change::Change;
+use kefu_proto::v1::api_call::Call;
+use kefu_proto::v1::api_reply::Reply as Typed;
+use kefu_proto::v1::{self, ApiCall, ApiReply};
 use kefu_protocol::{shard, ErrorCode, ProtocolError, Role};
 use kefu_store::entity::file;
-use serde::Deserialize;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock};
 
 mod desk;
 
-type Reply = Result<(u16, Value), ProtocolError>;
+type Reply = Result<ApiReply, ProtocolError>;
 
-pub(crate) async fn handle(inner: &Arc<Inner>, request: ApiRequest) -> ApiReply {
-    let segments: Vec<&str> = request.path.trim_matches('/').split('/').collect();
-    let query = parse_query(&request.query);
-    if let ("GET", ["files", key]) = (request.method.as_str(), segments.as_slice()) {
-        let chunk = query.get("chunk").and_then(|c| c.parse::<i32>().ok());
-        return file(inner, key, chunk).await;
-    }
-    let result = match (request.method.as_str(), segments.as_slice()) {
-        ("POST", ["api", "login"]) => login(inner, &request.body).await,
-        _ => match Sender::from_session(request.session.clone()) {
+/// 200 with `body`.
+fn ok(body: Value) -> Reply {
+    Ok(ApiReply::json(200, body.to_string()))
+}
+
+/// 201 with `body`.
+fn created(body: Value) -> Reply {
+    Ok(ApiReply::json(201, body.to_string()))
+}
+
+fn typed(reply: Typed) -> Reply {
+    Ok(ApiReply { reply: Some(reply) })
+}
+
+pub(crate) async fn handle(inner: &Arc<Inner>, call: ApiCall) -> ApiReply {
+    let result = match call.call {
+        None => Err(ProtocolError::bad_request("an empty call")),
+        // The two calls without a caller.
+        Some(Call::Login(login)) => self::login(inner, login).await,
+        Some(Call::FileChunk(chunk)) => file(inner, chunk).await,
+        Some(c) => match Sender::from_session(call.session) {
             Err(e) => Err(e),
             Ok(sender) => match entitled(inner, &sender).await {
                 Err(e) => Err(e),
-                Ok(()) => route(inner, &sender, &request, &segments, &query).await,
+                Ok(()) => route(inner, &sender, c).await,
             },
         },
     };
-    match result {
-        Ok((status, body)) => ApiReply {
-            status: status as u32,
-            content_type: "application/json".into(),
-            body: body.to_string().into(),
-            ..ApiReply::default()
-        },
-        Err(e) => error_reply(e),
-    }
+    result.unwrap_or_else(ApiReply::from)
 }
 
 /// Whether the caller's token still speaks for its user: not signed out,
@@ -61,75 +66,46 @@ async fn entitled(inner: &Inner, sender: &Sender) -> Result<(), ProtocolError> {
     Ok(())
 }
 
-async fn route(
-    inner: &Arc<Inner>,
-    sender: &Sender,
-    request: &ApiRequest,
-    segments: &[&str],
-    query: &HashMap<String, String>,
-) -> Reply {
-    match (request.method.as_str(), segments) {
-        ("GET", ["api", "offline"]) => offline(inner, sender, query).await,
-        ("GET", ["api", "unread"]) => unread(inner, sender).await,
-        ("GET", ["api", "contacts"]) => contacts(inner, sender, query).await,
-        ("GET", ["api", "agents"]) => agents(inner, sender).await,
-        ("GET", ["api", "tasks"]) => desk::customer_tasks(inner, sender, query).await,
-        ("GET", ["api", "customers", id]) => desk::customer(inner, sender, id).await,
-        ("GET", ["api", "queue"]) => desk::queue(inner, sender).await,
-        (method, ["api", "quick-replies", rest @ ..]) => {
-            desk::quick_replies(inner, sender, method, rest, &request.body).await
+async fn route(inner: &Arc<Inner>, sender: &Sender, call: Call) -> Reply {
+    match call {
+        Call::Offline(q) => offline(inner, sender, q).await,
+        Call::Unread(_) => unread(inner, sender).await,
+        Call::Contacts(q) => contacts(inner, sender, &q.query).await,
+        Call::Agents(_) => agents(inner, sender).await,
+        Call::SetStatus(s) => set_status(inner, sender, s.status).await,
+        Call::AccountChange(c) => account_change(inner, sender, c).await,
+        Call::CustomerTasks(q) => desk::customer_tasks(inner, sender, q.customer).await,
+        Call::Customer(c) => desk::customer(inner, sender, &c.id).await,
+        Call::Queue(_) => desk::queue(inner, sender).await,
+        Call::QuickReplies(_) => desk::quick_replies(inner, sender).await,
+        Call::AddQuickReply(text) => desk::add_quick_reply(inner, sender, text).await,
+        Call::UpdateQuickReply(edit) => desk::update_quick_reply(inner, sender, edit).await,
+        Call::DeleteQuickReply(r) => desk::delete_quick_reply(inner, sender, r.id).await,
+        Call::History(q) => history(inner, sender, q).await,
+        Call::Transfer(t) => {
+            let task_id = t.task_id;
+            in_lane(inner, sender, task_id, move |i, s| async move {
+                let reason = t.reason.as_deref();
+                tasks::transfer(&i, &s, task_id, &t.to_agent, reason).await
+            })
+            .await
         }
-        ("PUT", ["api", "agents", "me", "status"]) => {
-            set_status(inner, sender, &request.body).await
+        Call::End(t) => {
+            let task_id = t.task_id;
+            in_lane(inner, sender, task_id, move |i, s| async move {
+                tasks::end(&i, &s, task_id).await
+            })
+            .await
         }
-        ("POST", ["api", "upload"]) => upload(inner, sender, request, query).await,
-        ("POST", ["api", "upload", "parts"]) => upload_part(inner, sender, request, query).await,
-        ("DELETE", ["api", "upload", "parts"]) => abandon_upload(inner, query).await,
-        ("POST", ["api", "refresh"]) => refresh(inner, sender).await,
-        ("POST", ["api", "logout"]) => logout(inner, sender).await,
-        ("POST", ["api", "agents", id, change]) => account_change(inner, sender, id, change).await,
-        (method, ["api", "tasks", id, rest @ ..]) => {
-            let task_id: i64 = id
-                .parse()
-                .map_err(|_| ProtocolError::bad_request("task id must be a number"))?;
-            match (method, rest) {
-                ("GET", ["messages"]) => history(inner, sender, task_id, query).await,
-                ("POST", ["transfer"]) => {
-                    #[derive(Deserialize)]
-                    struct Body {
-                        to_agent: String,
-                        #[serde(default)]
-                        reason: Option<String>,
-                    }
-                    let body: Body = json_body(&request.body)?;
-                    in_lane(inner, sender, task_id, move |i, s| async move {
-                        let reason = body.reason.as_deref();
-                        tasks::transfer(&i, &s, task_id, &body.to_agent, reason).await
-                    })
-                    .await
-                }
-                ("POST", ["end"]) => {
-                    in_lane(inner, sender, task_id, move |i, s| async move {
-                        tasks::end(&i, &s, task_id).await
-                    })
-                    .await
-                }
-                ("POST", ["rating"]) => {
-                    #[derive(Deserialize)]
-                    struct Body {
-                        score: i64,
-                        #[serde(default)]
-                        comment: String,
-                    }
-                    let body: Body = json_body(&request.body)?;
-                    let value =
-                        tasks::rate(inner, sender, task_id, body.score, &body.comment).await?;
-                    Ok((201, value))
-                }
-                _ => Err(ProtocolError::not_found("no such endpoint")),
-            }
+        Call::Rate(r) => created(tasks::rate(inner, sender, r.task_id, r.score, &r.comment).await?),
+        Call::UploadPart(part) => upload_part(inner, sender, part).await,
+        Call::UploadCommit(commit) => upload(inner, sender, commit).await,
+        Call::UploadAbandon(u) => abandon_upload(inner, &u.key).await,
+        Call::Refresh(_) => refresh(inner, sender).await,
+        Call::Logout(_) => logout(inner, sender).await,
+        Call::Login(_) | Call::FileChunk(_) => {
+            Err(ProtocolError::bad_request("this call takes no session"))
         }
-        _ => Err(ProtocolError::not_found("no such endpoint")),
     }
 }
 
@@ -149,67 +125,24 @@ where
     let value = rx
         .await
         .map_err(|_| ProtocolError::new(ErrorCode::Unavailable, "worker is shutting down"))??;
-    Ok((200, value))
+    ok(value)
 }
 
-fn json_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ProtocolError> {
-    serde_json::from_slice(body)
-        .map_err(|e| ProtocolError::bad_request(format!("bad JSON body: {e}")))
-}
-
-/// The query string's parameters, decoded (`+` and `%XX`); the last of a
-/// repeated name wins.
-fn parse_query(query: &str) -> HashMap<String, String> {
-    form_urlencoded::parse(query.as_bytes())
-        .filter(|(k, _)| !k.is_empty())
-        .map(|(k, v)| (k.into_owned(), v.into_owned()))
-        .collect()
-}
-
-/// A number from the query string, within bounds.
-fn number(
-    query: &HashMap<String, String>,
-    name: &str,
-    default: i64,
-    max: i64,
-) -> Result<i64, ProtocolError> {
-    match query.get(name) {
-        None => Ok(default),
-        Some(v) => {
-            let n: i64 = v
-                .parse()
-                .map_err(|_| ProtocolError::bad_request(format!("{name} must be a number")))?;
-            if n < 0 {
-                return Err(ProtocolError::bad_request(format!(
-                    "{name} must not be negative"
-                )));
-            }
-            Ok(n.min(max))
-        }
-    }
-}
-
-async fn offline(inner: &Inner, sender: &Sender, query: &HashMap<String, String>) -> Reply {
-    let after = number(query, "after", 0, i64::MAX)?;
-    let limit = number(query, "limit", 100, 500)?.max(1);
+async fn offline(inner: &Inner, sender: &Sender, q: v1::Offline) -> Reply {
     let rows = inner
         .store
-        .offline(sender.user(), after, limit as u64)
+        .offline(sender.user(), q.after, u64::from(q.limit.max(1)))
         .await
         .map_err(store_error)?;
     let messages: Vec<_> = rows
         .iter()
         .map(|s| view::message_frame(&s.message, s.deleted))
         .collect();
-    Ok((200, json!({"messages": messages})))
+    ok(json!({"messages": messages}))
 }
 
-async fn history(
-    inner: &Inner,
-    sender: &Sender,
-    task_id: i64,
-    query: &HashMap<String, String>,
-) -> Reply {
+async fn history(inner: &Inner, sender: &Sender, q: v1::History) -> Reply {
+    let task_id = q.task_id;
     let task = inner
         .store
         .task(task_id)
@@ -230,19 +163,15 @@ async fn history(
             "only the task's participants may read it",
         ));
     }
-    let before = query
-        .get("before")
-        .map(|_| number(query, "before", 0, i64::MAX))
-        .transpose()?;
-    let limit = number(query, "limit", 50, 200)?.max(1);
+    let limit = q.limit.max(1);
     // Admins audit the whole task; a participant sees the notices meant
     // for them, not the other side's.
-    let (store, viewer, page) = (&inner.store, sender.user(), limit as u64);
+    let (store, viewer, page) = (&inner.store, sender.user(), u64::from(limit));
     let rows = if sender.role == Role::Admin {
-        store.history(task_id, before, page, viewer).await
+        store.history(task_id, q.before, page, viewer).await
     } else {
         store
-            .participant_history(task_id, before, page, viewer)
+            .participant_history(task_id, q.before, page, viewer)
             .await
     }
     .map_err(store_error)?;
@@ -250,13 +179,10 @@ async fn history(
         .iter()
         .map(|s| view::message_frame(&s.message, s.deleted))
         .collect();
-    let next_before = (rows.len() as i64 == limit)
+    let next_before = (rows.len() as u64 == page)
         .then(|| rows.first().map(|s| s.message.id))
         .flatten();
-    Ok((
-        200,
-        json!({"task_id": task_id, "messages": messages, "next_before": next_before}),
-    ))
+    ok(json!({"task_id": task_id, "messages": messages, "next_before": next_before}))
 }
 
 async fn unread(inner: &Inner, sender: &Sender) -> Reply {
@@ -270,12 +196,12 @@ async fn unread(inner: &Inner, sender: &Sender) -> Reply {
         .into_iter()
         .map(|(t, n)| (t.to_string(), json!(n)))
         .collect();
-    Ok((200, json!({"total": total, "by_task": by_task})))
+    ok(json!({"total": total, "by_task": by_task}))
 }
 
 const DAY_MS: i64 = 24 * 3600 * 1000;
 
-async fn contacts(inner: &Inner, sender: &Sender, query: &HashMap<String, String>) -> Reply {
+async fn contacts(inner: &Inner, sender: &Sender, query: &str) -> Reply {
     if sender.role == Role::Customer {
         return Err(ProtocolError::forbidden("contacts are for agents"));
     }
@@ -311,10 +237,7 @@ async fn contacts(inner: &Inner, sender: &Sender, query: &HashMap<String, String
         .last_messages(&task_ids, sender.user())
         .await
         .map_err(store_error)?;
-    let q = query
-        .get("q")
-        .map(|q| q.to_lowercase())
-        .filter(|q| !q.is_empty());
+    let q = Some(query.to_lowercase()).filter(|q| !q.is_empty());
     let mut contacts = Vec::new();
     for task in &tasks {
         let name = names
@@ -342,7 +265,7 @@ async fn contacts(inner: &Inner, sender: &Sender, query: &HashMap<String, String
             "last_message": last_message,
         }));
     }
-    Ok((200, json!({"contacts": contacts})))
+    ok(json!({"contacts": contacts}))
 }
 
 async fn agents(inner: &Inner, sender: &Sender) -> Reply {
@@ -368,22 +291,12 @@ async fn agents(inner: &Inner, sender: &Sender) -> Reply {
             })
         })
         .collect();
-    Ok((200, json!({"agents": list})))
+    ok(json!({"agents": list}))
 }
 
-async fn set_status(inner: &Arc<Inner>, sender: &Sender, body: &[u8]) -> Reply {
-    #[derive(Deserialize)]
-    struct Body {
-        status: String,
-    }
+async fn set_status(inner: &Arc<Inner>, sender: &Sender, status: String) -> Reply {
     if sender.role != Role::Agent {
         return Err(ProtocolError::forbidden("only agents have a status"));
-    }
-    let body: Body = json_body(body)?;
-    if body.status != "available" && body.status != "away" {
-        return Err(ProtocolError::bad_request(
-            "status must be available or away",
-        ));
     }
     let name = if sender.session.name.is_empty() {
         sender.user()
@@ -405,17 +318,14 @@ async fn set_status(inner: &Arc<Inner>, sender: &Sender, body: &[u8]) -> Reply {
     }
     inner
         .store
-        .set_agent_status(sender.user(), &body.status)
+        .set_agent_status(sender.user(), &status)
         .await
         .map_err(store_error)?;
     let changed = crate::dispatch::Event::AgentChanged {
         agent: sender.user().to_owned(),
     };
     inner.dispatch.send(inner, changed).await;
-    Ok((
-        200,
-        json!({"user_id": sender.user(), "status": body.status}),
-    ))
+    ok(json!({"user_id": sender.user(), "status": status}))
 }
 
 /// Password checks running at once. Argon2 takes tens of milliseconds of
@@ -437,13 +347,7 @@ static NO_ACCOUNT: LazyLock<String> = LazyLock::new(|| {
         .unwrap_or_default()
 });
 
-async fn login(inner: &Inner, body: &[u8]) -> Reply {
-    #[derive(Deserialize)]
-    struct Body {
-        username: String,
-        password: String,
-    }
-    let body: Body = json_body(body)?;
+async fn login(inner: &Inner, body: v1::Login) -> Reply {
     let wrong = || ProtocolError::new(ErrorCode::Unauthorized, "wrong username or password");
     let user = inner
         .store
@@ -476,7 +380,7 @@ async fn login(inner: &Inner, body: &[u8]) -> Reply {
             // A new account is known to this worker's check of customer
             // tokens from its first sign-in, not at the next re-read.
             inner.agent_ids.add(&user.id).await;
-            Ok((200, signed_in(&user.id, &user.name, user.tokens_revoked_at)))
+            signed_in(&user.id, &user.name, user.tokens_revoked_at)
         }
         _ => Err(wrong()),
     }
@@ -484,12 +388,12 @@ async fn login(inner: &Inner, body: &[u8]) -> Reply {
 
 /// What the gateway needs to mint a user's tokens; `issued_at` after their
 /// last sign-out, so that the new tokens count.
-fn signed_in(id: &str, name: &str, signed_out_ms: Option<i64>) -> Value {
-    json!({
-        "user_id": id,
-        "name": name,
-        "issued_at": sign_out::issue_after(signed_out_ms),
-    })
+fn signed_in(id: &str, name: &str, signed_out_ms: Option<i64>) -> Reply {
+    typed(Typed::SignedIn(v1::SignedIn {
+        user_id: id.to_owned(),
+        name: name.to_owned(),
+        issued_at: sign_out::issue_after(signed_out_ms),
+    }))
 }
 
 /// `POST /api/refresh`, with the refresh token's claims as the session
@@ -510,12 +414,12 @@ async fn refresh(inner: &Inner, sender: &Sender) -> Reply {
         return Err(refused);
     }
     match (sender.role, user) {
-        (_, Some(user)) => Ok((200, signed_in(&user.id, &user.name, user.tokens_revoked_at))),
+        (_, Some(user)) => signed_in(&user.id, &user.name, user.tokens_revoked_at),
         (Role::Agent, None) => Err(ProtocolError::new(
             ErrorCode::Unauthorized,
             "this agent account no longer exists",
         )),
-        (_, None) => Ok((200, signed_in(sender.user(), &sender.session.name, None))),
+        (_, None) => signed_in(sender.user(), &sender.session.name, None),
     }
 }
 
@@ -535,16 +439,17 @@ async fn logout(inner: &Inner, sender: &Sender) -> Reply {
         disabled: false,
     };
     sign_out::signed_out(inner, sender.user(), signed_out).await;
-    Ok((200, json!({"signed_out": true})))
+    ok(json!({"signed_out": true}))
 }
 
 /// `POST /api/agents/{id}/disable`, `/enable` and `/sign-out`, for admins.
-async fn account_change(inner: &Inner, sender: &Sender, id: &str, change: &str) -> Reply {
+async fn account_change(inner: &Inner, sender: &Sender, change: v1::AccountChange) -> Reply {
     if sender.role != Role::Admin {
         return Err(ProtocolError::forbidden(
             "only an admin may change accounts",
         ));
     }
+    let id = change.agent_id.as_str();
     let agent = inner
         .store
         .user(id)
@@ -552,11 +457,11 @@ async fn account_change(inner: &Inner, sender: &Sender, id: &str, change: &str) 
         .map_err(store_error)?
         .filter(|u| u.role == "agent")
         .ok_or_else(|| ProtocolError::not_found("no such agent"))?;
-    let disabled = match change {
-        "disable" => true,
-        "enable" => false,
-        "sign-out" => agent.disabled,
-        _ => return Err(ProtocolError::not_found("no such endpoint")),
+    let disabled = match change.change() {
+        Change::Disable => true,
+        Change::Enable => false,
+        Change::SignOut => agent.disabled,
+        Change::Unspecified => return Err(ProtocolError::bad_request("no change named")),
     };
     let at_ms = inner
         .store
@@ -564,7 +469,7 @@ async fn account_change(inner: &Inner, sender: &Sender, id: &str, change: &str) 
         .await
         .map_err(store_error)?;
     sign_out::signed_out(inner, id, sign_out::SignedOut { at_ms, disabled }).await;
-    Ok((200, json!({"user_id": id, "disabled": disabled})))
+    ok(json!({"user_id": id, "disabled": disabled}))
 }
 
 /// The bytes `sender` may still upload today, or 429 when none.
@@ -600,66 +505,44 @@ fn upload_key() -> String {
     format!("{:012x}{random:020x}", kefu_protocol::now_ms().max(0))
 }
 
-fn upload_key_param(query: &HashMap<String, String>) -> Result<Option<&str>, ProtocolError> {
-    match query.get("key") {
-        None => Ok(None),
-        Some(key) if key.len() == 32 && key.chars().all(|c| c.is_ascii_hexdigit()) => Ok(Some(key)),
-        Some(_) => Err(ProtocolError::bad_request("bad upload key")),
-    }
-}
-
 /// `POST /api/upload/parts?seq=N[&key=K]`: one piece of an upload, as the
 /// gateway receives it; the first (seq 0, no key) starts the upload and
 /// answers its key. Nothing is a file until `POST /api/upload` commits it.
-async fn upload_part(
-    inner: &Inner,
-    sender: &Sender,
-    request: &ApiRequest,
-    query: &HashMap<String, String>,
-) -> Reply {
-    let seq = number(query, "seq", 0, i32::MAX as i64)? as i32;
-    let key = match (upload_key_param(query)?, seq) {
-        (Some(key), _) => key.to_owned(),
+async fn upload_part(inner: &Inner, sender: &Sender, part: v1::UploadPart) -> Reply {
+    let key = match (part.key, part.seq) {
+        (Some(key), _) => key,
         (None, 0) => {
             upload_room(inner, sender, 0).await?;
             upload_key()
         }
         (None, _) => return Err(ProtocolError::bad_request("a later part needs the key")),
     };
-    if request.body.is_empty() {
+    if part.data.is_empty() {
         return Err(ProtocolError::bad_request("an empty part"));
     }
+    let seq = i32::try_from(part.seq).map_err(|_| ProtocolError::bad_request("too many parts"))?;
     inner
         .store
-        .put_file_part(&key, seq, &request.body)
+        .put_file_part(&key, seq, &part.data)
         .await
         .map_err(store_error)?;
-    Ok((200, json!({"key": key})))
+    typed(Typed::UploadKey(key))
 }
 
 /// `DELETE /api/upload/parts?key=K`: an upload that will not complete.
-async fn abandon_upload(inner: &Inner, query: &HashMap<String, String>) -> Reply {
-    let key = upload_key_param(query)?.ok_or_else(|| ProtocolError::bad_request("no key"))?;
+async fn abandon_upload(inner: &Inner, key: &str) -> Reply {
     inner
         .store
         .delete_file_parts(key)
         .await
         .map_err(store_error)?;
-    Ok((200, json!({})))
+    ok(json!({}))
 }
 
 /// `POST /api/upload?key=K&parts=N&size=S`, the body the file's first bytes
 /// (for its type): commits an upload whose parts are stored.
-async fn upload(
-    inner: &Inner,
-    sender: &Sender,
-    request: &ApiRequest,
-    query: &HashMap<String, String>,
-) -> Reply {
-    let key = upload_key_param(query)?.ok_or_else(|| ProtocolError::bad_request("no key"))?;
-    let parts = number(query, "parts", 0, i64::MAX)? as u64;
-    let size = number(query, "size", 0, i64::MAX)? as u64;
-    let head = &request.body;
+async fn upload(inner: &Inner, sender: &Sender, commit: v1::UploadCommit) -> Reply {
+    let (key, parts, size, head) = (commit.key.as_str(), commit.parts, commit.size, &commit.head);
     if size == 0 || head.is_empty() {
         return Err(ProtocolError::bad_request("the file is empty"));
     }
@@ -689,10 +572,11 @@ async fn upload(
         .commit_file(meta, parts)
         .await
         .map_err(store_error)?;
-    Ok((
-        201,
-        json!({"key": key, "url": format!("/files/{key}"), "kind": kind, "content_type": content_type}),
-    ))
+    typed(Typed::StoredFile(v1::StoredFile {
+        key: key.to_owned(),
+        kind: kind.to_owned(),
+        content_type: content_type.to_owned(),
+    }))
 }
 
 /// Uploads begun this long ago and never committed are abandoned.
@@ -722,79 +606,39 @@ pub(crate) async fn delete_old_files(inner: &Inner) {
     }
 }
 
-/// A file: one chunk of it when the gateway asks for `chunk` (streaming
-/// it to the client), else the whole (a gateway of an earlier version).
-async fn file(inner: &Inner, key: &str, chunk: Option<i32>) -> ApiReply {
-    let valid = key.len() == 32 && key.chars().all(|c| c.is_ascii_hexdigit());
-    let found = match (valid, chunk) {
-        (false, _) => Ok(None),
-        (true, None) => inner.store.file(key).await,
-        (true, Some(0)) => match inner.store.file_meta(key).await {
-            Ok(Some(meta)) => inner
+/// Chunk `seq` of a file; the first also carries the file's type and size.
+async fn file(inner: &Inner, chunk: v1::FileChunk) -> Reply {
+    let (key, not_found) = (&chunk.key, || ProtocolError::not_found("no such file"));
+    let seq = i32::try_from(chunk.seq).map_err(|_| not_found())?;
+    let meta = match seq {
+        0 => Some(
+            inner
                 .store
-                .file_chunk(key, 0)
+                .file_meta(key)
                 .await
-                .map(|data| Some((meta, data.unwrap_or_default()))),
-            other => other.map(|_| None),
-        },
+                .map_err(store_error)?
+                .ok_or_else(not_found)?,
+        ),
         // A later chunk: the gateway has the metadata from the first.
-        (true, Some(seq)) => {
-            return match inner.store.file_chunk(key, seq).await {
-                Ok(Some(data)) => ApiReply {
-                    status: 200,
-                    body: data.into(),
-                    ..ApiReply::default()
-                },
-                Ok(None) => not_found_file(),
-                Err(e) => error_reply(store_error(e)),
-            }
-        }
+        _ => None,
     };
-    match found {
-        Ok(Some((meta, data))) => ApiReply {
-            status: 200,
-            file_size: meta.size.max(0) as u64,
-            content_type: meta.content_type,
-            body: data.into(),
-        },
-        Ok(None) => not_found_file(),
-        Err(e) => error_reply(store_error(e)),
-    }
-}
-
-fn not_found_file() -> ApiReply {
-    error_reply(ProtocolError::not_found("no such file"))
-}
-
-fn error_reply(e: ProtocolError) -> ApiReply {
-    ApiReply {
-        status: e.code.http_status() as u32,
-        content_type: "application/json".into(),
-        body: e.code.http_body(&e.message).into(),
-        ..ApiReply::default()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_query_string_is_decoded_and_nameless_pairs_dropped() {
-        let query = parse_query("q=%E5%AE%A2%E6%9C%8D+a&limit=5&=x&flag&limit=7");
-        assert_eq!(query.get("q").map(String::as_str), Some("客服 a"));
-        assert_eq!(
-            query.get("limit").map(String::as_str),
-            Some("7"),
-            "the last wins"
-        );
-        assert_eq!(query.get("flag").map(String::as_str), Some(""));
-        assert_eq!(query.len(), 3);
-        assert_eq!(
-            number(&query, "limit", 1, 5).expect("a number"),
-            5,
-            "capped"
-        );
-        assert!(number(&query, "q", 1, 5).is_err());
-    }
+    let data = inner
+        .store
+        .file_chunk(key, seq)
+        .await
+        .map_err(store_error)?;
+    let data = match (data, &meta) {
+        (Some(data), _) => data,
+        // A file of no chunk (none is stored empty, but the first answers).
+        (None, Some(_)) => Vec::new(),
+        (None, None) => return Err(not_found()),
+    };
+    typed(Typed::File(v1::FileData {
+        content_type: meta
+            .as_ref()
+            .map(|m| m.content_type.clone())
+            .unwrap_or_default(),
+        file_size: meta.map_or(0, |m| m.size.max(0) as u64),
+        data: data.into(),
+    }))
 }

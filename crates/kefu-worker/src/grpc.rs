@@ -4,8 +4,8 @@
 use crate::Worker;
 use kefu_proto::v1::worker_server;
 use kefu_proto::v1::{
-    ApiReply, ApiRequest, ConnectionEvent, DispatchReply, DispatchRequest, EventReply,
-    FrameRequest, FramesDone,
+    ApiCall, ApiReply, ConnectionEvent, DispatchReply, DispatchRequest, EventReply, FrameRequest,
+    FramesDone,
 };
 use std::pin::Pin;
 use tokio_stream::{Stream, StreamExt};
@@ -78,7 +78,7 @@ impl worker_server::Worker for Worker {
         Ok(Response::new(EventReply {}))
     }
 
-    async fn api(&self, request: Request<ApiRequest>) -> Result<Response<ApiReply>, Status> {
+    async fn api(&self, request: Request<ApiCall>) -> Result<Response<ApiReply>, Status> {
         Ok(Response::new(Worker::api(self, request.into_inner()).await))
     }
 

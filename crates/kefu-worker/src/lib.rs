@@ -41,7 +41,7 @@ pub mod tasks;
 pub mod view;
 
 use kefu_lifecycle::Lifecycle;
-use kefu_proto::v1::{ApiReply, ApiRequest, ConnectionEvent, FrameRequest, PushBatch, Session};
+use kefu_proto::v1::{ApiCall, ApiReply, ConnectionEvent, FrameRequest, PushBatch, Session};
 use kefu_protocol::{Command, ErrorCode, Limits, ProtocolError, Role};
 use kefu_register::Register;
 use kefu_store::{Store, Writer};
@@ -485,8 +485,8 @@ impl Worker {
     }
 
     /// One HTTP call from a gateway.
-    pub async fn api(&self, request: ApiRequest) -> ApiReply {
-        api::handle(&self.inner, request).await
+    pub async fn api(&self, call: ApiCall) -> ApiReply {
+        api::handle(&self.inner, call).await
     }
 }
 

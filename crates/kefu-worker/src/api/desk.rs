@@ -1,11 +1,11 @@
 //! What the desk shows beside a chat: a customer's details and earlier
 //! sessions, the queue's length, and each agent's quick replies.
 
-use super::{json_body, Reply};
+use super::{created, ok, Reply};
 use crate::{store_error, Inner, Sender};
+use kefu_proto::v1;
 use kefu_protocol::{ProtocolError, Role};
 use kefu_store::entity::quick_reply;
-use serde::Deserialize;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 
@@ -27,16 +27,16 @@ const TASK_LIST_LIMIT: u64 = 100;
 pub(super) async fn customer_tasks(
     inner: &Inner,
     sender: &Sender,
-    query: &HashMap<String, String>,
+    customer: Option<String>,
 ) -> Reply {
-    let customer = match (sender.role, query.get("customer")) {
+    let customer = match (sender.role, customer) {
         (Role::Customer, None) => sender.user().to_owned(),
         (Role::Customer, Some(_)) => {
             return Err(ProtocolError::forbidden(
                 "customers may list only their own tasks",
             ))
         }
-        (_, Some(id)) if !id.is_empty() => id.clone(),
+        (_, Some(id)) if !id.is_empty() => id,
         (_, _) => return Err(ProtocolError::bad_request("`customer` is required")),
     };
     let tasks = inner
@@ -80,7 +80,7 @@ pub(super) async fn customer_tasks(
             })
         })
         .collect();
-    Ok((200, json!({"tasks": list})))
+    ok(json!({"tasks": list}))
 }
 
 /// A customer as the console's side panel shows them.
@@ -100,124 +100,93 @@ pub(super) async fn customer(inner: &Inner, sender: &Sender, id: &str) -> Reply 
             Vec::new()
         }
     };
-    Ok((
-        200,
-        json!({
-            "user_id": user.id,
-            "name": user.name,
-            "first_seen": user.created_at,
-            "online": !devices.is_empty(),
-            "devices": devices,
-        }),
-    ))
+    ok(json!({
+        "user_id": user.id,
+        "name": user.name,
+        "first_seen": user.created_at,
+        "online": !devices.is_empty(),
+        "devices": devices,
+    }))
 }
 
 /// How many customers wait for an agent.
 pub(super) async fn queue(inner: &Inner, sender: &Sender) -> Reply {
     agents_only(sender, "the queue's figures")?;
     let waiting = inner.store.count_waiting().await.map_err(store_error)?;
-    Ok((200, json!({"waiting": waiting})))
+    ok(json!({"waiting": waiting}))
 }
 
 /// How many quick replies one agent may keep.
 const MAX_QUICK_REPLIES: u64 = 500;
-const MAX_TITLE_CHARS: usize = 64;
-const MAX_CONTENT_CHARS: usize = 2_000;
-
-#[derive(Deserialize)]
-struct QuickReplyBody {
-    title: String,
-    content: String,
-}
-
-impl QuickReplyBody {
-    fn checked(body: &[u8]) -> Result<QuickReplyBody, ProtocolError> {
-        let QuickReplyBody { title, content } = json_body(body)?;
-        let (title, content) = (title.trim().to_owned(), content.trim().to_owned());
-        if title.is_empty() || content.is_empty() {
-            return Err(ProtocolError::bad_request("title and content are required"));
-        }
-        if title.chars().count() > MAX_TITLE_CHARS {
-            return Err(ProtocolError::bad_request(format!(
-                "title is over {MAX_TITLE_CHARS} characters"
-            )));
-        }
-        if content.chars().count() > MAX_CONTENT_CHARS {
-            return Err(ProtocolError::bad_request(format!(
-                "content is over {MAX_CONTENT_CHARS} characters"
-            )));
-        }
-        if title.contains('\0') || content.contains('\0') {
-            return Err(ProtocolError::bad_request("text may not contain NUL"));
-        }
-        Ok(QuickReplyBody { title, content })
-    }
-}
 
 fn quick_reply_json(r: &quick_reply::Model) -> Value {
     json!({"id": r.id, "title": r.title, "content": r.content, "updated_at": r.updated_at})
 }
 
-/// `GET`/`POST /api/quick-replies`, `PUT`/`DELETE /api/quick-replies/{id}`:
-/// the caller's own list.
-pub(super) async fn quick_replies(
+fn no_such_quick_reply() -> ProtocolError {
+    ProtocolError::not_found("no such quick reply")
+}
+
+/// `GET /api/quick-replies`: the caller's own list.
+pub(super) async fn quick_replies(inner: &Inner, sender: &Sender) -> Reply {
+    agents_only(sender, "quick replies")?;
+    let list = inner
+        .store
+        .quick_replies(sender.user())
+        .await
+        .map_err(store_error)?;
+    let list: Vec<Value> = list.iter().map(quick_reply_json).collect();
+    ok(json!({"quick_replies": list}))
+}
+
+/// `POST /api/quick-replies`, the text checked by the gateway.
+pub(super) async fn add_quick_reply(
     inner: &Inner,
     sender: &Sender,
-    method: &str,
-    rest: &[&str],
-    body: &[u8],
+    text: v1::QuickReplyText,
 ) -> Reply {
     agents_only(sender, "quick replies")?;
-    let store = &inner.store;
-    let me = sender.user();
-    let id = match rest {
-        [] => None,
-        [id] => Some(
-            id.parse::<i64>()
-                .map_err(|_| ProtocolError::bad_request("quick reply id must be a number"))?,
-        ),
-        _ => return Err(ProtocolError::not_found("no such endpoint")),
-    };
-    let missing = || ProtocolError::not_found("no such quick reply");
-    match (method, id) {
-        ("GET", None) => {
-            let list = store.quick_replies(me).await.map_err(store_error)?;
-            let list: Vec<Value> = list.iter().map(quick_reply_json).collect();
-            Ok((200, json!({"quick_replies": list})))
-        }
-        ("POST", None) => {
-            let body = QuickReplyBody::checked(body)?;
-            if store.count_quick_replies(me).await.map_err(store_error)? >= MAX_QUICK_REPLIES {
-                return Err(ProtocolError::new(
-                    kefu_protocol::ErrorCode::Conflict,
-                    format!("an agent may keep at most {MAX_QUICK_REPLIES} quick replies"),
-                ));
-            }
-            let row = store
-                .add_quick_reply(me, &body.title, &body.content)
-                .await
-                .map_err(store_error)?;
-            Ok((201, quick_reply_json(&row)))
-        }
-        ("PUT", Some(id)) => {
-            let body = QuickReplyBody::checked(body)?;
-            let row = store
-                .update_quick_reply(me, id, &body.title, &body.content)
-                .await
-                .map_err(store_error)?
-                .ok_or_else(missing)?;
-            Ok((200, quick_reply_json(&row)))
-        }
-        ("DELETE", Some(id)) => {
-            if !store
-                .delete_quick_reply(me, id)
-                .await
-                .map_err(store_error)?
-            {
-                return Err(missing());
-            }
-            Ok((200, json!({"deleted": id})))
-        }
-        _ => Err(ProtocolError::not_found("no such endpoint")),
+    let (store, me) = (&inner.store, sender.user());
+    if store.count_quick_replies(me).await.map_err(store_error)? >= MAX_QUICK_REPLIES {
+        return Err(ProtocolError::new(
+            kefu_protocol::ErrorCode::Conflict,
+            format!("an agent may keep at most {MAX_QUICK_REPLIES} quick replies"),
+        ));
     }
+    let row = store
+        .add_quick_reply(me, &text.title, &text.content)
+        .await
+        .map_err(store_error)?;
+    created(quick_reply_json(&row))
+}
+
+/// `PUT /api/quick-replies/{id}`.
+pub(super) async fn update_quick_reply(
+    inner: &Inner,
+    sender: &Sender,
+    edit: v1::QuickReplyEdit,
+) -> Reply {
+    agents_only(sender, "quick replies")?;
+    let text = edit.text.unwrap_or_default();
+    let row = inner
+        .store
+        .update_quick_reply(sender.user(), edit.id, &text.title, &text.content)
+        .await
+        .map_err(store_error)?
+        .ok_or_else(no_such_quick_reply)?;
+    ok(quick_reply_json(&row))
+}
+
+/// `DELETE /api/quick-replies/{id}`.
+pub(super) async fn delete_quick_reply(inner: &Inner, sender: &Sender, id: i64) -> Reply {
+    agents_only(sender, "quick replies")?;
+    let deleted = inner
+        .store
+        .delete_quick_reply(sender.user(), id)
+        .await
+        .map_err(store_error)?;
+    if !deleted {
+        return Err(no_such_quick_reply());
+    }
+    ok(json!({"deleted": id}))
 }
