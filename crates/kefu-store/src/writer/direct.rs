@@ -40,6 +40,10 @@ impl Direct {
         }
         conn.pragma_update(None, "synchronous", file.durability.sqlite_synchronous())?;
         conn.pragma_update(None, "foreign_keys", "on")?;
+        // A statement's journal (which backs out a failed multi-row insert
+        // alone) in memory, not in a temporary file: writing that file was
+        // an eighth of this thread's processor time (docs/benchmarks.md).
+        conn.pragma_update(None, "temp_store", "memory")?;
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         Ok(Direct { conn })
     }
@@ -258,6 +262,11 @@ mod tests {
             .pragma_query_value(None, "synchronous", |r| r.get(0))
             .expect("pragma");
         assert_eq!(synchronous, 2, "FULL");
+        let temp_store: i64 = direct
+            .conn
+            .pragma_query_value(None, "temp_store", |r| r.get(0))
+            .expect("pragma");
+        assert_eq!(temp_store, 2, "statement journals in memory");
         let pool_synchronous: i64 = store
             .connection()
             .query_one(sea_orm::Statement::from_string(
