@@ -197,10 +197,19 @@ impl Params {
     }
 }
 
-/// A task id from the path.
-fn task_id(id: &str) -> Result<i64, Refusal> {
-    id.parse()
-        .map_err(|_| Refusal(ErrorCode::BadRequest, "task id must be a number".into()))
+/// The task id of a `/api/tasks/{id}/…` path, after the caller.
+struct TaskPath(i64);
+
+impl FromRequestParts<Arc<Inner>> for TaskPath {
+    type Rejection = Refusal;
+
+    async fn from_request_parts(parts: &mut Parts, inner: &Arc<Inner>) -> Result<Self, Refusal> {
+        let not_a_number = || Refusal(ErrorCode::BadRequest, "task id must be a number".into());
+        let Path(id) = Path::<String>::from_request_parts(parts, inner)
+            .await
+            .map_err(|_| not_a_number())?;
+        id.parse().map(TaskPath).map_err(|_| not_a_number())
+    }
 }
 
 type Answer = Result<Response, Refusal>;
@@ -379,10 +388,9 @@ async fn delete_quick_reply(
 async fn history(
     State(inner): State<Arc<Inner>>,
     caller: Caller,
-    Path(id): Path<String>,
+    TaskPath(task_id): TaskPath,
     RawQuery(query): RawQuery,
 ) -> Answer {
-    let task_id = task_id(&id)?;
     let params = Params::parse(query);
     let call = Call::History(v1::History {
         task_id,
@@ -396,7 +404,7 @@ async fn history(
 async fn transfer(
     State(inner): State<Arc<Inner>>,
     caller: Caller,
-    Path(id): Path<String>,
+    TaskPath(task_id): TaskPath,
     body: Bytes,
 ) -> Answer {
     #[derive(Deserialize)]
@@ -405,7 +413,6 @@ async fn transfer(
         #[serde(default)]
         reason: Option<String>,
     }
-    let task_id = task_id(&id)?;
     let Body { to_agent, reason } = json_body(&body)?;
     let call = Call::Transfer(v1::Transfer {
         task_id,
@@ -415,17 +422,20 @@ async fn transfer(
     Ok(answer(&inner, caller.task_call(&inner, task_id, call)).await)
 }
 
-async fn end(State(inner): State<Arc<Inner>>, caller: Caller, Path(id): Path<String>) -> Answer {
-    let task_id = task_id(&id)?;
+async fn end(
+    State(inner): State<Arc<Inner>>,
+    caller: Caller,
+    TaskPath(task_id): TaskPath,
+) -> Response {
     let call = Call::End(v1::TaskId { task_id });
-    Ok(answer(&inner, caller.task_call(&inner, task_id, call)).await)
+    answer(&inner, caller.task_call(&inner, task_id, call)).await
 }
 
 /// `POST /api/tasks/{id}/rating {"score": 1..5, "comment"?: TEXT}`.
 async fn rate(
     State(inner): State<Arc<Inner>>,
     caller: Caller,
-    Path(id): Path<String>,
+    TaskPath(task_id): TaskPath,
     body: Bytes,
 ) -> Answer {
     #[derive(Deserialize)]
@@ -434,7 +444,6 @@ async fn rate(
         #[serde(default)]
         comment: String,
     }
-    let task_id = task_id(&id)?;
     let Body { score, comment } = json_body(&body)?;
     let call = Call::Rate(v1::Rating {
         task_id,
