@@ -445,94 +445,27 @@ async fn the_gateway_refuses_a_malformed_call_without_asking_a_worker() {
         }
     };
     use reqwest::Method;
+    #[rustfmt::skip]
     let cases = [
-        (
-            Method::GET,
-            "/api/offline?limit=many",
-            None,
-            400,
-            "limit must be a number",
-        ),
-        (
-            Method::GET,
-            "/api/offline?after=-5",
-            None,
-            400,
-            "after must not be negative",
-        ),
-        (
-            Method::GET,
-            "/api/tasks/x/messages",
-            None,
-            400,
-            "task id must be a number",
-        ),
-        (
-            Method::GET,
-            "/api/tasks/7/messages?before=y",
-            None,
-            400,
-            "before must be a number",
-        ),
-        (
-            Method::POST,
-            "/api/tasks/7/rating",
-            Some("{\"score\":"),
-            400,
-            "bad JSON body",
-        ),
-        (
-            Method::POST,
-            "/api/tasks/7/transfer",
-            Some("{}"),
-            400,
-            "bad JSON body",
-        ),
-        (
-            Method::PUT,
-            "/api/agents/me/status",
-            Some(r#"{"status":"asleep"}"#),
-            400,
-            "status must be available or away",
-        ),
-        (
-            Method::POST,
-            "/api/quick-replies",
-            Some(r#"{"title":" ","content":"x"}"#),
-            400,
-            "title and content are required",
-        ),
-        (
-            Method::DELETE,
-            "/api/quick-replies/first",
-            None,
-            400,
-            "quick reply id must be a number",
-        ),
-        (
-            Method::POST,
-            "/api/agents/a2/promote",
-            None,
-            404,
-            "no such endpoint",
-        ),
-        (
-            Method::GET,
-            "/api/nothing-here",
-            None,
-            404,
-            "no such endpoint",
-        ),
-        (
-            Method::GET,
-            "/api/tasks/7/end",
-            None,
-            405,
-            "method not allowed here",
-        ),
+        (Method::GET, "/api/offline?limit=many", None, 400, "limit must be a number"),
+        (Method::GET, "/api/offline?after=-5", None, 400, "after must not be negative"),
+        (Method::GET, "/api/tasks/x/messages", None, 400, "task id must be a number"),
+        (Method::GET, "/api/tasks/7/messages?before=y", None, 400, "before must be a number"),
+        (Method::POST, "/api/tasks/7/rating", Some("{\"score\":"), 400, "bad JSON body"),
+        (Method::POST, "/api/tasks/7/transfer", Some("{}"), 400, "bad JSON body"),
+        (Method::PUT, "/api/agents/me/status", Some(r#"{"status":"asleep"}"#), 400, "status must be available or away"),
+        (Method::POST, "/api/quick-replies", Some(r#"{"title":" ","content":"x"}"#), 400, "title and content are required"),
+        (Method::DELETE, "/api/quick-replies/first", None, 400, "quick reply id must be a number"),
+        (Method::POST, "/api/agents/a2/promote", None, 404, "no such endpoint"),
+        (Method::GET, "/api/nothing-here", None, 404, "no such endpoint"),
+        // Only the gateway's own routes reach a login or an upload's parts.
+        (Method::POST, "/api/login/", Some("{}"), 404, "no such endpoint"),
+        (Method::POST, "/api/upload/", None, 404, "no such endpoint"),
+        (Method::POST, "/api/upload/parts", None, 404, "no such endpoint"),
+        (Method::GET, "/api/tasks/7/end", None, 405, "method not allowed here"),
         (Method::GET, "/files/not-a-key", None, 404, "no such file"),
-        // Well formed: only a worker can answer.
-        (Method::GET, "/api/offline?limit=5", None, 503, ""),
+        // Well formed: only a worker can answer, and none joins within
+        // the gateway's 15 s wait.
         (Method::GET, "/api/tasks/7/messages?limit=5", None, 503, ""),
     ];
     for (method, path, body, status, message) in cases {
