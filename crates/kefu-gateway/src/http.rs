@@ -1,5 +1,6 @@
-//! The gateway's HTTP side: the WebSocket upgrade, the JSON API (checked
-//! here, answered by a worker), uploaded files, health and metrics.
+//! The gateway's HTTP side: the WebSocket upgrade, sign-in (visitor, login,
+//! refresh), uploads and file downloads, health and metrics; the rest of
+//! the JSON API is in `api`.
 
 use crate::api;
 use crate::{conn, Gateway, Inner};

@@ -9,7 +9,10 @@
 //!
 //! # Layout
 //! - [`config`]: limits and timeouts.
-//! - [`http`]: the axum router: `/ws`, `/api/*`, `/files/*`, `/healthz`, `/metrics`.
+//! - [`http`]: the axum router: `/ws`, sign-in, uploads, `/files/*`,
+//!   `/healthz`, `/metrics`.
+//! - `api`: the JSON API's other calls, each checked once and sent to a
+//!   worker as a typed `ApiCall`.
 //! - [`conn`]: one WebSocket connection, from auth to close.
 //! - [`limits`]: visitor creation and login per client address, and the
 //!   back-off after wrong passwords.
