@@ -14,7 +14,7 @@ use axum::Router;
 use kefu_proto::v1::account_change::Change;
 use kefu_proto::v1::api_call::Call;
 use kefu_proto::v1::api_reply::Reply;
-use kefu_proto::v1::{self, ApiCall, ApiReply, Session};
+use kefu_proto::v1::{self, ApiCall, ApiReply};
 use kefu_protocol::{shard, token, Claims, ErrorCode, ProtocolError};
 use serde::Deserialize;
 use std::collections::HashMap;
@@ -85,7 +85,7 @@ impl Caller {
 
     fn call_on(&self, inner: &Inner, shard: u32, call: Call) -> ApiCall {
         ApiCall {
-            session: Some(session(inner, &self.0)),
+            session: Some(inner.session(&self.0)),
             shard,
             call: Some(call),
         }
@@ -94,20 +94,6 @@ impl Caller {
     /// A call about a task, on the task's shard: after the task's frames.
     fn task_call(&self, inner: &Inner, task_id: i64, call: Call) -> ApiCall {
         self.call_on(inner, shard::of_task(task_id), call)
-    }
-}
-
-/// The session a worker checks a call against.
-pub(crate) fn session(inner: &Inner, claims: &Claims) -> Session {
-    Session {
-        user_id: claims.sub.clone(),
-        role: claims.role.as_str().into(),
-        name: claims.name.clone().unwrap_or_default(),
-        device: claims.device.clone().unwrap_or_default(),
-        conn_id: String::new(),
-        gateway_id: inner.config.id.clone(),
-        client_ip: String::new(),
-        issued_at: claims.iat.unwrap_or(0),
     }
 }
 

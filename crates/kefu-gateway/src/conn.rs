@@ -64,14 +64,10 @@ pub(crate) async fn run(
     }
     // One copy per connection, shared by its loop and the gateway's map.
     let session = Arc::new(Session {
-        user_id: claims.sub.clone(),
-        role: claims.role.as_str().into(),
-        name: claims.name.clone().unwrap_or_default(),
         device,
         conn_id: inner.new_conn_id(),
-        gateway_id: inner.config.id.clone(),
         client_ip,
-        issued_at: claims.iat.unwrap_or(0),
+        ..inner.session(&claims)
     });
     let (tx, rx) = flume::bounded(inner.config.send_queue);
     let overflow = Arc::new(Overflow::default());

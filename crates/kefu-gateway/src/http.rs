@@ -333,9 +333,9 @@ async fn visitor(
     let body: Body = if body.iter().all(u8::is_ascii_whitespace) {
         Body::default()
     } else {
-        match serde_json::from_slice(&body) {
+        match api::json_body(&body) {
             Ok(b) => b,
-            Err(e) => return error(ErrorCode::BadRequest, &format!("bad JSON body: {e}")),
+            Err(r) => return r.into_response(),
         }
     };
     if body.name.as_ref().is_some_and(|n| n.chars().count() > 64) {
@@ -370,7 +370,7 @@ async fn refresh(State(inner): State<Arc<Inner>>, body: Bytes) -> Response {
         Err(e) => return error(ErrorCode::Unauthorized, &e.to_string()),
     };
     let call = ApiCall {
-        session: Some(api::session(&inner, &claims)),
+        session: Some(inner.session(&claims)),
         shard: shard::of_user(&claims.sub),
         call: Some(Call::Refresh(v1::NoArgs {})),
     };
@@ -565,7 +565,7 @@ impl<'a> Upload<'a> {
     fn new(inner: &'a Inner, claims: &Claims) -> Upload<'a> {
         Upload {
             inner,
-            session: api::session(inner, claims),
+            session: inner.session(claims),
             shard: shard::of_user(&claims.sub),
             key: None,
             parts: 0,
@@ -681,7 +681,8 @@ async fn file(State(inner): State<Arc<Inner>>, Path(key): Path<String>) -> Respo
         Err(r) => return r,
     };
     let (size, content_type) = (first.file_size, first.content_type.clone());
-    let body = if size > first.data.len() as u64 {
+    let streamed = size > first.data.len() as u64;
+    let body = if streamed {
         Body::from_stream(chunks(inner, key, first))
     } else {
         Body::from(first.data)
@@ -689,7 +690,9 @@ async fn file(State(inner): State<Arc<Inner>>, Path(key): Path<String>) -> Respo
     let mut response = respond(200, &content_type, body);
     // nosniff comes from the API routes' layer.
     let headers = response.headers_mut();
-    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(size));
+    if streamed {
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(size));
+    }
     headers.insert(
         header::CACHE_CONTROL,
         HeaderValue::from_static("public, max-age=31536000, immutable"),

@@ -299,6 +299,21 @@ fn close_reason(code: u32) -> &'static str {
 }
 
 impl Inner {
+    /// The session a worker checks a caller's frames and calls against; a
+    /// connection adds its device, id and address.
+    pub(crate) fn session(&self, claims: &kefu_protocol::Claims) -> kefu_proto::v1::Session {
+        kefu_proto::v1::Session {
+            user_id: claims.sub.clone(),
+            role: claims.role.as_str().into(),
+            name: claims.name.clone().unwrap_or_default(),
+            device: claims.device.clone().unwrap_or_default(),
+            conn_id: String::new(),
+            gateway_id: self.config.id.clone(),
+            client_ip: String::new(),
+            issued_at: claims.iat.unwrap_or(0),
+        }
+    }
+
     pub(crate) fn new_conn_id(&self) -> String {
         format!(
             "{}-{}",
