@@ -21,6 +21,10 @@ pub(super) enum Stored {
     /// Skips it, and the statement returns `id, sender, client_msg_id` of
     /// the rows it inserted (SQLite and PostgreSQL).
     SkipAndReturn,
+    /// Skips it, returning nothing (SQLite's `INSERT OR IGNORE`). A
+    /// statement that cannot fail needs no statement journal to back it
+    /// out alone, which every multi-row insert that can fail does.
+    Ignore,
 }
 
 /// `INSERT INTO messages … VALUES …` for `rows`, in order.
@@ -29,7 +33,11 @@ pub(super) fn insert_messages(
     rows: &[&NewMessage],
     stored: Stored,
 ) -> Statement {
-    let mut sql = format!("INSERT INTO messages ({MESSAGE_COLUMNS}) VALUES ");
+    let verb = match stored {
+        Stored::Ignore => "INSERT OR IGNORE",
+        Stored::Fail | Stored::SkipAndReturn => "INSERT",
+    };
+    let mut sql = format!("{verb} INTO messages ({MESSAGE_COLUMNS}) VALUES ");
     let mut values = Vec::with_capacity(rows.len() * VALUES_PER_MESSAGE);
     for (i, m) in rows.iter().enumerate() {
         if i > 0 {
