@@ -2,8 +2,8 @@
 //! the writer has no connection of its own.
 
 use super::batch::{
-    answers, confirmed, first_occurrences, inserted_and_skipped, key, marks, returned_ids, Key,
-    TakenRow, ROWS_PER_STATEMENT,
+    answers, confirmed, first_occurrences, inserted_and_skipped, key, marks, padded, returned_ids,
+    shaped, Key, TakenRow, ROWS_PER_STATEMENT,
 };
 use super::{sql, NewMessage, Written};
 use crate::entity::{message, task};
@@ -206,7 +206,7 @@ impl Pool {
         if !skipped.is_empty() {
             stored.extend(existing(&txn, skipped.into_iter()).await?);
         }
-        for chunk in marks(&inserted).chunks(ROWS_PER_STATEMENT) {
+        for chunk in shaped(&marks(&inserted)) {
             txn.execute(sql::insert_marks(backend, chunk)).await?;
         }
         if backend == DbBackend::MySql {
@@ -218,14 +218,14 @@ impl Pool {
             users.sort_unstable();
             for (user, mut ids) in users {
                 ids.sort_unstable();
-                for chunk in ids.chunks(ROWS_PER_STATEMENT) {
-                    txn.execute(sql::delete_marks_of(backend, user, chunk))
+                for chunk in padded(&ids) {
+                    txn.execute(sql::delete_marks_of(backend, user, &chunk))
                         .await?;
                 }
             }
         } else {
-            for chunk in confirmed(receipts).chunks(ROWS_PER_STATEMENT) {
-                txn.execute(sql::delete_marks(backend, chunk)).await?;
+            for chunk in padded(&confirmed(receipts)) {
+                txn.execute(sql::delete_marks(backend, &chunk)).await?;
             }
         }
         txn.commit().await?;
@@ -299,8 +299,8 @@ async fn existing<'a>(
 ) -> Result<Vec<message::Model>> {
     let keys: Vec<Key> = keys.collect();
     let mut rows = Vec::new();
-    for chunk in keys.chunks(ROWS_PER_STATEMENT) {
-        let statement = sql::find_keys(db.get_database_backend(), chunk);
+    for chunk in padded(&keys) {
+        let statement = sql::find_keys(db.get_database_backend(), &chunk);
         rows.extend(
             message::Entity::find()
                 .from_raw_sql(statement)
@@ -320,7 +320,7 @@ async fn insert(
 ) -> Result<Vec<Option<i64>>> {
     let backend = txn.get_database_backend();
     let mut ids = Vec::with_capacity(rows.len());
-    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+    for chunk in shaped(rows) {
         match how {
             Insert::SkipAndReturn => {
                 let statement = sql::insert_messages(backend, chunk, sql::Stored::SkipAndReturn);
