@@ -154,12 +154,13 @@ fn insert(conn: &Connection, rows: &[&NewMessage]) -> Result<Vec<Option<i64>>> {
     let ids = rows
         .iter()
         .zip(first..)
-        .map(|(m, id)| match key(m).and_then(|k| stored.get(&k)) {
-            Some(&before) if before < first => Ok(None),
-            Some(&row) if row != id => Err(StoreError::Conflict(
-                "a message's id is not the one its insert took".into(),
+        .map(|(m, id)| match key(m).map(|k| stored.get(&k)) {
+            None => Ok(Some(id)),
+            Some(Some(&before)) if before < first => Ok(None),
+            Some(Some(&row)) if row == id => Ok(Some(id)),
+            Some(_) => Err(StoreError::Conflict(
+                "a message's row is not the one its insert took".into(),
             )),
-            _ => Ok(Some(id)),
         })
         .collect::<Result<Vec<_>>>()?;
     if ids.iter().flatten().count() != taken {
