@@ -4,7 +4,7 @@
 
 use crate::{NewMessage, NewTask, Store, Writer};
 
-struct TestDb {
+pub(crate) struct TestDb {
     url: String,
     _dir: Option<tempdir::Dir>,
 }
@@ -49,7 +49,7 @@ fn database(backend: &str) -> Option<TestDb> {
     }
 }
 
-async fn fresh(backend: &str) -> Option<(Store, TestDb)> {
+pub(crate) async fn fresh(backend: &str) -> Option<(Store, TestDb)> {
     let db = database(backend)?;
     let store = Store::connect(&db.url).await.expect("connect");
     store.migrate().await.expect("migrate");
@@ -65,13 +65,13 @@ fn writer(store: &Store, backend: &str, max_batch: usize) -> Writer {
     Writer::start_on(store.clone(), max_batch, backend != "sqlite_pool")
 }
 
-async fn cleanup(db: TestDb) {
+pub(crate) async fn cleanup(db: TestDb) {
     if !db.url.starts_with("sqlite:") {
         crate::drop_database(&db.url).await.expect("drop database");
     }
 }
 
-fn message(sender: &str, client_msg_id: &str, task_id: i64) -> NewMessage {
+pub(crate) fn message(sender: &str, client_msg_id: &str, task_id: i64) -> NewMessage {
     NewMessage {
         task_id,
         sender: sender.into(),
@@ -185,7 +185,7 @@ async fn group_commit_keeps_order_and_dedups(backend: &str) {
     cleanup(db).await;
 }
 
-async fn offline_len(store: &Store, user: &str) -> usize {
+pub(crate) async fn offline_len(store: &Store, user: &str) -> usize {
     store.offline(user, 0, 500).await.expect("offline").len()
 }
 
