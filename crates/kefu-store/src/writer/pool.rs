@@ -26,7 +26,8 @@ enum Insert {
     /// PostgreSQL): a batch of new messages needs no lookup first.
     SkipAndReturn,
     /// One multi-row insert whose ids are consecutive from the first one
-    /// reported (MySQL); stored keys are looked up before.
+    /// reported (MySQL); stored keys are looked up only when the insert
+    /// fails on them.
     Consecutive,
     /// One row at a time (MySQL with `innodb_autoinc_lock_mode = 2`, where
     /// a multi-row insert's ids need not be consecutive).
