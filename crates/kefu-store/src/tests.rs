@@ -89,14 +89,23 @@ pub(crate) fn message(sender: &str, client_msg_id: &str, task_id: i64) -> NewMes
     }
 }
 
-async fn group_commit_keeps_order_and_dedups(backend: &str) {
-    let Some((store, db)) = fresh(backend).await else {
-        return;
-    };
+/// A fresh database on `backend` with one task of customer "cust" on shard
+/// 7, assigned to "agent-1"; None when the backend's URL is not set.
+pub(crate) async fn fresh_with_task(
+    backend: &str,
+) -> Option<(Store, TestDb, crate::entity::task::Model)> {
+    let (store, db) = fresh(backend).await?;
     let task = store
         .create_task("cust", 7, Some("agent-1"), None)
         .await
         .expect("task");
+    Some((store, db, task))
+}
+
+async fn group_commit_keeps_order_and_dedups(backend: &str) {
+    let Some((store, db, task)) = fresh_with_task(backend).await else {
+        return;
+    };
     assert_eq!(kefu_protocol::shard::of_task(task.id), 7);
     let writer = writer(&store, backend, 64);
     let mut pending = Vec::new();

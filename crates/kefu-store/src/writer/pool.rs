@@ -396,20 +396,16 @@ fn taken_rows(returned: &[QueryResult]) -> Result<Vec<TakenRow>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tests::{cleanup, fresh, message, offline_len};
+    use crate::tests::{cleanup, fresh_with_task, message, offline_len};
 
     /// A batch holding a resend of a stored key, behind a full chunk of new
     /// messages: on MySQL its first insert fails on the unique index after
     /// that chunk went in, and is written again after the lookup; nothing
     /// of the failed attempt is left, and the batch's receipts count once.
     async fn a_resend_behind_a_full_chunk_gets_its_first_row(backend: &str) {
-        let Some((store, db)) = fresh(backend).await else {
+        let Some((store, db, task)) = fresh_with_task(backend).await else {
             return;
         };
-        let task = store
-            .create_task("cust", 7, Some("agent-1"), None)
-            .await
-            .expect("task");
         let pool = Pool::new(store.clone()).await;
         let first: Vec<NewMessage> = (0..3)
             .map(|i| message("cust", &format!("s{i}"), task.id))
