@@ -49,7 +49,7 @@ fn database(backend: &str) -> Option<TestDb> {
     }
 }
 
-pub(crate) async fn fresh(backend: &str) -> Option<(Store, TestDb)> {
+async fn fresh(backend: &str) -> Option<(Store, TestDb)> {
     let db = database(backend)?;
     let store = Store::connect(&db.url).await.expect("connect");
     store.migrate().await.expect("migrate");

@@ -195,7 +195,7 @@ impl Pool {
         let stored = match self.insert {
             Insert::SkipAndReturn => Vec::new(),
             // Most batches hold no resend of a stored key, so they go in
-            // without the lookup (a sixth of the cluster's statements);
+            // without the lookup (a seventh of the cluster's statements);
             // one that does fails on the unique index, changes nothing,
             // and is written again after the lookup.
             Insert::Consecutive => match self.write_with(batch, receipts, Vec::new()).await {
@@ -377,7 +377,13 @@ fn keys<'a>(batch: &'a [&NewMessage]) -> impl Iterator<Item = Key<'a>> {
 
 /// A statement refused for a key the unique index already holds.
 fn is_duplicate_key(e: &StoreError) -> bool {
-    matches!(e, StoreError::Db(e) if matches!(e.sql_err(), Some(sea_orm::SqlErr::UniqueConstraintViolation(_))))
+    let StoreError::Db(e) = e else {
+        return false;
+    };
+    matches!(
+        e.sql_err(),
+        Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
+    )
 }
 
 fn taken_rows(returned: &[QueryResult]) -> Result<Vec<TakenRow>> {
