@@ -29,8 +29,8 @@ pub(super) struct Direct {
 }
 
 impl Direct {
-    /// Opens `file` as the pool does (WAL, the same `synchronous`, waiting
-    /// up to 30 s for another writer).
+    /// Opens `file` as the pool does (WAL, the same `synchronous` and
+    /// checkpoint interval, waiting up to 30 s for another writer).
     pub fn open(file: &SqliteFile) -> Result<Direct> {
         let conn = Connection::open(&file.path)?;
         conn.busy_timeout(Duration::from_secs(30))?;
@@ -40,6 +40,7 @@ impl Direct {
             return Err(StoreError::NotWal(mode));
         }
         conn.pragma_update(None, "synchronous", file.durability.sqlite_synchronous())?;
+        conn.pragma_update(None, "wal_autocheckpoint", crate::WAL_CHECKPOINT_PAGES)?;
         conn.pragma_update(None, "foreign_keys", "on")?;
         // A statement's journal (which backs out a failed multi-row insert
         // alone) in memory, not in a temporary file: writing that file was
@@ -296,6 +297,23 @@ mod tests {
             .try_get_by_index(0)
             .expect("a number");
         assert_eq!(pool_synchronous, synchronous, "as the pool");
+        let checkpoint: i64 = direct
+            .conn
+            .pragma_query_value(None, "wal_autocheckpoint", |r| r.get(0))
+            .expect("pragma");
+        assert_eq!(checkpoint, i64::from(crate::WAL_CHECKPOINT_PAGES));
+        let pool_checkpoint: i64 = store
+            .connection()
+            .query_one(sea_orm::Statement::from_string(
+                DbBackend::Sqlite,
+                "PRAGMA wal_autocheckpoint",
+            ))
+            .await
+            .expect("pragma")
+            .expect("a row")
+            .try_get_by_index(0)
+            .expect("a number");
+        assert_eq!(pool_checkpoint, checkpoint, "as the pool");
         let task = store
             .create_task("c", 1, Some("a"), None)
             .await
