@@ -1,5 +1,6 @@
 //! How much processor the generator and the server used during a run, so a
-//! reader sees whether the generator, not the target, set the pace.
+//! reader sees whether the generator, not the target, set the pace, and how
+//! much the host of a virtual machine took away meanwhile.
 
 use std::time::Instant;
 
@@ -8,6 +9,7 @@ use std::time::Instant;
 pub struct CpuClock {
     generator: Option<u64>,
     server: Vec<(u32, Option<u64>)>,
+    stolen: Option<u64>,
     at: Instant,
 }
 
@@ -17,6 +19,11 @@ pub struct CpuShare {
     pub generator: f64,
     /// `None` when no server process was named (`--server-pid`).
     pub server: Option<f64>,
+    /// Time the machine's virtual processors were ready to run but the
+    /// hypervisor ran something else (`steal` in `/proc/stat`), over all
+    /// processors; `None` where it is not readable. Latency tails are
+    /// not comparable between runs whose steal differs.
+    pub stolen: Option<f64>,
 }
 
 impl CpuClock {
@@ -25,6 +32,7 @@ impl CpuClock {
         CpuClock {
             generator: ticks(std::process::id()),
             server: server.iter().map(|&pid| (pid, ticks(pid))).collect(),
+            stolen: stolen_ticks(),
             at: Instant::now(),
         }
     }
@@ -45,8 +53,24 @@ impl CpuClock {
         CpuShare {
             generator: cores(self.generator, std::process::id()).unwrap_or(0.0),
             server: (!server.is_empty()).then(|| server.iter().sum()),
+            stolen: stolen_ticks()
+                .zip(self.stolen)
+                .and_then(|(now, before)| now.checked_sub(before))
+                .map(|t| t as f64 / hz / seconds),
         }
     }
+}
+
+/// Steal ticks of all processors together, from `/proc/stat`.
+fn stolen_ticks() -> Option<u64> {
+    parse_steal(&std::fs::read_to_string("/proc/stat").ok()?)
+}
+
+/// The eighth number of the `cpu` line (user, nice, system, idle, iowait,
+/// irq, softirq, steal).
+fn parse_steal(stat: &str) -> Option<u64> {
+    let all = stat.lines().find(|l| l.starts_with("cpu "))?;
+    all.split_whitespace().nth(8)?.parse().ok()
 }
 
 /// User plus system clock ticks of a process, or `None` if it is not
@@ -75,6 +99,15 @@ mod tests {
         let stat = "4242 (kefu (bench) x) S 1 4242 4242 0 -1 4194560 1 0 0 0 \
                     250 37 0 0 20 0 9 0 100 1000 50";
         assert_eq!(parse_stat(stat), Some(287));
+    }
+
+    #[test]
+    fn steal_is_the_eighth_number_of_the_all_processors_line() {
+        let stat = "cpu  100 2 30 4000 5 0 6 77 0 0\n\
+                    cpu0 50 1 15 2000 2 0 3 40 0 0\n\
+                    intr 12345\n";
+        assert_eq!(parse_steal(stat), Some(77));
+        assert_eq!(parse_steal("intr 1\n"), None);
     }
 
     #[test]

@@ -63,7 +63,7 @@ fn to_json(r: &Results) -> Value {
         "delivered_per_sec": r.delivered_per_sec,
         "ack_latency": percentiles(&r.ack), "delivery_latency": percentiles(&r.delivery),
         "send_lag": r.send_lag.as_ref().map(percentiles),
-        "cpu_cores": r.cpu.map(|c| json!({"generator": c.generator, "server": c.server})),
+        "cpu_cores": r.cpu.map(|c| json!({"generator": c.generator, "server": c.server, "stolen": c.stolen})),
     })
 }
 
@@ -110,8 +110,11 @@ fn cpu_row(cpu: crate::cpu::CpuShare) -> String {
         .map_or("not measured (--server-pid)".to_owned(), |s| {
             format!("{s:.2} cores")
         });
+    let stolen = cpu
+        .stolen
+        .map_or(String::new(), |s| format!("  stolen by the host {s:.2}"));
     format!(
-        "cpu (of {cores} cores)     generator {:.2} cores  server {server}",
+        "cpu (of {cores} cores)     generator {:.2} cores  server {server}{stolen}",
         cpu.generator
     )
 }
