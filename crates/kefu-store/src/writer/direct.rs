@@ -260,8 +260,24 @@ mod tests {
         }
     }
 
-    /// The connection opens on the store's file with its durability, and
-    /// what it commits, the pool reads.
+    /// A pragma's value on one of the pool's connections.
+    async fn pool_pragma(store: &Store, name: &str) -> i64 {
+        store
+            .connection()
+            .query_one(sea_orm::Statement::from_string(
+                DbBackend::Sqlite,
+                format!("PRAGMA {name}"),
+            ))
+            .await
+            .expect("pragma")
+            .expect("a row")
+            .try_get_by_index(0)
+            .expect("a number")
+    }
+
+    /// The connection opens on the store's file with its durability and
+    /// checkpoint interval, as the pool's do, and what it commits, the
+    /// pool reads.
     #[tokio::test]
     async fn writes_the_file_the_pool_reads() {
         let dir = std::env::temp_dir().join(format!("kefu_direct_{:016x}", rand::random::<u64>()));
@@ -275,45 +291,19 @@ mod tests {
             .expect("an SQLite store knows its file");
         assert_eq!(file.path, dir.join("kefu.db"));
         let mut direct = Direct::open(&file).expect("open");
-        let synchronous: i64 = direct
-            .conn
-            .pragma_query_value(None, "synchronous", |r| r.get(0))
-            .expect("pragma");
+        let pragma = |name: &str| -> i64 {
+            direct
+                .conn
+                .pragma_query_value(None, name, |r| r.get(0))
+                .expect("pragma")
+        };
+        let (synchronous, temp_store) = (pragma("synchronous"), pragma("temp_store"));
+        let checkpoint = pragma("wal_autocheckpoint");
         assert_eq!(synchronous, 2, "FULL");
-        let temp_store: i64 = direct
-            .conn
-            .pragma_query_value(None, "temp_store", |r| r.get(0))
-            .expect("pragma");
         assert_eq!(temp_store, 2, "statement journals in memory");
-        let pool_synchronous: i64 = store
-            .connection()
-            .query_one(sea_orm::Statement::from_string(
-                DbBackend::Sqlite,
-                "PRAGMA synchronous",
-            ))
-            .await
-            .expect("pragma")
-            .expect("a row")
-            .try_get_by_index(0)
-            .expect("a number");
-        assert_eq!(pool_synchronous, synchronous, "as the pool");
-        let checkpoint: i64 = direct
-            .conn
-            .pragma_query_value(None, "wal_autocheckpoint", |r| r.get(0))
-            .expect("pragma");
         assert_eq!(checkpoint, i64::from(crate::WAL_CHECKPOINT_PAGES));
-        let pool_checkpoint: i64 = store
-            .connection()
-            .query_one(sea_orm::Statement::from_string(
-                DbBackend::Sqlite,
-                "PRAGMA wal_autocheckpoint",
-            ))
-            .await
-            .expect("pragma")
-            .expect("a row")
-            .try_get_by_index(0)
-            .expect("a number");
-        assert_eq!(pool_checkpoint, checkpoint, "as the pool");
+        assert_eq!(pool_pragma(&store, "synchronous").await, synchronous);
+        assert_eq!(pool_pragma(&store, "wal_autocheckpoint").await, checkpoint);
         let task = store
             .create_task("c", 1, Some("a"), None)
             .await
