@@ -1,0 +1,98 @@
+use super::*;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+#[tokio::test(start_paused = true)]
+async fn a_head_waiting_for_what_a_tail_holds_does_not_deadlock() {
+    // One permit, as a one-connection pool: the tail takes it across an
+    // await, the next head needs it.
+    let pool = Arc::new(tokio::sync::Semaphore::new(1));
+    let lane = Lane::start(&Lifecycle::new());
+    let p = pool.clone();
+    lane.pipelined(async move {
+        let tail: AfterCommit = Box::pin(async move {
+            Finish::new(async move {
+                let _conn = p.acquire().await.unwrap();
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            })
+        });
+        Some(tail)
+    })
+    .await;
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let p = pool.clone();
+    lane.pipelined(async move {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        let _conn = p.acquire().await.unwrap();
+        let _ = tx.send(());
+        None
+    })
+    .await;
+    tokio::time::timeout(Duration::from_secs(5), rx)
+        .await
+        .expect("no deadlock")
+        .unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn tails_wait_together_and_finish_in_order() {
+    let lane = Lane::start(&Lifecycle::new());
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let started = tokio::time::Instant::now();
+    for i in 0..3u64 {
+        let log = log.clone();
+        lane.pipelined(async move {
+            let tail: AfterCommit = Box::pin(async move {
+                // The last tail's wait is the shortest.
+                tokio::time::sleep(Duration::from_millis(100 - 10 * i)).await;
+                Finish::new(async move {
+                    log.lock().unwrap().push((i, started.elapsed()));
+                })
+            });
+            Some(tail)
+        })
+        .await;
+    }
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+    lane.ordered(async move {
+        let _ = done_tx.send(());
+    })
+    .await;
+    done_rx.await.unwrap();
+    let log = log.lock().unwrap();
+    let order: Vec<u64> = log.iter().map(|(i, _)| *i).collect();
+    assert_eq!(order, vec![0, 1, 2]);
+    // One after the other, the waits would take 270 ms.
+    assert!(log.iter().all(|(_, at)| *at < Duration::from_millis(110)));
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_ordered_job_waits_for_earlier_send_tails() {
+    let lane = Lane::start(&Lifecycle::new());
+    let log = Arc::new(Mutex::new(Vec::new()));
+    for i in 0..3 {
+        let log = log.clone();
+        lane.pipelined(async move {
+            let tail: AfterCommit = Box::pin(async move {
+                tokio::time::sleep(Duration::from_millis(10 * (3 - i))).await;
+                Finish::new(async move {
+                    log.lock().unwrap().push(format!("send{i}"));
+                })
+            });
+            Some(tail)
+        })
+        .await;
+    }
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+    let l = log.clone();
+    lane.ordered(async move {
+        l.lock().unwrap().push("read".into());
+        let _ = done_tx.send(());
+    })
+    .await;
+    done_rx.await.unwrap();
+    assert_eq!(
+        *log.lock().unwrap(),
+        vec!["send0", "send1", "send2", "read"]
+    );
+}
