@@ -105,11 +105,21 @@ pub enum Durability {
 
 impl Durability {
     /// SQLite's `synchronous` setting for it.
-    pub(crate) fn sqlite_synchronous(self) -> &'static str {
+    fn sqlite_synchronous(self) -> &'static str {
         match self {
             Durability::PowerLoss => "full",
             Durability::ProcessCrash => "normal",
         }
+    }
+
+    /// The settings every connection to the SQLite file takes, the pool's
+    /// and the writer's own alike: what a commit survives, and how often
+    /// the WAL is copied into the database.
+    pub(crate) fn sqlite_pragmas(self) -> [(&'static str, String); 2] {
+        [
+            ("synchronous", self.sqlite_synchronous().to_owned()),
+            ("wal_autocheckpoint", WAL_CHECKPOINT_PAGES.to_string()),
+        ]
     }
 }
 
@@ -179,11 +189,14 @@ impl Store {
             // every commit; NORMAL leaves that to checkpoints, which a killed
             // process survives but a power loss may not.
             options.max_connections(4).map_sqlx_sqlite_opts(move |o| {
-                o.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
-                    .pragma("synchronous", durability.sqlite_synchronous())
-                    .pragma("wal_autocheckpoint", WAL_CHECKPOINT_PAGES.to_string())
+                let o = o
+                    .journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
                     .busy_timeout(Duration::from_secs(30))
-                    .create_if_missing(true)
+                    .create_if_missing(true);
+                durability
+                    .sqlite_pragmas()
+                    .into_iter()
+                    .fold(o, |o, (name, value)| o.pragma(name, value))
             });
         } else {
             options

@@ -39,8 +39,9 @@ impl Direct {
         if !mode.eq_ignore_ascii_case("wal") {
             return Err(StoreError::NotWal(mode));
         }
-        conn.pragma_update(None, "synchronous", file.durability.sqlite_synchronous())?;
-        conn.pragma_update(None, "wal_autocheckpoint", crate::WAL_CHECKPOINT_PAGES)?;
+        for (name, value) in file.durability.sqlite_pragmas() {
+            conn.pragma_update(None, name, value)?;
+        }
         conn.pragma_update(None, "foreign_keys", "on")?;
         // A statement's journal (which backs out a failed multi-row insert
         // alone) in memory, not in a temporary file: writing that file was
