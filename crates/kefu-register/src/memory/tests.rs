@@ -1,13 +1,7 @@
 use super::*;
 
 fn loc(user: &str, gateway: &str, conn: &str) -> Location {
-    Location {
-        user_id: user.into(),
-        gateway_id: gateway.into(),
-        conn_id: conn.into(),
-        device: "pc".into(),
-        role: "customer".into(),
-    }
+    crate::test_location(user, gateway, conn, "customer")
 }
 
 fn gateway(id: &str) -> Member {

@@ -62,13 +62,7 @@ fn member(id: &str, role: &str) -> Member {
 }
 
 fn loc(user: &str, gateway: &str, conn: &str) -> Location {
-    Location {
-        user_id: user.into(),
-        gateway_id: gateway.into(),
-        conn_id: conn.into(),
-        device: "pc".into(),
-        role: "agent".into(),
-    }
+    crate::test_location(user, gateway, conn, "agent")
 }
 
 #[tokio::test]
