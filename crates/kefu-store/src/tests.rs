@@ -2,7 +2,9 @@
 //! its own, and on the pool as when that cannot open), MySQL and PostgreSQL
 //! when `KEFU_TEST_MYSQL_URL` / `KEFU_TEST_POSTGRES_URL` name a server.
 
+use crate::writer::Hold;
 use crate::{NewMessage, NewTask, Store, Writer};
+use std::time::Duration;
 
 pub(crate) struct TestDb {
     url: String,
@@ -747,6 +749,79 @@ async fn a_hand_off_through_the_writer_ends_assigns_and_claims_once(backend: &st
     cleanup(db).await;
 }
 
+/// The ids `user` has offline.
+async fn offline_ids(store: &Store, user: &str) -> Vec<i64> {
+    let offline = store.offline(user, 0, 500).await.expect("offline");
+    offline.into_iter().map(|s| s.message.id).collect()
+}
+
+/// Receipts that come alone while messages flow wait for the next message
+/// and go out with its commit; at the batch's bound, when the writer stops,
+/// and when no message is flowing they are committed without one.
+async fn receipts_wait_for_messages_only_while_they_flow(backend: &str) {
+    let Some((store, db, task)) = fresh_with_task(backend).await else {
+        return;
+    };
+    let long = Duration::from_secs(60);
+    let direct = backend != "sqlite_pool";
+    let holding = Hold {
+        wait: long,
+        flowing: long,
+    };
+    let writer = Writer::start_holding(store.clone(), 3, direct, holding);
+    let mut ids = Vec::new();
+    for i in 0..4 {
+        let m = message("cust", &format!("m{i}"), task.id);
+        ids.push(writer.write(m).await.expect("written").message.id);
+    }
+    writer
+        .confirm("agent-1", vec![ids[0]])
+        .await
+        .expect("queued");
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(offline_ids(&store, "agent-1").await, ids, "held");
+    let m4 = writer
+        .write(message("cust", "m4", task.id))
+        .await
+        .expect("written");
+    ids.push(m4.message.id);
+    assert_eq!(
+        offline_ids(&store, "agent-1").await,
+        ids[1..],
+        "committed with the next message"
+    );
+    // Three receipts fill a batch of three.
+    for &id in &ids[1..4] {
+        writer.confirm("agent-1", vec![id]).await.expect("queued");
+    }
+    wait_offline_len(&store, "agent-1", 1).await;
+    // Held when the writer's last handle goes: committed as it stops.
+    writer
+        .confirm("agent-1", vec![ids[4]])
+        .await
+        .expect("queued");
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(offline_len(&store, "agent-1").await, 1, "held");
+    drop(writer);
+    wait_offline_len(&store, "agent-1", 0).await;
+    // No message flowing: at once, however long they may wait.
+    let idle = Hold {
+        wait: long,
+        flowing: Duration::ZERO,
+    };
+    let writer = Writer::start_holding(store.clone(), 3, direct, idle);
+    let m5 = writer
+        .write(message("cust", "m5", task.id))
+        .await
+        .expect("written");
+    writer
+        .confirm("agent-1", vec![m5.message.id])
+        .await
+        .expect("queued");
+    wait_offline_len(&store, "agent-1", 0).await;
+    cleanup(db).await;
+}
+
 macro_rules! on_every_backend {
     ($($name:ident),*) => {
         mod sqlite { $(#[tokio::test] async fn $name() { super::$name("sqlite").await })* }
@@ -773,7 +848,8 @@ on_every_backend!(
     sign_outs_are_read_back_by_time,
     unanswered_tasks_are_found_by_the_oldest_waiting_message,
     tasks_opened_together_keep_ids_names_and_capacity,
-    a_hand_off_through_the_writer_ends_assigns_and_claims_once
+    a_hand_off_through_the_writer_ends_assigns_and_claims_once,
+    receipts_wait_for_messages_only_while_they_flow
 );
 
 #[tokio::test]
