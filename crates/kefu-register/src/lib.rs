@@ -29,18 +29,6 @@ pub use memory::MemoryRegister;
 pub use redis::RedisRegister;
 pub use ring::Ring;
 
-/// For tests: connection `conn` of `user`, in `role`, on `gateway`, from a PC.
-#[cfg(test)]
-pub(crate) fn test_location(user: &str, gateway: &str, conn: &str, role: &str) -> Location {
-    Location {
-        user_id: user.into(),
-        gateway_id: gateway.into(),
-        conn_id: conn.into(),
-        device: "pc".into(),
-        role: role.into(),
-    }
-}
-
 use std::time::Duration;
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -69,4 +57,16 @@ pub trait Register: Send + Sync + 'static {
     async fn withdraw(&self, locations: Vec<Location>) -> Result<()>;
     /// Every known connection of these users.
     async fn locate(&self, user_ids: &[String]) -> Result<Vec<Location>>;
+}
+
+/// For tests: connection `conn` of `user`, in `role`, on `gateway`, from a PC.
+#[cfg(test)]
+pub(crate) fn test_location(user: &str, gateway: &str, conn: &str, role: &str) -> Location {
+    Location {
+        user_id: user.into(),
+        gateway_id: gateway.into(),
+        conn_id: conn.into(),
+        device: "pc".into(),
+        role: role.into(),
+    }
 }

@@ -196,8 +196,14 @@ async fn group_commit_keeps_order_and_dedups(backend: &str) {
     cleanup(db).await;
 }
 
+/// The ids `user` has offline.
+async fn offline_ids(store: &Store, user: &str) -> Vec<i64> {
+    let offline = store.offline(user, 0, 500).await.expect("offline");
+    offline.into_iter().map(|s| s.message.id).collect()
+}
+
 pub(crate) async fn offline_len(store: &Store, user: &str) -> usize {
-    store.offline(user, 0, 500).await.expect("offline").len()
+    offline_ids(store, user).await.len()
 }
 
 /// Waits, at most 5 s, until `user` has `n` offline messages.
@@ -747,12 +753,6 @@ async fn a_hand_off_through_the_writer_ends_assigns_and_claims_once(backend: &st
     assert_eq!(offline_len(&store, "a1").await, 1, "a1 has it to receive");
     assert_eq!(offline_len(&store, "a2").await, 0);
     cleanup(db).await;
-}
-
-/// The ids `user` has offline.
-async fn offline_ids(store: &Store, user: &str) -> Vec<i64> {
-    let offline = store.offline(user, 0, 500).await.expect("offline");
-    offline.into_iter().map(|s| s.message.id).collect()
 }
 
 /// Receipts that come alone while messages flow wait for the next message
