@@ -338,13 +338,15 @@ impl RingLink {
                 self.broke(&stream);
                 continue;
             };
-            request.seq = stream.next_seq.fetch_add(1, Ordering::Relaxed);
+            let seq = stream.next_seq.fetch_add(1, Ordering::Relaxed);
+            request.seq = seq;
+            // Kept until the worker answers, to be sent again if it fails.
             stream
                 .in_flight
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
-                .insert(request.seq, request.clone());
-            permit.send(request.clone());
+                .insert(seq, request.clone());
+            permit.send(request);
             let sent = !stream.tx.is_closed();
             let broken = stream.broken.load(Ordering::Relaxed);
             if sent && !broken && !stream.left.load(Ordering::Relaxed) {
@@ -357,13 +359,13 @@ impl RingLink {
                 .in_flight
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
-                .remove(&request.seq)
-                .is_some();
+                .remove(&seq);
             if !sent || broken {
                 self.broke(&stream);
             }
-            if !taken_back {
-                return Ok(());
+            match taken_back {
+                Some(back) => request = back,
+                None => return Ok(()),
             }
         }
     }
