@@ -338,6 +338,12 @@ impl RingLink {
                 self.broke(&stream);
                 continue;
             };
+            // The worker may have left or broken while the frame waited
+            // for room: then it goes to the next owner, not on this queue
+            // as well (the ring changed with the flag).
+            if stream.left.load(Ordering::Relaxed) || stream.broken.load(Ordering::Relaxed) {
+                continue;
+            }
             let seq = stream.next_seq.fetch_add(1, Ordering::Relaxed);
             request.seq = seq;
             // Kept until the worker answers, to be sent again if it fails.

@@ -154,6 +154,60 @@ async fn a_draining_worker_finishes_its_frames_before_newer_ones_go_elsewhere() 
     assert!(link.state.read().unwrap().replaying.is_empty());
 }
 
+/// A frame waiting for room on a worker's queue when the worker leaves
+/// goes to the next owner once the worker's older frames settle, and not
+/// on the departed worker's queue as well.
+#[tokio::test]
+async fn a_frame_waiting_for_a_worker_that_leaves_goes_to_the_next_owner_only() {
+    let register = Arc::new(MemoryRegister::new());
+    register
+        .keep_alive(member("b"), Duration::from_secs(60))
+        .await
+        .expect("b joins");
+    let link = link(register);
+    let (a, mut a_rx) = stream("a", 1);
+    let (b, mut b_rx) = stream("b", WORKER_QUEUE);
+    let shard = (0..)
+        .find(|s| Ring::new(["a", "b"]).owner(*s) == Some("a"))
+        .expect("a owns some shard");
+    {
+        let mut state = link.state.write().unwrap();
+        state.streams.insert("a".into(), a.clone());
+        state.streams.insert("b".into(), b);
+        state.ring = Ring::new(["a", "b"]);
+    }
+    link.submit(frame(shard, "old-1"))
+        .await
+        .expect("placed on a");
+    let newer = tokio::spawn({
+        let link = link.clone();
+        async move { link.submit(frame(shard, "new-2")).await }
+    });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(!newer.is_finished(), "new-2 waits for room on a's queue");
+
+    // a leaves the register (it drains), then takes old-1: new-2 gets its
+    // room on a, sees a gone, and waits for old-1 to settle.
+    link.refresh().await;
+    assert_eq!(label(&a_rx.recv().await.expect("a's queue")), "old-1");
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(a_rx.try_recv().is_err(), "new-2 was not put on a's queue");
+    let in_flight: Vec<String> = a.in_flight.lock().unwrap().values().map(label).collect();
+    assert_eq!(in_flight, ["old-1"]);
+    assert!(!newer.is_finished(), "new-2 waits for a's old frames");
+
+    // a reports old-1 handled: new-2 goes to b.
+    a.in_flight.lock().unwrap().clear();
+    a.settled.notify_waiters();
+    newer.await.expect("joined").expect("placed on b");
+    let first = tokio::time::timeout(Duration::from_secs(5), b_rx.recv())
+        .await
+        .expect("a frame reaches b")
+        .expect("b's stream open");
+    assert_eq!(label(&first), "new-2");
+    assert!(link.state.read().unwrap().replaying.is_empty());
+}
+
 /// The ring's refresh is a loop of the gateway's lifecycle: stopping
 /// the lifecycle ends it, and then nothing holds the link.
 #[tokio::test]
