@@ -59,19 +59,24 @@ struct Pair {
     link: RingLink,
     a: Arc<Stream>,
     /// Kept open: with it closed, `a` would look broken.
-    _a_rx: mpsc::Receiver<FrameRequest>,
+    a_rx: mpsc::Receiver<FrameRequest>,
     b_rx: mpsc::Receiver<FrameRequest>,
     shard: u32,
 }
 
 async fn two_workers() -> Pair {
+    two_workers_queueing(WORKER_QUEUE).await
+}
+
+/// [`two_workers`] with room for `a_queue` frames on `a`'s queue.
+async fn two_workers_queueing(a_queue: usize) -> Pair {
     let register = Arc::new(MemoryRegister::new());
     register
         .keep_alive(member("b"), Duration::from_secs(60))
         .await
         .expect("b joins");
     let link = link(register);
-    let (a, a_rx) = stream("a", WORKER_QUEUE);
+    let (a, a_rx) = stream("a", a_queue);
     let (b, b_rx) = stream("b", WORKER_QUEUE);
     let shard = (0..)
         .find(|s| Ring::new(["a", "b"]).owner(*s) == Some("a"))
@@ -86,7 +91,7 @@ async fn two_workers() -> Pair {
     Pair {
         link,
         a,
-        _a_rx: a_rx,
+        a_rx,
         b_rx,
         shard,
     }
@@ -159,23 +164,8 @@ async fn a_draining_worker_finishes_its_frames_before_newer_ones_go_elsewhere() 
 /// on the departed worker's queue as well.
 #[tokio::test]
 async fn a_frame_waiting_for_a_worker_that_leaves_goes_to_the_next_owner_only() {
-    let register = Arc::new(MemoryRegister::new());
-    register
-        .keep_alive(member("b"), Duration::from_secs(60))
-        .await
-        .expect("b joins");
-    let link = link(register);
-    let (a, mut a_rx) = stream("a", 1);
-    let (b, mut b_rx) = stream("b", WORKER_QUEUE);
-    let shard = (0..)
-        .find(|s| Ring::new(["a", "b"]).owner(*s) == Some("a"))
-        .expect("a owns some shard");
-    {
-        let mut state = link.state.write().unwrap();
-        state.streams.insert("a".into(), a.clone());
-        state.streams.insert("b".into(), b);
-        state.ring = Ring::new(["a", "b"]);
-    }
+    let mut pair = two_workers_queueing(1).await;
+    let (link, a, shard) = (pair.link.clone(), pair.a.clone(), pair.shard);
     link.submit(frame(shard, "old-1"))
         .await
         .expect("placed on a");
@@ -189,9 +179,12 @@ async fn a_frame_waiting_for_a_worker_that_leaves_goes_to_the_next_owner_only() 
     // a leaves the register (it drains), then takes old-1: new-2 gets its
     // room on a, sees a gone, and waits for old-1 to settle.
     link.refresh().await;
-    assert_eq!(label(&a_rx.recv().await.expect("a's queue")), "old-1");
+    assert_eq!(label(&pair.a_rx.recv().await.expect("a's queue")), "old-1");
     tokio::time::sleep(Duration::from_millis(50)).await;
-    assert!(a_rx.try_recv().is_err(), "new-2 was not put on a's queue");
+    assert!(
+        pair.a_rx.try_recv().is_err(),
+        "new-2 was not put on a's queue"
+    );
     let in_flight: Vec<String> = a.in_flight.lock().unwrap().values().map(label).collect();
     assert_eq!(in_flight, ["old-1"]);
     assert!(!newer.is_finished(), "new-2 waits for a's old frames");
@@ -200,7 +193,7 @@ async fn a_frame_waiting_for_a_worker_that_leaves_goes_to_the_next_owner_only() 
     a.in_flight.lock().unwrap().clear();
     a.settled.notify_waiters();
     newer.await.expect("joined").expect("placed on b");
-    let first = tokio::time::timeout(Duration::from_secs(5), b_rx.recv())
+    let first = tokio::time::timeout(Duration::from_secs(5), pair.b_rx.recv())
         .await
         .expect("a frame reaches b")
         .expect("b's stream open");
