@@ -72,6 +72,11 @@ impl Stream {
             left: AtomicBool::new(false),
         }
     }
+
+    /// The worker left or its stream broke: frames go to the next owner.
+    fn out_of_ring(&self) -> bool {
+        self.left.load(Ordering::Relaxed) || self.broken.load(Ordering::Relaxed)
+    }
 }
 
 #[derive(Default)]
@@ -341,7 +346,7 @@ impl RingLink {
             // The worker may have left or broken while the frame waited
             // for room: then it goes to the next owner, not on this queue
             // as well (the ring changed with the flag).
-            if stream.left.load(Ordering::Relaxed) || stream.broken.load(Ordering::Relaxed) {
+            if stream.out_of_ring() {
                 continue;
             }
             let seq = stream.next_seq.fetch_add(1, Ordering::Relaxed);
@@ -354,8 +359,7 @@ impl RingLink {
                 .insert(seq, request.clone());
             permit.send(request);
             let sent = !stream.tx.is_closed();
-            let broken = stream.broken.load(Ordering::Relaxed);
-            if sent && !broken && !stream.left.load(Ordering::Relaxed) {
+            if sent && !stream.out_of_ring() {
                 return Ok(());
             }
             // The stream died or left under us: take the frame back and go
@@ -366,7 +370,7 @@ impl RingLink {
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .remove(&seq);
-            if !sent || broken {
+            if !sent || stream.broken.load(Ordering::Relaxed) {
                 self.broke(&stream);
             }
             match taken_back {
