@@ -6,6 +6,7 @@ mod m20261126_000001_init;
 mod m20261201_000002_quick_replies;
 mod m20261202_000003_task_client_ip;
 mod m20261202_000004_user_sign_out;
+mod m20261203_000005_sqlite_pages;
 
 pub struct Migrator;
 
@@ -17,6 +18,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000002_quick_replies::Migration),
             Box::new(m20261202_000003_task_client_ip::Migration),
             Box::new(m20261202_000004_user_sign_out::Migration),
+            Box::new(m20261203_000005_sqlite_pages::Migration),
         ]
     }
 }

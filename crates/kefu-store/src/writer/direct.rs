@@ -130,39 +130,60 @@ impl Direct {
 /// Inserts rows in order and returns their ids; `None` for a row whose key
 /// was already stored. `INSERT OR IGNORE` skips a stored key instead of
 /// failing, so SQLite keeps no statement journal for it (5% of this
-/// thread's time while it did, docs/benchmarks.md). Every row, a
-/// skipped one too, takes the next id of the table's AUTOINCREMENT
-/// sequence from the database's one writer, in order: when none was
-/// skipped they end at the last insert's, else at the sequence's end, and
-/// the keys are looked up to tell which were stored before.
+/// thread's time while it did, docs/benchmarks.md). `messages.id` is the
+/// table's rowid without `AUTOINCREMENT` (migration
+/// m20261203_000005_sqlite_pages): each inserted row takes the largest id
+/// plus one, from the database's one writer, so the rows this statement
+/// inserted hold the ids up to the last insert's, in order, and a skipped
+/// row takes none. When some were skipped, the keys are looked up to tell
+/// which.
 fn insert(conn: &Connection, rows: &[&NewMessage]) -> Result<Vec<Option<i64>>> {
     let statement = sql::insert_messages(DbBackend::Sqlite, rows, sql::Stored::Ignore);
     let taken = execute(conn, &statement)?;
-    let n = rows.len() as i64;
+    // The last insert's id; another statement's when none was taken.
+    let last = conn.last_insert_rowid();
     if taken == rows.len() {
-        let last = conn.last_insert_rowid();
+        let n = rows.len() as i64;
         return Ok((last - n + 1..=last).map(Some).collect());
     }
-    let last: i64 = conn
-        .prepare_cached("SELECT seq FROM sqlite_sequence WHERE name = 'messages'")?
-        .query_row([], |r| r.get(0))?;
-    let first = last - n + 1;
     let keys: Vec<Key> = rows.iter().filter_map(|m| key(m)).collect();
     let found = existing(conn, &keys)?;
     let stored: HashMap<Key, i64> = found
         .iter()
         .filter_map(|r| Some(((r.sender.as_str(), r.client_msg_id.as_deref()?), r.id)))
         .collect();
+    if taken == 0 {
+        // Every row was a stored key: a keyless row is always inserted.
+        return rows
+            .iter()
+            .map(|m| match key(m).map(|k| stored.contains_key(&k)) {
+                Some(true) => Ok(None),
+                _ => Err(StoreError::Conflict(
+                    "an insert skipped a row it was given".into(),
+                )),
+            })
+            .collect();
+    }
+    let first = last - taken as i64 + 1;
+    let mut next = first;
     let ids = rows
         .iter()
-        .zip(first..)
-        .map(|(m, id)| match key(m).map(|k| stored.get(&k)) {
-            None => Ok(Some(id)),
-            Some(Some(&before)) if before < first => Ok(None),
-            Some(Some(&row)) if row == id => Ok(Some(id)),
-            Some(_) => Err(StoreError::Conflict(
-                "a message's row is not the one its insert took".into(),
-            )),
+        .map(|m| {
+            let before = key(m).map(|k| stored.get(&k).copied());
+            if let Some(Some(id)) = before {
+                if id < first {
+                    return Ok(None);
+                }
+            }
+            let id = next;
+            next += 1;
+            match before {
+                None => Ok(Some(id)),
+                Some(Some(row)) if row == id => Ok(Some(id)),
+                Some(_) => Err(StoreError::Conflict(
+                    "a message's row is not the one its insert took".into(),
+                )),
+            }
         })
         .collect::<Result<Vec<_>>>()?;
     if ids.iter().flatten().count() != taken {
