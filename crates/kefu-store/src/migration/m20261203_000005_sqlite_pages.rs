@@ -114,35 +114,25 @@ mod tests {
     use sea_orm_migration::MigratorTrait;
 
     /// The first column of every row `sql` returns.
-    async fn column(db: &DatabaseConnection, sql: &str) -> Vec<String> {
+    async fn column<T: sea_orm::TryGetable>(db: &DatabaseConnection, sql: &str) -> Vec<T> {
         let rows = db
             .query_all(Statement::from_string(DbBackend::Sqlite, sql))
             .await
             .expect("query");
         rows.iter()
-            .map(|r| r.try_get_by_index::<String>(0).expect("text"))
-            .collect()
-    }
-
-    async fn ids(db: &DatabaseConnection, sql: &str) -> Vec<i64> {
-        let rows = db
-            .query_all(Statement::from_string(DbBackend::Sqlite, sql))
-            .await
-            .expect("query");
-        rows.iter()
-            .map(|r| r.try_get_by_index::<i64>(0).expect("number"))
+            .map(|r| r.try_get_by_index::<T>(0).expect("a value"))
             .collect()
     }
 
     async fn table_sql(db: &DatabaseConnection, table: &str) -> String {
         let sql =
             format!("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = '{table}'");
-        column(db, &sql).await.pop().expect("the table")
+        column::<String>(db, &sql).await.pop().expect("the table")
     }
 
     /// The sequence `AUTOINCREMENT` keeps for `messages`, if any.
     async fn sequence(db: &DatabaseConnection) -> Option<i64> {
-        ids(
+        column::<i64>(
             db,
             "SELECT seq FROM sqlite_sequence WHERE name = 'messages'",
         )
@@ -197,7 +187,7 @@ mod tests {
             .await
             .ends_with("WITHOUT ROWID"));
         assert_eq!(sequence(db).await, None);
-        let indexes = column(
+        let indexes: Vec<String> = column(
             db,
             "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'messages' \
              ORDER BY name",
@@ -213,7 +203,7 @@ mod tests {
             .map(String::from)
         );
         assert_eq!(
-            ids(db, "SELECT id FROM messages ORDER BY id").await,
+            column::<i64>(db, "SELECT id FROM messages ORDER BY id").await,
             [3, 7, 41]
         );
         let offline: Vec<i64> = store
@@ -260,7 +250,7 @@ mod tests {
         assert!(!table_sql(db, "undelivered").await.contains("WITHOUT ROWID"));
         assert_eq!(sequence(db).await, Some(42));
         assert_eq!(
-            ids(db, "SELECT message_id FROM undelivered").await,
+            column::<i64>(db, "SELECT message_id FROM undelivered").await,
             [7, 41, 42]
         );
         let _ = std::fs::remove_dir_all(&dir);
