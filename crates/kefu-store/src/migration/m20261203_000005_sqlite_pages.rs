@@ -55,7 +55,8 @@ fn rebuild(table: &str, create: &str, indexes: &[&str]) -> Vec<String> {
         format!(r#"ALTER TABLE "{table}" RENAME TO "{old}""#),
         create.to_owned(),
         format!(r#"INSERT INTO "{table}" SELECT * FROM "{old}""#),
-        // Dropping the old table drops its indexes, freeing their names.
+        // Dropping the old table drops its indexes, freeing their names,
+        // and its `AUTOINCREMENT` sequence, which the rename carried over.
         format!(r#"DROP TABLE "{old}""#),
     ];
     steps.extend(indexes.iter().map(|i| (*i).to_owned()));
@@ -88,7 +89,6 @@ impl MigrationTrait for Migration {
             &messages_table("integer NOT NULL PRIMARY KEY"),
             &MESSAGES_INDEXES,
         );
-        steps.push("DELETE FROM sqlite_sequence WHERE name = 'messages'".into());
         steps.extend(rebuild("undelivered", &undelivered_table(false), &[]));
         on_sqlite(m, steps).await
     }
