@@ -7,7 +7,7 @@ use crate::{NewMessage, NewTask, Store, Writer};
 use std::time::Duration;
 
 pub(crate) struct TestDb {
-    url: String,
+    pub(crate) url: String,
     _dir: Option<tempdir::Dir>,
 }
 
@@ -26,7 +26,7 @@ fn unique() -> String {
 }
 
 /// A fresh database on `backend`, or None (printed) when its URL is not set.
-fn database(backend: &str) -> Option<TestDb> {
+pub(crate) fn database(backend: &str) -> Option<TestDb> {
     match backend {
         "sqlite" | "sqlite_pool" => {
             let dir = std::env::temp_dir().join(unique());

@@ -81,28 +81,28 @@ async fn on_sqlite(m: &SchemaManager<'_>, steps: Vec<String>) -> Result<(), DbEr
         .map(drop)
 }
 
+/// The steps to the lean tables (`lean`) or back to the first migration's.
+fn steps(lean: bool) -> Vec<String> {
+    let id = if lean {
+        "integer NOT NULL PRIMARY KEY"
+    } else {
+        // Copying rows with their ids into an AUTOINCREMENT table sets its
+        // sequence to the largest.
+        "integer NOT NULL PRIMARY KEY AUTOINCREMENT"
+    };
+    let mut steps = rebuild("messages", &messages_table(id), &MESSAGES_INDEXES);
+    steps.extend(rebuild("undelivered", &undelivered_table(!lean), &[]));
+    steps
+}
+
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
-        let mut steps = rebuild(
-            "messages",
-            &messages_table("integer NOT NULL PRIMARY KEY"),
-            &MESSAGES_INDEXES,
-        );
-        steps.extend(rebuild("undelivered", &undelivered_table(false), &[]));
-        on_sqlite(m, steps).await
+        on_sqlite(m, steps(true)).await
     }
 
     async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
-        let mut steps = rebuild(
-            "messages",
-            &messages_table("integer NOT NULL PRIMARY KEY AUTOINCREMENT"),
-            &MESSAGES_INDEXES,
-        );
-        // Copying rows with their ids into an AUTOINCREMENT table sets its
-        // sequence to the largest.
-        steps.extend(rebuild("undelivered", &undelivered_table(true), &[]));
-        on_sqlite(m, steps).await
+        on_sqlite(m, steps(false)).await
     }
 }
 
@@ -150,14 +150,12 @@ mod tests {
     /// sequence.
     #[tokio::test]
     async fn sqlite_upgrades_keeping_rows_and_ids_and_goes_back() {
-        let dir = std::env::temp_dir().join(format!("kefu_m5_{:016x}", rand::random::<u64>()));
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        let url = format!("sqlite://{}/kefu.db?mode=rwc", dir.display());
-        let store = Store::connect(&url).await.expect("connect");
+        let file = crate::tests::database("sqlite").expect("SQLite needs no server");
+        let store = Store::connect(&file.url).await.expect("connect");
         let db = store.connection();
         Migrator::up(db, Some(4)).await.expect("up to the fourth");
         let task = store
-            .create_task("c", 1, Some("a"), None)
+            .create_task("c", 1, Some("agent-1"), None)
             .await
             .expect("task");
         let t = task.id;
@@ -167,13 +165,17 @@ mod tests {
                 &format!(
                     "INSERT INTO messages (id, task_id, sender, recipient, category, style, kind, \
                      content, client_msg_id, created_at, is_read, is_revoke) \
-                     VALUES ({id}, {t}, 'c', 'a', 'customer', 'normal', 'text', 'm{id}', 'k{id}', \
+                     VALUES ({id}, {t}, 'c', 'agent-1', 'customer', 'normal', 'text', 'm{id}', 'k{id}', \
                      1, false, false)"
                 ),
             )
             .await;
         }
-        run(db, "INSERT INTO undelivered VALUES ('a', 7), ('a', 41)").await;
+        run(
+            db,
+            "INSERT INTO undelivered VALUES ('agent-1', 7), ('agent-1', 41)",
+        )
+        .await;
         assert!(table_sql(db, "messages").await.contains("AUTOINCREMENT"));
         assert_eq!(sequence(db).await, Some(41));
 
@@ -207,7 +209,7 @@ mod tests {
             [3, 7, 41]
         );
         let offline: Vec<i64> = store
-            .offline("a", 0, 10)
+            .offline("agent-1", 0, 10)
             .await
             .expect("offline")
             .iter()
@@ -216,21 +218,7 @@ mod tests {
         assert_eq!(offline, [7, 41]);
 
         let writer = Writer::start(store.clone(), 8);
-        let new = NewMessage {
-            task_id: t,
-            sender: "c".into(),
-            recipient: "a".into(),
-            category: "customer".into(),
-            style: "normal".into(),
-            kind: "text".into(),
-            content: "after".into(),
-            url: None,
-            quote: None,
-            ext: None,
-            client_msg_id: Some("k42".into()),
-            created_at: 2,
-            undelivered_for: vec!["a".into()],
-        };
+        let new = crate::tests::message("c", "k42", t);
         let written = writer.write(new.clone()).await.expect("write");
         assert_eq!(written.message.id, 42, "the largest id plus one");
         let resent = writer
@@ -242,7 +230,14 @@ mod tests {
             .expect("a resend");
         assert!(resent.duplicate);
         assert_eq!(resent.message.id, 7);
-        assert_eq!(store.offline("a", 0, 10).await.expect("offline").len(), 3);
+        assert_eq!(
+            store
+                .offline("agent-1", 0, 10)
+                .await
+                .expect("offline")
+                .len(),
+            3
+        );
         drop(writer);
 
         Migrator::down(db, Some(1)).await.expect("down one");
@@ -253,6 +248,5 @@ mod tests {
             column::<i64>(db, "SELECT message_id FROM undelivered").await,
             [7, 41, 42]
         );
-        let _ = std::fs::remove_dir_all(&dir);
     }
 }
