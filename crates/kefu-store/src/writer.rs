@@ -27,6 +27,7 @@ mod batch;
 mod direct;
 mod pool;
 mod sql;
+mod wal_sync;
 
 pub(crate) use sql::new_task_row;
 

@@ -11,9 +11,10 @@ use super::batch::{
     answers, confirmed, first_occurrences, inserted_and_skipped, key, marks, Key,
     ROWS_PER_STATEMENT,
 };
+use super::wal_sync::{self, WalSync};
 use super::{sql, NewMessage, Written};
 use crate::entity::{message, task};
-use crate::{Result, SqliteFile, StoreError};
+use crate::{Durability, Result, SqliteFile, StoreError};
 use rusqlite::types::{Null, ToSqlOutput, ValueRef};
 use rusqlite::{params_from_iter, Connection, ToSql, TransactionBehavior};
 use sea_orm::{DbBackend, Statement, Value};
@@ -26,6 +27,10 @@ const STATEMENT_CACHE: usize = 4 * ROWS_PER_STATEMENT + 16;
 
 pub(super) struct Direct {
     conn: Connection,
+    /// Syncs the WAL when commits do not (`synchronous=NORMAL`); dropped
+    /// after the connection, so the last commits are synced too.
+    #[cfg_attr(not(test), allow(dead_code, reason = "held for its thread"))]
+    wal_sync: Option<WalSync>,
 }
 
 impl Direct {
@@ -48,7 +53,14 @@ impl Direct {
         // an eighth of this thread's processor time (docs/benchmarks.md).
         conn.pragma_update(None, "temp_store", "memory")?;
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
-        Ok(Direct { conn })
+        let wal_sync = match file.durability {
+            Durability::PowerLoss => None,
+            // Without it commits are as durable, only checkpoints slower.
+            Durability::ProcessCrash => WalSync::start(&file.path, wal_sync::EVERY)
+                .inspect_err(|e| tracing::warn!(error = %e, "no thread to sync the WAL"))
+                .ok(),
+        };
+        Ok(Direct { conn, wal_sync })
     }
 
     /// Opens tasks in one transaction: records each customer (an agent's
@@ -324,6 +336,7 @@ mod tests {
         assert_eq!(synchronous, 2, "FULL");
         assert_eq!(temp_store, 2, "statement journals in memory");
         assert_eq!(checkpoint, i64::from(crate::WAL_CHECKPOINT_PAGES));
+        assert!(direct.wal_sync.is_none(), "every commit syncs itself");
         assert_eq!(pool_pragma(&store, "synchronous").await, synchronous);
         assert_eq!(pool_pragma(&store, "wal_autocheckpoint").await, checkpoint);
         let task = store
@@ -386,6 +399,7 @@ mod tests {
             synchronous, 1,
             "NORMAL when the store survives process crashes only"
         );
+        assert!(normal.wal_sync.is_some(), "the WAL is synced beside it");
         drop(normal);
         let _ = std::fs::remove_dir_all(&dir);
     }
