@@ -99,7 +99,9 @@ impl StoreError {
 pub enum Durability {
     /// A crash of the machine (synchronous=FULL).
     PowerLoss,
-    /// A crash of the process, kill -9 included (synchronous=NORMAL).
+    /// A crash of the process, kill -9 included (synchronous=NORMAL; the
+    /// writer syncs the WAL every 50 ms beside its commits, so a crash of
+    /// the machine takes at most about that much).
     ProcessCrash,
 }
 
