@@ -18,7 +18,7 @@ use std::time::Duration;
 
 /// How often the WAL is synced. A sync that finds nothing to write costs
 /// about 20 µs and no disk write, so an idle store pays nothing for it.
-pub(crate) const EVERY: Duration = Duration::from_millis(50);
+pub(super) const EVERY: Duration = Duration::from_millis(50);
 
 /// The syncing thread; it stops when this is dropped.
 pub(super) struct WalSync {
