@@ -451,7 +451,9 @@ async fn stall_uploads(server: &Server, token: &str, mib: usize) -> Vec<tokio::n
 
 /// Uploads are stored a piece at a time: ten uploads stalled after 18 MiB
 /// hold no more than ten stalled after 2 MiB (before, each held all it had
-/// received until the end: 160 MiB more).
+/// received until the end: 160 MiB more). The bound is half that: what the
+/// allocator keeps of the pieces it freed moves the figure, 1-24 MiB in
+/// runs alone and once 41 MiB in CI beside the other tests.
 #[tokio::test]
 async fn stalled_uploads_hold_a_piece_each_not_what_they_sent() {
     let server = Server::builder()
@@ -470,7 +472,7 @@ async fn stalled_uploads_hold_a_piece_each_not_what_they_sent() {
          {at_18:.0} MiB at 18 MiB"
     );
     assert!(
-        at_18 - at_2 < 40.0,
+        at_18 - at_2 < 80.0,
         "16 MiB more of each of 10 uploads took {:.0} MiB more",
         at_18 - at_2
     );
