@@ -328,3 +328,41 @@ fn serve_with_no_options_starts_in_the_current_directory() {
     );
     assert!(dir.path().join("kefu-data/kefu.db").exists());
 }
+
+/// `--threads` (and `KEFU_THREADS`) set how many threads run a process's
+/// async work, so that roles sharing a small machine need not each start
+/// one per core; the log says how many run.
+#[test]
+fn threads_sets_the_runtime_threads() {
+    let log = serve_log(&["--threads", "1"]);
+    assert!(log.contains("runtime started threads=1"), "{log}");
+    let log = serve_log(&["--threads", "3"]);
+    assert!(log.contains("runtime started threads=3"), "{log}");
+}
+
+/// A server on one runtime thread stores and delivers as on several.
+#[tokio::test]
+async fn one_runtime_thread_serves() {
+    let server = Server::builder().env("KEFU_THREADS", "1").start().await;
+    server.add_agent("alice", "Alice", "alice-pw-1");
+    let mut chat = Chat::between(&server, "c1", "alice").await;
+    for n in 0..4 {
+        let sent = chat
+            .customer
+            .send_text(&format!("one-thread-{n}"), "hello")
+            .await;
+        assert!(sent["ext"]["error"].is_null(), "{sent}");
+        chat.agent.recv_until(push_of(int(&sent, "id")), WAIT).await;
+    }
+}
+
+#[test]
+fn zero_threads_is_refused_before_anything_starts() {
+    let out = run(&["serve", "--threads", "0", "--listen", "127.0.0.1:0"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("invalid value '0' for '--threads") && stderr.contains("at least 1 thread"),
+        "{stderr}"
+    );
+}

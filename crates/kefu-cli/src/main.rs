@@ -48,13 +48,24 @@ fn main() -> std::process::ExitCode {
     for warning in ignored {
         tracing::warn!("{warning}");
     }
-    let runtime = match tokio::runtime::Runtime::new() {
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    runtime.enable_all();
+    if let Some(threads) = cli.threads {
+        runtime.worker_threads(threads);
+    }
+    let runtime = match runtime.build() {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("kefu: starting the runtime: {e}");
             return std::process::ExitCode::FAILURE;
         }
     };
+    if matches!(
+        cli.command,
+        Command::Serve(_) | Command::Register(_) | Command::Worker(_) | Command::Gateway(_)
+    ) {
+        tracing::info!(threads = runtime.metrics().num_workers(), "runtime started");
+    }
     let result = runtime.block_on(run(cli.command));
     drop(runtime);
     match result {

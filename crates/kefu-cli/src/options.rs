@@ -19,8 +19,22 @@ pub struct Cli {
     /// objects, one per line, for log collectors.
     #[arg(long, env = "KEFU_LOG_FORMAT", global = true, default_value = "text", value_parser = ["text", "json"])]
     pub log_format: String,
+    /// Threads that run this process's network and business work (default:
+    /// one per core). Fewer suit a container's processor limit or roles
+    /// that share a machine (docs/operations.md, "Threads").
+    #[arg(long, env = "KEFU_THREADS", global = true, value_parser = thread_count)]
+    pub threads: Option<usize>,
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// `--threads`: a whole number of at least one.
+fn thread_count(value: &str) -> Result<usize, String> {
+    match value.parse::<usize>() {
+        Ok(0) => Err("at least 1 thread is needed (leave it unset for one per core)".into()),
+        Ok(n) => Ok(n),
+        Err(_) => Err("expected a whole number of threads, such as 1 or 4".into()),
+    }
 }
 
 /// The options of a `--config` file. They become the defaults of the
