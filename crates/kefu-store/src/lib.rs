@@ -132,6 +132,9 @@ pub struct Store {
     /// The database file, when it is SQLite: the message writer opens a
     /// connection of its own to it.
     pub(crate) sqlite: Option<SqliteFile>,
+    /// A server database's URL, when it is one: the message writer opens a
+    /// connection of its own to it, on its own thread.
+    pub(crate) server_url: Option<String>,
 }
 
 /// WAL pages after which a commit copies the WAL into the database file
@@ -205,10 +208,11 @@ impl Store {
                 .max_connections(16)
                 .min_connections(1)
                 .acquire_timeout(SERVER_ACQUIRE);
-            let db = server_pool(url, options).await?;
+            let db = server_pool(url, options, false).await?;
             return Ok(Store {
                 db: breaker::Guarded::new(db),
                 sqlite,
+                server_url: Some(url.clone()),
             });
         }
         // Turning a fresh file to WAL takes an exclusive lock, and SQLite
@@ -228,7 +232,28 @@ impl Store {
         Ok(Store {
             db: breaker::Guarded::new(db),
             sqlite,
+            server_url: None,
         })
+    }
+
+    /// For a server database, a store of one connection for the message
+    /// writer, opened at its first statement by the runtime that makes
+    /// this call, so that its socket's answers wake that runtime alone.
+    pub(crate) async fn writer_store(&self) -> Option<Result<Store>> {
+        let url = self.server_url.as_ref()?;
+        let mut options = ConnectOptions::new(url.to_owned());
+        options
+            .sqlx_logging(false)
+            .test_before_acquire(false)
+            .connect_timeout(Duration::from_secs(10))
+            .max_connections(1)
+            .min_connections(0)
+            .acquire_timeout(SERVER_ACQUIRE);
+        Some(server_pool(url, options, true).await.map(|db| Store {
+            db: breaker::Guarded::new(db),
+            sqlite: None,
+            server_url: None,
+        }))
     }
 
     /// Creates or upgrades the schema. On MySQL and PostgreSQL under a
@@ -612,7 +637,7 @@ const PING_IF_IDLE: Duration = Duration::from_millis(250);
 /// The pool for MySQL or PostgreSQL: sea-orm's options, plus the ping of
 /// idle connections, which sea-orm cannot set. A busy pool's connections are
 /// never idle that long, so the ping costs nothing under load.
-async fn server_pool(url: &str, options: ConnectOptions) -> Result<DatabaseConnection> {
+async fn server_pool(url: &str, options: ConnectOptions, lazy: bool) -> Result<DatabaseConnection> {
     use sea_orm::sqlx::{self, ConnectOptions as _};
     fn ping_if_idle<C: sqlx::Connection>(
         conn: &mut C,
@@ -635,10 +660,14 @@ async fn server_pool(url: &str, options: ConnectOptions) -> Result<DatabaseConne
             .options([("client_min_messages", "warning")]);
         let pool = options
             .sqlx_pool_options::<sqlx::Postgres>()
-            .before_acquire(|c, m| ping_if_idle(c, m))
-            .connect_with(connect)
-            .await
-            .map_err(|e| DbErr::Conn(sea_orm::RuntimeErr::SqlxError(e)))?;
+            .before_acquire(|c, m| ping_if_idle(c, m));
+        let pool = if lazy {
+            pool.connect_lazy_with(connect)
+        } else {
+            pool.connect_with(connect)
+                .await
+                .map_err(|e| DbErr::Conn(sea_orm::RuntimeErr::SqlxError(e)))?
+        };
         Ok(sea_orm::SqlxPostgresConnector::from_sqlx_postgres_pool(
             pool,
         ))
@@ -649,10 +678,14 @@ async fn server_pool(url: &str, options: ConnectOptions) -> Result<DatabaseConne
             .disable_statement_logging();
         let pool = options
             .sqlx_pool_options::<sqlx::MySql>()
-            .before_acquire(|c, m| ping_if_idle(c, m))
-            .connect_with(connect)
-            .await
-            .map_err(|e| DbErr::Conn(sea_orm::RuntimeErr::SqlxError(e)))?;
+            .before_acquire(|c, m| ping_if_idle(c, m));
+        let pool = if lazy {
+            pool.connect_lazy_with(connect)
+        } else {
+            pool.connect_with(connect)
+                .await
+                .map_err(|e| DbErr::Conn(sea_orm::RuntimeErr::SqlxError(e)))?
+        };
         Ok(sea_orm::SqlxMySqlConnector::from_sqlx_mysql_pool(pool))
     }
 }

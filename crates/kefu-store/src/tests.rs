@@ -822,6 +822,53 @@ async fn receipts_wait_for_messages_only_while_they_flow(backend: &str) {
     cleanup(db).await;
 }
 
+/// The writer has a connection of its own (SQLite's, or on a server
+/// database one opened on the writer's thread): it commits while every
+/// connection of the shared pool is taken, as under a burst of reads.
+async fn the_writer_needs_no_connection_of_the_shared_pool(backend: &str) {
+    let Some((store, db, task)) = fresh_with_task(backend).await else {
+        return;
+    };
+    let writer = writer(&store, backend, 16);
+    let mut held = Vec::new();
+    while let Ok(Ok(txn)) = tokio::time::timeout(Duration::from_secs(2), store.db.begin()).await {
+        held.push(txn);
+    }
+    assert!(!held.is_empty(), "the pool gave no connection");
+    let written = tokio::time::timeout(
+        Duration::from_secs(10),
+        writer.write(message("cust", "while-held", task.id)),
+    )
+    .await
+    .expect("the writer did not wait for the shared pool")
+    .expect("the message is written");
+    drop(held);
+    let history = store
+        .history(task.id, None, 10, "agent-1")
+        .await
+        .expect("history");
+    assert!(history.iter().any(|m| m.message.id == written.message.id));
+    drop(writer);
+    cleanup(db).await;
+}
+
+#[tokio::test]
+async fn the_writer_needs_no_connection_of_the_shared_pool_sqlite() {
+    the_writer_needs_no_connection_of_the_shared_pool("sqlite").await;
+}
+
+#[tokio::test]
+#[cfg_attr(not(kefu_test_mysql), ignore = "needs KEFU_TEST_MYSQL_URL")]
+async fn the_writer_needs_no_connection_of_the_shared_pool_mysql() {
+    the_writer_needs_no_connection_of_the_shared_pool("mysql").await;
+}
+
+#[tokio::test]
+#[cfg_attr(not(kefu_test_postgres), ignore = "needs KEFU_TEST_POSTGRES_URL")]
+async fn the_writer_needs_no_connection_of_the_shared_pool_postgres() {
+    the_writer_needs_no_connection_of_the_shared_pool("postgres").await;
+}
+
 macro_rules! on_every_backend {
     ($($name:ident),*) => {
         mod sqlite { $(#[tokio::test] async fn $name() { super::$name("sqlite").await })* }

@@ -129,13 +129,14 @@ impl Writer {
     /// Starts the writer; it stops when every handle is dropped, after
     /// committing what was queued.
     ///
-    /// On SQLite the writer gets a thread of its own and a connection of
-    /// its own, and runs its statements as calls on that thread
-    /// (`writer/direct.rs`). Through the pool, a batch was a dozen round trips to
-    /// the thread of an sqlx connection, and on the shared runtime each
-    /// answer also waited its turn behind the connections' tasks. A server
-    /// database's sockets belong to the runtime that opened them, so there
-    /// the writer stays on it and uses the pool.
+    /// The writer gets a thread of its own and a connection of its own. On
+    /// SQLite it runs its statements as calls on that thread
+    /// (`writer/direct.rs`): through the pool, a batch was a dozen round
+    /// trips to the thread of an sqlx connection. On a server database the
+    /// thread's runtime opens the connection and drives its socket: on the
+    /// shared runtime each of a batch's dozen answers waited its turn
+    /// behind every connection's tasks, and a batch of a busy worker took
+    /// twice as long (docs/benchmarks.md, ninth session).
     pub fn start(store: Store, max_batch: usize) -> Writer {
         Self::start_on(store, max_batch, true)
     }
@@ -160,7 +161,7 @@ impl Writer {
         // task gets one only on a thread of its own.
         let task =
             move |own_thread: bool| run(store, direct && own_thread, rx, max_batch.max(1), hold);
-        if backend != DbBackend::Sqlite {
+        if !direct && backend != DbBackend::Sqlite {
             tokio::spawn(task(false));
         } else if let Err((e, task)) = own_thread(task) {
             tracing::warn!(error = %e, "no thread for the writer; it shares the runtime");
@@ -324,7 +325,7 @@ where
     F: std::future::Future<Output = ()>,
 {
     let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_time()
+        .enable_all()
         .build()
     {
         Ok(runtime) => runtime,
@@ -360,6 +361,15 @@ impl Target {
     /// The writer's own connection to the store's SQLite file when `direct`
     /// and it opens, else the pool.
     async fn new(store: Store, direct: bool) -> Target {
+        if direct {
+            match store.writer_store().await {
+                Some(Ok(own)) => return Target::Pool(pool::Pool::new(own).await),
+                Some(Err(e)) => {
+                    tracing::warn!(error = %e, "the writer's own connection cannot be made; it uses the pool");
+                }
+                None => {}
+            }
+        }
         if let Some(file) = store.sqlite.as_ref().filter(|_| direct) {
             match direct::Direct::open(file) {
                 Ok(conn) => return Target::Sqlite(conn),
