@@ -363,7 +363,7 @@ impl Target {
     async fn new(store: Store, direct: bool) -> Target {
         if direct {
             match store.writer_store().await {
-                Some(Ok(own)) => return Target::Pool(pool::Pool::new(own).await),
+                Some(Ok(own)) => return Target::Pool(pool::Pool::beside(own, &store).await),
                 Some(Err(e)) => {
                     tracing::warn!(error = %e, "the writer's own connection cannot be made; it uses the pool");
                 }

@@ -36,11 +36,15 @@ enum Insert {
 
 impl Pool {
     pub async fn new(store: Store) -> Pool {
-        let insert = match store.backend() {
-            DbBackend::MySql if ids_are_consecutive(&store).await => Insert::Consecutive,
-            DbBackend::MySql => Insert::OneByOne,
-            _ => Insert::SkipAndReturn,
-        };
+        let insert = insert_of(&store).await;
+        Pool { store, insert }
+    }
+
+    /// A pool writing through `store` as `shared` inserts: the writer's own
+    /// connection opens at its first batch, so the server is asked through
+    /// the connections that found it at start.
+    pub async fn beside(store: Store, shared: &Store) -> Pool {
+        let insert = insert_of(shared).await;
         Pool { store, insert }
     }
 
@@ -302,6 +306,15 @@ async fn draw_sequences(
 
 /// Whether one multi-row INSERT on MySQL gets consecutive ids: InnoDB hands
 /// them out so unless `innodb_autoinc_lock_mode` is 2.
+/// How `store`'s server lets a multi-row insert tell its ids.
+async fn insert_of(store: &Store) -> Insert {
+    match store.backend() {
+        DbBackend::MySql if ids_are_consecutive(store).await => Insert::Consecutive,
+        DbBackend::MySql => Insert::OneByOne,
+        _ => Insert::SkipAndReturn,
+    }
+}
+
 async fn ids_are_consecutive(store: &Store) -> bool {
     let row = store
         .db
