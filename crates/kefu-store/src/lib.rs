@@ -661,13 +661,7 @@ async fn server_pool(url: &str, options: ConnectOptions, lazy: bool) -> Result<D
         let pool = options
             .sqlx_pool_options::<sqlx::Postgres>()
             .before_acquire(|c, m| ping_if_idle(c, m));
-        let pool = if lazy {
-            pool.connect_lazy_with(connect)
-        } else {
-            pool.connect_with(connect)
-                .await
-                .map_err(|e| DbErr::Conn(sea_orm::RuntimeErr::SqlxError(e)))?
-        };
+        let pool = open_pool(pool, connect, lazy).await?;
         Ok(sea_orm::SqlxPostgresConnector::from_sqlx_postgres_pool(
             pool,
         ))
@@ -679,15 +673,24 @@ async fn server_pool(url: &str, options: ConnectOptions, lazy: bool) -> Result<D
         let pool = options
             .sqlx_pool_options::<sqlx::MySql>()
             .before_acquire(|c, m| ping_if_idle(c, m));
-        let pool = if lazy {
-            pool.connect_lazy_with(connect)
-        } else {
-            pool.connect_with(connect)
-                .await
-                .map_err(|e| DbErr::Conn(sea_orm::RuntimeErr::SqlxError(e)))?
-        };
+        let pool = open_pool(pool, connect, lazy).await?;
         Ok(sea_orm::SqlxMySqlConnector::from_sqlx_mysql_pool(pool))
     }
+}
+
+/// A pool connected now, or (`lazy`) at its first statement by whichever
+/// runtime runs that.
+async fn open_pool<DB: sea_orm::sqlx::Database>(
+    pool: sea_orm::sqlx::pool::PoolOptions<DB>,
+    connect: <DB::Connection as sea_orm::sqlx::Connection>::Options,
+    lazy: bool,
+) -> std::result::Result<sea_orm::sqlx::Pool<DB>, DbErr> {
+    if lazy {
+        return Ok(pool.connect_lazy_with(connect));
+    }
+    pool.connect_with(connect)
+        .await
+        .map_err(|e| DbErr::Conn(sea_orm::RuntimeErr::SqlxError(e)))
 }
 
 #[cfg(test)]
