@@ -173,15 +173,8 @@ impl Store {
         check_url(url)?;
         reachable(url).await?;
         create_database_if_missing(url).await?;
-        let mut options = ConnectOptions::new(url.to_owned());
+        let mut options = pool_options(url);
         let mut sqlite = None;
-        options
-            .sqlx_logging(false)
-            // No ping before every query taken from the pool: on MySQL and
-            // PostgreSQL it is a round trip per query.
-            .test_before_acquire(false)
-            .connect_timeout(Duration::from_secs(10))
-            .acquire_timeout(Duration::from_secs(30));
         if url.starts_with("sqlite:") {
             let file: sea_orm::sqlx::sqlite::SqliteConnectOptions = url
                 .parse()
@@ -241,11 +234,8 @@ impl Store {
     /// this call, so that its socket's answers wake that runtime alone.
     pub(crate) async fn writer_store(&self) -> Option<Result<Store>> {
         let url = self.server_url.as_ref()?;
-        let mut options = ConnectOptions::new(url.to_owned());
+        let mut options = pool_options(url);
         options
-            .sqlx_logging(false)
-            .test_before_acquire(false)
-            .connect_timeout(Duration::from_secs(10))
             .max_connections(1)
             .min_connections(0)
             .acquire_timeout(SERVER_ACQUIRE);
@@ -633,6 +623,19 @@ const SERVER_ACQUIRE: Duration = Duration::from_secs(1);
 /// the pool still holds connections to the server that died, and the first
 /// request after it returns must not be the one that finds out.
 const PING_IF_IDLE: Duration = Duration::from_millis(250);
+
+/// What every pool of `url` is opened with; each store sets its size.
+fn pool_options(url: &str) -> ConnectOptions {
+    let mut options = ConnectOptions::new(url.to_owned());
+    options
+        .sqlx_logging(false)
+        // No ping before every query taken from the pool: on MySQL and
+        // PostgreSQL it is a round trip per query.
+        .test_before_acquire(false)
+        .connect_timeout(Duration::from_secs(10))
+        .acquire_timeout(Duration::from_secs(30));
+    options
+}
 
 /// The pool for MySQL or PostgreSQL: sea-orm's options, plus the ping of
 /// idle connections, which sea-orm cannot set. A busy pool's connections are

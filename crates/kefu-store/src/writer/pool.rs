@@ -36,8 +36,7 @@ enum Insert {
 
 impl Pool {
     pub async fn new(store: Store) -> Pool {
-        let insert = insert_of(&store).await;
-        Pool { store, insert }
+        Self::beside(store.clone(), &store).await
     }
 
     /// A pool writing through `store` as `shared` inserts: the writer's own
@@ -304,8 +303,6 @@ async fn draw_sequences(
     Ok(seqs)
 }
 
-/// Whether one multi-row INSERT on MySQL gets consecutive ids: InnoDB hands
-/// them out so unless `innodb_autoinc_lock_mode` is 2.
 /// How `store`'s server lets a multi-row insert tell its ids.
 async fn insert_of(store: &Store) -> Insert {
     match store.backend() {
@@ -315,6 +312,8 @@ async fn insert_of(store: &Store) -> Insert {
     }
 }
 
+/// Whether one multi-row INSERT on MySQL gets consecutive ids: InnoDB hands
+/// them out so unless `innodb_autoinc_lock_mode` is 2.
 async fn ids_are_consecutive(store: &Store) -> bool {
     let row = store
         .db
