@@ -53,7 +53,7 @@ on_every_backend! {
     }
 
     async fn a_confirmation_on_one_device_stops_re_pushes_to_the_others(backend: Backend) {
-        let server = Server::start_on(backend).await;
+        let server = repushing(backend).await;
         let pc_token = server.token_with("a1", "agent", &["--device", "pc"]);
         let phone_token = server.token_with("a1", "agent", &["--device", "phone"]);
         let mut pc = Client::connect(&server, &pc_token).await;
