@@ -174,3 +174,34 @@ on_every_backend! {
         customer.recv_until(push_of(reply.id), WAIT).await;
     }
 }
+
+/// A request that never ends (its body stopped arriving) and a connection
+/// that never sent a byte are cut at the drain timeout: they would hold
+/// the process for the body timeout (30 s) and the header timeout (10 s).
+#[tokio::test]
+async fn sigterm_exits_within_the_drain_timeout_despite_stalled_requests() {
+    use tokio::io::AsyncWriteExt;
+    let mut server = Server::builder().arg("--drain-timeout", "1s").start().await;
+    let addr = server.socket_addr();
+    let _silent = tokio::net::TcpStream::connect(addr)
+        .await
+        .expect("connects");
+    let mut stalled = tokio::net::TcpStream::connect(addr)
+        .await
+        .expect("connects");
+    stalled
+        .write_all(
+            b"POST /api/visitor HTTP/1.1\r\nHost: kefu\r\nContent-Type: application/json\r\n\
+              Content-Length: 1000\r\n\r\n{\"name\":",
+        )
+        .await
+        .expect("writes");
+    // Time for the server to read the headers and wait for the body.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    server.sigterm();
+
+    let status = server.wait_exit(Duration::from_secs(5));
+    let status = status.expect("kefu serve exits within 5 s of SIGTERM with --drain-timeout 1s");
+    assert!(status.success(), "exit status after SIGTERM: {status}");
+}

@@ -24,7 +24,9 @@ use tokio::net::TcpListener;
 use tower_http::set_header::SetResponseHeaderLayer;
 
 /// Serves HTTP and WebSocket on `listener` until `shutdown` resolves, then
-/// stops accepting and closes every connection with 1001.
+/// stops accepting and closes every WebSocket with 1001; HTTP requests
+/// under way finish as jobs of the gateway's role (its stop waits for
+/// them within the drain timeout).
 pub async fn serve(
     listener: TcpListener,
     gateway: Gateway,
@@ -41,7 +43,8 @@ async fn serve_router(
 ) -> std::io::Result<()> {
     let drain = gateway.clone();
     let limits = gateway.inner.config.server.clone();
-    crate::server::serve(listener, app, limits, async move {
+    let role = gateway.inner.lifecycle.clone();
+    crate::server::serve(listener, app, limits, &role, async move {
         shutdown.await;
         drain.drain();
     })

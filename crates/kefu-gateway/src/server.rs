@@ -69,16 +69,20 @@ impl Default for ServerLimits {
 }
 
 /// Serves `app` on `listener` until `shutdown` resolves, then stops
-/// accepting and waits for open connections to finish.
+/// accepting and asks every open connection to finish its request and
+/// close. The connections are jobs of `role`: its
+/// [`Lifecycle::stop`](kefu_lifecycle::Lifecycle::stop) waits for them
+/// within the drain timeout, so a request that never ends (an upload
+/// whose body stalled) cannot hold the process past it.
 pub async fn serve(
     listener: TcpListener,
     app: Router,
     limits: ServerLimits,
+    role: &kefu_lifecycle::Lifecycle,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     let limits = Arc::new(limits);
     let per_ip: Arc<DashMap<IpAddr, usize>> = Arc::default();
-    // Connections hold a receiver; the sender's `closed()` says all are gone.
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut failing = AcceptErrors::default();
     tokio::pin!(shutdown);
@@ -105,15 +109,13 @@ pub async fn serve(
         let app = app.clone();
         let limits = limits.clone();
         let stop = stop_rx.clone();
-        tokio::spawn(async move {
+        role.spawn(async move {
             connection(tcp, peer, app, &limits, stop).await;
             drop(slot);
         });
     }
     drop(listener);
     let _ = stop_tx.send(true);
-    drop(stop_rx);
-    stop_tx.closed().await;
     Ok(())
 }
 
@@ -125,26 +127,12 @@ async fn connection(
     mut stop: watch::Receiver<bool>,
 ) {
     let _ = tcp.set_nodelay(true);
-    // The first byte, within the header timeout: until then hyper is still
-    // guessing between HTTP/1 and HTTP/2 and applies no timeout of its own.
-    let mut first = [0u8; 1];
-    match tokio::time::timeout(limits.header_timeout, tcp.peek(&mut first)).await {
-        Ok(Ok(n)) if n > 0 => {}
-        _ => return,
-    }
-    let mut io = TimeoutStream::new(tcp);
-    io.set_write_timeout(Some(limits.write_timeout));
-    let io: std::pin::Pin<Box<dyn Io>> = match &limits.tls {
-        None => Box::pin(io),
-        Some(tls) => {
-            let handshake = tls.acceptor().accept(Box::pin(io));
-            match tokio::time::timeout(limits.header_timeout, handshake).await {
-                Ok(Ok(stream)) => Box::pin(stream),
-                Ok(Err(e)) => return tracing::debug!(%peer, error = %e, "TLS handshake failed"),
-                Err(_) => return tracing::debug!(%peer, "TLS handshake timed out"),
-            }
-        }
+    // Until its first request begins, a stopping server just closes it.
+    let io = tokio::select! {
+        io = opened(tcp, peer, limits) => io,
+        _ = stop.changed() => None,
     };
+    let Some(io) = io else { return };
     let io = TokioIo::new(io);
     let service = app.map_request(move |request: axum::http::Request<Incoming>| {
         let mut request = request.map(axum::body::Body::new);
@@ -166,6 +154,39 @@ async fn connection(
     }
     conn.as_mut().graceful_shutdown();
     log_end(peer, conn.await);
+}
+
+/// The connection's byte stream once its first byte has come (and its TLS
+/// handshake ended), each within the header timeout; `None` if not.
+async fn opened(
+    tcp: TcpStream,
+    peer: SocketAddr,
+    limits: &ServerLimits,
+) -> Option<std::pin::Pin<Box<dyn Io>>> {
+    // Until the first byte hyper is still guessing between HTTP/1 and
+    // HTTP/2, and applies no timeout of its own.
+    let mut first = [0u8; 1];
+    match tokio::time::timeout(limits.header_timeout, tcp.peek(&mut first)).await {
+        Ok(Ok(n)) if n > 0 => {}
+        _ => return None,
+    }
+    let mut io = TimeoutStream::new(tcp);
+    io.set_write_timeout(Some(limits.write_timeout));
+    let Some(tls) = &limits.tls else {
+        return Some(Box::pin(io));
+    };
+    let handshake = tls.acceptor().accept(Box::pin(io));
+    match tokio::time::timeout(limits.header_timeout, handshake).await {
+        Ok(Ok(stream)) => Some(Box::pin(stream)),
+        Ok(Err(e)) => {
+            tracing::debug!(%peer, error = %e, "TLS handshake failed");
+            None
+        }
+        Err(_) => {
+            tracing::debug!(%peer, "TLS handshake timed out");
+            None
+        }
+    }
 }
 
 /// A connection's byte stream: plain TCP or TLS over it.
