@@ -205,3 +205,34 @@ async fn sigterm_exits_within_the_drain_timeout_despite_stalled_requests() {
     let status = status.expect("kefu serve exits within 5 s of SIGTERM with --drain-timeout 1s");
     assert!(status.success(), "exit status after SIGTERM: {status}");
 }
+
+/// `--lane-queue 1`: a burst fills the lane at once, its connection waits
+/// for room frame by frame, and every message is acked, stored once and
+/// delivered in the order it was sent.
+#[tokio::test]
+async fn a_lane_that_holds_one_frame_makes_a_burst_wait_and_loses_nothing() {
+    let server = Server::builder().arg("--lane-queue", "1").start().await;
+    let mut chat = Chat::open(&server).await;
+
+    let acks = start_burst(&mut chat.customer, BURST, BURST).await;
+
+    assert_stored_once(&server, &acks).await;
+    let mut delivered = Vec::new();
+    while delivered.len() < BURST {
+        let push = chat
+            .agent
+            .recv_until(
+                |f| {
+                    f["content"]
+                        .as_str()
+                        .is_some_and(|c| c.starts_with("burst"))
+                },
+                WAIT,
+            )
+            .await;
+        delivered.push(push["id"].as_i64().expect("an id"));
+    }
+    // burst-000, burst-001, …: the map's order is the order sent.
+    let sent: Vec<i64> = acks.values().map(|a| a.id).collect();
+    assert_eq!(delivered, sent, "delivered once each, in the order sent");
+}

@@ -570,6 +570,13 @@ pub struct WorkerTuning {
     /// every 50 ms).
     #[arg(long, env = "KEFU_SQLITE_SYNC", default_value = "full", value_parser = ["full", "normal"])]
     pub sqlite_sync: String,
+    /// Frames queued for one of the worker's 32 lanes (each a share of the
+    /// conversations, handled in order); when a lane falls this far behind
+    /// its senders wait: under `serve` their connections stop reading
+    /// their sockets, in a cluster the worker stops reading the gateways'
+    /// frame streams and their --worker-queue fills.
+    #[arg(long, env = "KEFU_LANE_QUEUE", default_value_t = kefu_worker::lane::LANE_QUEUE)]
+    pub lane_queue: usize,
 }
 
 /// How long a stopping process waits (`serve`, `worker`, `gateway`).
@@ -760,6 +767,7 @@ impl WorkerTuning {
             max_waiting_per_ip: self.max_waiting_per_ip,
             upload_quota: self.upload_quota,
             file_retention: self.file_retention,
+            lane_queue: self.lane_queue,
             ..kefu_worker::WorkerConfig::default()
         }
     }

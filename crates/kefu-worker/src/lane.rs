@@ -53,13 +53,15 @@ pub struct Lane {
     tx: mpsc::Sender<Job>,
 }
 
-/// Jobs a lane holds before submitters wait.
-const DEPTH: usize = 4096;
+/// Jobs a lane holds before submitters wait, by default
+/// (`--lane-queue`).
+pub const LANE_QUEUE: usize = 4096;
 
 impl Lane {
-    /// Starts the lane's runner as a loop of the worker's `lifecycle`.
-    pub fn start(lifecycle: &Lifecycle) -> Lane {
-        let (tx, rx) = mpsc::channel(DEPTH);
+    /// Starts the lane's runner as a loop of the worker's `lifecycle`;
+    /// past `depth` queued jobs (at least one) a submitter waits.
+    pub fn start(lifecycle: &Lifecycle, depth: usize) -> Lane {
+        let (tx, rx) = mpsc::channel(depth.max(1));
         lifecycle.spawn_loop(run(rx, lifecycle.clone()));
         Lane { tx }
     }

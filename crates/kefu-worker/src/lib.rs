@@ -42,7 +42,7 @@ pub mod view;
 
 use kefu_lifecycle::Lifecycle;
 use kefu_proto::v1::{ApiCall, ApiReply, ConnectionEvent, FrameRequest, PushBatch, Session};
-use kefu_protocol::{Command, ErrorCode, Limits, ProtocolError, Role};
+use kefu_protocol::{Command, ErrorCode, ProtocolError, Role};
 use kefu_register::Register;
 use kefu_store::{Store, Writer};
 use std::sync::Arc;
@@ -86,9 +86,10 @@ pub struct WorkerConfig {
     pub revoke_window: Duration,
     /// Parallel ordered lanes; a shard always maps to the same lane.
     pub lanes: usize,
+    /// Frames one lane holds before their submitters wait.
+    pub lane_queue: usize,
     /// Most messages per group-commit transaction.
     pub max_batch: usize,
-    pub limits: Limits,
     /// An agent with no connection for this long loses their open tasks to
     /// the queue. Zero: never.
     pub reassign_offline_after: Duration,
@@ -126,8 +127,8 @@ impl Default for WorkerConfig {
             max_tasks_per_agent: 10,
             revoke_window: Duration::from_secs(120),
             lanes: 32,
+            lane_queue: lane::LANE_QUEUE,
             max_batch: 1024,
-            limits: Limits::default(),
             reassign_offline_after: Duration::from_secs(300),
             reassign_unanswered_after: Duration::ZERO,
             queue_abandon_after: Duration::from_secs(600),
@@ -250,7 +251,7 @@ impl Worker {
             Writer::start(store.clone(), config.max_batch)
         };
         let lanes = (0..config.lanes.max(1))
-            .map(|_| lane::Lane::start(&lifecycle))
+            .map(|_| lane::Lane::start(&lifecycle, config.lane_queue))
             .collect();
         let dispatch = dispatch::Dispatch::new(
             config.id.clone(),

@@ -7,7 +7,7 @@ async fn a_head_waiting_for_what_a_tail_holds_does_not_deadlock() {
     // One permit, as a one-connection pool: the tail takes it across an
     // await, the next head needs it.
     let pool = Arc::new(tokio::sync::Semaphore::new(1));
-    let lane = Lane::start(&Lifecycle::new());
+    let lane = Lane::start(&Lifecycle::new(), LANE_QUEUE);
     let p = pool.clone();
     lane.pipelined(async move {
         let tail: AfterCommit = Box::pin(async move {
@@ -36,7 +36,7 @@ async fn a_head_waiting_for_what_a_tail_holds_does_not_deadlock() {
 
 #[tokio::test(start_paused = true)]
 async fn tails_wait_together_and_finish_in_order() {
-    let lane = Lane::start(&Lifecycle::new());
+    let lane = Lane::start(&Lifecycle::new(), LANE_QUEUE);
     let log = Arc::new(Mutex::new(Vec::new()));
     let started = tokio::time::Instant::now();
     for i in 0..3u64 {
@@ -68,7 +68,7 @@ async fn tails_wait_together_and_finish_in_order() {
 
 #[tokio::test(start_paused = true)]
 async fn an_ordered_job_waits_for_earlier_send_tails() {
-    let lane = Lane::start(&Lifecycle::new());
+    let lane = Lane::start(&Lifecycle::new(), LANE_QUEUE);
     let log = Arc::new(Mutex::new(Vec::new()));
     for i in 0..3 {
         let log = log.clone();
@@ -95,4 +95,42 @@ async fn an_ordered_job_waits_for_earlier_send_tails() {
         *log.lock().unwrap(),
         vec!["send0", "send1", "send2", "read"]
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_full_lane_makes_the_submitter_wait_until_the_lane_takes_a_job() {
+    let lane = Arc::new(Lane::start(&Lifecycle::new(), 2));
+    let (release, held) = tokio::sync::oneshot::channel::<()>();
+    let ran = Arc::new(Mutex::new(Vec::new()));
+    // The runner takes the first job and stays in it; two more fill the
+    // queue.
+    lane.ordered(async move {
+        let _ = held.await;
+    })
+    .await;
+    for i in 0..2 {
+        let ran = ran.clone();
+        lane.ordered(async move { ran.lock().unwrap().push(i) })
+            .await;
+    }
+    let third = tokio::spawn({
+        let (lane, ran) = (lane.clone(), ran.clone());
+        async move {
+            lane.ordered(async move { ran.lock().unwrap().push(2) })
+                .await
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(!third.is_finished(), "a job past the queue's two waits");
+    assert!(ran.lock().unwrap().is_empty());
+
+    release.send(()).unwrap();
+    third.await.expect("then it is queued");
+    let (done, all_ran) = tokio::sync::oneshot::channel();
+    lane.ordered(async move {
+        let _ = done.send(());
+    })
+    .await;
+    all_ran.await.expect("the lane runs on");
+    assert_eq!(*ran.lock().unwrap(), [0, 1, 2]);
 }
