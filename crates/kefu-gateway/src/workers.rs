@@ -255,7 +255,8 @@ impl RingLink {
     }
 
     /// The stream of the worker owning `shard`, waiting a while for one
-    /// (and, for a new frame, until the shard's older frames are resent).
+    /// (and, for a new frame or call, until the shard's older frames are
+    /// resent).
     async fn owner(&self, shard: u32, new_frame: bool) -> Result<Arc<Stream>, LinkError> {
         let deadline = tokio::time::Instant::now() + NO_WORKER_WAIT;
         loop {
@@ -380,7 +381,10 @@ impl RingLink {
         }
     }
 
-    /// Runs a unary call on the shard's owner, failing over once.
+    /// Runs a unary call on the shard's owner, failing over once. Like a
+    /// new frame it waits until the shard's frames held by a departed
+    /// worker are settled, so that an `end` or a history read does not
+    /// overtake a message sent before it.
     async fn unary<T, F, Fut>(&self, shard: u32, call: F) -> Result<T, LinkError>
     where
         F: Fn(Client) -> Fut,
@@ -388,7 +392,7 @@ impl RingLink {
     {
         let mut last = String::new();
         for _ in 0..3 {
-            let stream = self.owner(shard, false).await?;
+            let stream = self.owner(shard, true).await?;
             match call(stream.client.clone()).await {
                 Ok(r) => return Ok(r.into_inner()),
                 Err(status)

@@ -163,6 +163,36 @@ async fn a_draining_worker_finishes_its_frames_before_newer_ones_go_elsewhere() 
 /// goes to the next owner once the worker's older frames settle, and not
 /// on the departed worker's queue as well.
 #[tokio::test]
+async fn a_call_of_a_shard_waits_for_its_frames_on_a_departed_worker() {
+    let pair = two_workers().await;
+    let (link, a, shard) = (pair.link.clone(), pair.a.clone(), pair.shard);
+    link.submit(frame(shard, "old-1"))
+        .await
+        .expect("placed on a");
+
+    // a left the register (it drains) with the frame unanswered.
+    link.refresh().await;
+    let call = tokio::spawn({
+        let link = link.clone();
+        async move {
+            link.unary(shard, |client| async move {
+                let _ = client;
+                Ok(tonic::Response::new(()))
+            })
+            .await
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(
+        !call.is_finished(),
+        "an end or a history read waits for old-1"
+    );
+    a.in_flight.lock().unwrap().clear();
+    a.settled.notify_waiters();
+    call.await.expect("joined").expect("then it runs, on b");
+}
+
+#[tokio::test]
 async fn a_frame_waiting_for_a_worker_that_leaves_goes_to_the_next_owner_only() {
     let mut pair = two_workers_queueing(1).await;
     let (link, a, shard) = (pair.link.clone(), pair.a.clone(), pair.shard);
