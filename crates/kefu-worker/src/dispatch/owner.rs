@@ -55,6 +55,9 @@ pub(crate) struct Owner {
     term: AtomicU64,
     ready: Notify,
     tell: Notify,
+    /// A wait told to an open was written (or failed): the index may have
+    /// stopped settling.
+    waits_written: Notify,
 }
 
 impl Owner {
@@ -65,6 +68,7 @@ impl Owner {
             term: AtomicU64::new(0),
             ready: Notify::new(),
             tell: Notify::new(),
+            waits_written: Notify::new(),
         }
     }
 
@@ -146,6 +150,7 @@ impl Owner {
         tracing::info!("this worker is no longer the dispatcher");
         self.ready.notify_waiters();
         self.tell.notify_one();
+        self.waits_written.notify_waiters();
     }
 
     pub(crate) async fn handle(&self, inner: &Arc<Inner>, event: Event) -> Outcome {
@@ -210,6 +215,7 @@ impl Owner {
                     Some(agent) => i.release(agent),
                     None => i.waited(None),
                 });
+                self.waits_written.notify_waiters();
                 return Some(Outcome::Failed(e.to_string()));
             }
         };
@@ -222,6 +228,7 @@ impl Owner {
             }
             (None, _) => i.waited(Some((place_of(&task), waiting_of(&task, None)))),
         });
+        self.waits_written.notify_waiters();
         tracing::info!(task_id = task.id, customer = %task.customer_id, agent = ?task.agent_id, "task opened");
         Some(Outcome::Opened(task))
     }
@@ -469,9 +476,17 @@ async fn tell_positions(inner: Arc<Inner>, term: u64) {
         // than they are written: tell once they are all in place (or once
         // arrivals have gone on for SETTLING, so nobody waits unheard).
         let settle_by = tokio::time::Instant::now() + SETTLING;
-        while owner.with(|i| i.settling()) == Some(true) && tokio::time::Instant::now() < settle_by
-        {
-            tokio::time::sleep(Duration::from_millis(10)).await;
+        loop {
+            let written = owner.waits_written.notified();
+            tokio::pin!(written);
+            // Registered before the check, so a write in between is not missed.
+            written.as_mut().enable();
+            if owner.with(|i| i.settling()) != Some(true) {
+                break;
+            }
+            if tokio::time::timeout_at(settle_by, written).await.is_err() {
+                break;
+            }
         }
         let Some(tells) = owner.with(Index::positions_to_tell) else {
             return;
