@@ -36,7 +36,9 @@ const NO_WORKER_WAIT: Duration = Duration::from_secs(15);
 /// How long a draining worker has to finish the frames it holds before
 /// they are sent elsewhere.
 const LEFT_WAIT: Duration = Duration::from_secs(10);
-/// Largest gRPC message (uploads pass through the API call).
+/// Largest gRPC message: the largest answer is a page of `/api/offline`,
+/// up to 500 messages of up to `--max-frame-bytes` each. Files go in
+/// pieces of [`kefu_protocol::FILE_CHUNK_BYTES`].
 pub const MAX_MESSAGE: usize = 64 * 1024 * 1024;
 
 struct Stream {
