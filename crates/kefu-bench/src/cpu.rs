@@ -14,16 +14,27 @@ pub struct CpuClock {
 }
 
 /// Cores used over a window: 1.0 is one core busy all the time.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct CpuShare {
     pub generator: f64,
     /// `None` when no server process was named (`--server-pid`).
     pub server: Option<f64>,
+    /// Each named server process that could be read, in the order named:
+    /// where a cluster's processor goes (its gateways, workers, database).
+    pub processes: Vec<ProcessShare>,
     /// Time the machine's virtual processors were ready to run but the
     /// hypervisor ran something else (`steal` in `/proc/stat`), over all
     /// processors; `None` where it is not readable. Latency tails are
     /// not comparable between runs whose steal differs.
     pub stolen: Option<f64>,
+}
+
+/// One server process's cores over the window.
+#[derive(Debug, Clone)]
+pub struct ProcessShare {
+    /// What it runs, e.g. `kefu worker` or `mariadbd`.
+    pub name: String,
+    pub cores: f64,
 }
 
 impl CpuClock {
@@ -45,14 +56,20 @@ impl CpuClock {
             let used = ticks(pid)?.checked_sub(before?)?;
             Some(used as f64 / hz / seconds)
         };
-        let server: Vec<f64> = self
+        let processes: Vec<ProcessShare> = self
             .server
             .iter()
-            .filter_map(|&(pid, before)| cores(before, pid))
+            .filter_map(|&(pid, before)| {
+                Some(ProcessShare {
+                    cores: cores(before, pid)?,
+                    name: name(pid),
+                })
+            })
             .collect();
         CpuShare {
             generator: cores(self.generator, std::process::id()).unwrap_or(0.0),
-            server: (!server.is_empty()).then(|| server.iter().sum()),
+            server: (!processes.is_empty()).then(|| processes.iter().map(|p| p.cores).sum()),
+            processes,
             stolen: stolen_ticks()
                 .zip(self.stolen)
                 .and_then(|(now, before)| now.checked_sub(before))
@@ -80,6 +97,29 @@ fn ticks(pid: u32) -> Option<u64> {
     parse_stat(&stat)
 }
 
+/// A process's program (its `comm`) and, when its first argument is a word
+/// rather than an option, that word: `kefu worker`, `mariadbd`.
+fn name(pid: u32) -> String {
+    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    match comm.trim() {
+        "" => format!("pid {pid}"),
+        program => describe(program, &cmdline),
+    }
+}
+
+fn describe(program: &str, cmdline: &[u8]) -> String {
+    let first_argument = cmdline
+        .split(|&b| b == 0)
+        .nth(1)
+        .map(String::from_utf8_lossy)
+        .filter(|a| !a.is_empty() && !a.starts_with('-'));
+    match first_argument {
+        Some(word) => format!("{program} {word}"),
+        None => program.to_owned(),
+    }
+}
+
 /// Fields 14 and 15 of `/proc/PID/stat` (utime, stime), counted after the
 /// command name, which is in parentheses and may itself hold spaces.
 fn parse_stat(stat: &str) -> Option<u64> {
@@ -99,6 +139,22 @@ mod tests {
         let stat = "4242 (kefu (bench) x) S 1 4242 4242 0 -1 4194560 1 0 0 0 \
                     250 37 0 0 20 0 9 0 100 1000 50";
         assert_eq!(parse_stat(stat), Some(287));
+    }
+
+    #[test]
+    fn a_process_is_named_by_its_program_and_subcommand() {
+        let worker = b"/work/bins/kefu\0worker\0--listen\0::1\0";
+        assert_eq!(describe("kefu", worker), "kefu worker");
+        assert_eq!(
+            describe("mariadbd", b"/usr/sbin/mariadbd\0--basedir=/usr\0"),
+            "mariadbd"
+        );
+        // Redis rewrites its arguments into one title.
+        assert_eq!(
+            describe("redis-server", b"redis-server 127.0.0.1:6379\0\0\0"),
+            "redis-server"
+        );
+        assert_eq!(describe("kefu", b""), "kefu");
     }
 
     #[test]
@@ -122,5 +178,7 @@ mod tests {
         let share = clock.share();
         assert!(share.generator > 0.0, "{share:?}");
         assert!(share.server.is_some_and(|s| s > 0.0), "{share:?}");
+        assert_eq!(share.processes.len(), 1);
+        assert!(share.processes[0].name.contains("kefu_bench"), "{share:?}");
     }
 }

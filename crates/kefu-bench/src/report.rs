@@ -63,7 +63,13 @@ fn to_json(r: &Results) -> Value {
         "delivered_per_sec": r.delivered_per_sec,
         "ack_latency": percentiles(&r.ack), "delivery_latency": percentiles(&r.delivery),
         "send_lag": r.send_lag.as_ref().map(percentiles),
-        "cpu_cores": r.cpu.map(|c| json!({"generator": c.generator, "server": c.server, "stolen": c.stolen})),
+        "cpu_cores": r.cpu.as_ref().map(|c| json!({
+            "generator": c.generator, "server": c.server, "stolen": c.stolen,
+            "server_processes": c.processes.iter()
+                .map(|p| json!({"name": p.name, "cores": p.cores}))
+                .collect::<Vec<_>>(),
+            "server_us_per_message": c.server.and_then(|s| per_message_us(s, r.delivered_per_sec)),
+        })),
     })
 }
 
@@ -90,8 +96,8 @@ pub fn print(json: bool, kefu: &Results, relay: Option<&Results>) {
         if let Some(lag) = &r.send_lag {
             println!("{}", latency_row("send lag", lag));
         }
-        if let Some(cpu) = r.cpu {
-            println!("{}", cpu_row(cpu));
+        if let Some(cpu) = &r.cpu {
+            println!("{}", cpu_row(cpu, r.delivered_per_sec));
         }
     }
     if let Some(r) = relay {
@@ -102,19 +108,72 @@ pub fn print(json: bool, kefu: &Results, relay: Option<&Results>) {
     }
 }
 
-/// Cores used while the load ran, of the machine's.
-fn cpu_row(cpu: crate::cpu::CpuShare) -> String {
+/// Cores used while the load ran, of the machine's; with several server
+/// processes, each one's.
+fn cpu_row(cpu: &crate::cpu::CpuShare, delivered_per_sec: f64) -> String {
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let server = cpu
-        .server
-        .map_or("not measured (--server-pid)".to_owned(), |s| {
-            format!("{s:.2} cores")
-        });
+    let server =
+        cpu.server.map_or(
+            "not measured (--server-pid)".to_owned(),
+            |s| match per_message_us(s, delivered_per_sec) {
+                Some(us) => format!("{s:.2} cores ({us:.1} µs per delivered message)"),
+                None => format!("{s:.2} cores"),
+            },
+        );
     let stolen = cpu
         .stolen
         .map_or(String::new(), |s| format!("  stolen by the host {s:.2}"));
-    format!(
+    let mut row = format!(
         "cpu (of {cores} cores)     generator {:.2} cores  server {server}{stolen}",
         cpu.generator
-    )
+    );
+    if cpu.processes.len() > 1 {
+        row.push_str("\nserver by process    ");
+        for p in &cpu.processes {
+            row.push_str(&format!("  {} {:.2}", p.name, p.cores));
+        }
+    }
+    row
+}
+
+/// The server's processor time per delivered message, in microseconds:
+/// unlike a ratio of throughputs, comparable between machines of one
+/// speed whether or not the generator set the pace.
+fn per_message_us(server_cores: f64, delivered_per_sec: f64) -> Option<f64> {
+    (delivered_per_sec > 0.0).then(|| server_cores * 1e6 / delivered_per_sec)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cpu::{CpuShare, ProcessShare};
+
+    #[test]
+    fn a_cluster_row_names_each_process_and_the_cost_per_message() {
+        let process = |name: &str, cores| ProcessShare {
+            name: name.to_owned(),
+            cores,
+        };
+        let cpu = CpuShare {
+            generator: 0.16,
+            server: Some(1.5),
+            processes: vec![process("kefu worker", 0.75), process("mariadbd", 0.75)],
+            stolen: Some(0.0),
+        };
+        let row = cpu_row(&cpu, 25_000.0);
+        assert!(
+            row.contains("server 1.50 cores (60.0 µs per delivered message)"),
+            "{row}"
+        );
+        assert!(
+            row.ends_with("server by process      kefu worker 0.75  mariadbd 0.75"),
+            "{row}"
+        );
+        let alone = CpuShare {
+            processes: vec![process("kefu serve", 1.5)],
+            ..cpu
+        };
+        assert!(!cpu_row(&alone, 0.0).contains("by process"));
+        assert!(!cpu_row(&alone, 0.0).contains("µs"));
+    }
 }
