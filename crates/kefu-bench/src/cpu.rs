@@ -17,8 +17,6 @@ pub struct CpuClock {
 #[derive(Debug, Clone)]
 pub struct CpuShare {
     pub generator: f64,
-    /// `None` when no server process was named (`--server-pid`).
-    pub server: Option<f64>,
     /// Each named server process that could be read, in the order named:
     /// where a cluster's processor goes (its gateways, workers, database).
     pub processes: Vec<ProcessShare>,
@@ -35,6 +33,14 @@ pub struct ProcessShare {
     /// What it runs, e.g. `kefu worker` or `mariadbd`.
     pub name: String,
     pub cores: f64,
+}
+
+impl CpuShare {
+    /// The server processes' cores together; `None` when none was named
+    /// (`--server-pid`) or could be read.
+    pub fn server(&self) -> Option<f64> {
+        (!self.processes.is_empty()).then(|| self.processes.iter().map(|p| p.cores).sum())
+    }
 }
 
 impl CpuClock {
@@ -68,7 +74,6 @@ impl CpuClock {
             .collect();
         CpuShare {
             generator: cores(self.generator, std::process::id()).unwrap_or(0.0),
-            server: (!processes.is_empty()).then(|| processes.iter().map(|p| p.cores).sum()),
             processes,
             stolen: stolen_ticks()
                 .zip(self.stolen)
@@ -177,7 +182,7 @@ mod tests {
         std::hint::black_box(x);
         let share = clock.share();
         assert!(share.generator > 0.0, "{share:?}");
-        assert!(share.server.is_some_and(|s| s > 0.0), "{share:?}");
+        assert!(share.server().is_some_and(|s| s > 0.0), "{share:?}");
         assert_eq!(share.processes.len(), 1);
         assert!(share.processes[0].name.contains("kefu_bench"), "{share:?}");
     }

@@ -3,6 +3,7 @@
 use hdrhistogram::Histogram;
 use serde_json::{json, Value};
 use std::collections::HashMap;
+use std::fmt::Write;
 
 /// Microsecond latencies, up to a minute.
 pub fn histogram() -> Histogram<u64> {
@@ -64,11 +65,11 @@ fn to_json(r: &Results) -> Value {
         "ack_latency": percentiles(&r.ack), "delivery_latency": percentiles(&r.delivery),
         "send_lag": r.send_lag.as_ref().map(percentiles),
         "cpu_cores": r.cpu.as_ref().map(|c| json!({
-            "generator": c.generator, "server": c.server, "stolen": c.stolen,
+            "generator": c.generator, "server": c.server(), "stolen": c.stolen,
             "server_processes": c.processes.iter()
                 .map(|p| json!({"name": p.name, "cores": p.cores}))
                 .collect::<Vec<_>>(),
-            "server_us_per_message": c.server.and_then(|s| per_message_us(s, r.delivered_per_sec)),
+            "server_us_per_message": c.server().and_then(|s| per_message_us(s, r.delivered_per_sec)),
         })),
     })
 }
@@ -113,7 +114,7 @@ pub fn print(json: bool, kefu: &Results, relay: Option<&Results>) {
 fn cpu_row(cpu: &crate::cpu::CpuShare, delivered_per_sec: f64) -> String {
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     let server =
-        cpu.server.map_or(
+        cpu.server().map_or(
             "not measured (--server-pid)".to_owned(),
             |s| match per_message_us(s, delivered_per_sec) {
                 Some(us) => format!("{s:.2} cores ({us:.1} µs per delivered message)"),
@@ -130,7 +131,7 @@ fn cpu_row(cpu: &crate::cpu::CpuShare, delivered_per_sec: f64) -> String {
     if cpu.processes.len() > 1 {
         row.push_str("\nserver by process    ");
         for p in &cpu.processes {
-            row.push_str(&format!("  {} {:.2}", p.name, p.cores));
+            let _ = write!(row, "  {} {:.2}", p.name, p.cores);
         }
     }
     row
@@ -156,7 +157,6 @@ mod tests {
         };
         let cpu = CpuShare {
             generator: 0.16,
-            server: Some(1.5),
             processes: vec![process("kefu worker", 0.75), process("mariadbd", 0.75)],
             stolen: Some(0.0),
         };
