@@ -12,6 +12,9 @@ use sea_orm::{
 use kefu_protocol::token::SYSTEM_USER as SYSTEM;
 use std::collections::{HashMap, HashSet};
 
+/// The field of a queue notice's `ext` that holds the place it told.
+pub const QUEUE_PLACE: &str = "queue_position";
+
 /// A message as one user sees it.
 #[derive(Debug, Clone)]
 pub struct Seen {
@@ -246,6 +249,34 @@ impl Store {
             txn.commit().await?;
         }
         Ok(claimed)
+    }
+
+    /// The last place in line each of these tasks was told, read from the
+    /// queue notices in their histories; a task never told is absent.
+    /// A dispatcher taking over reads it, so that it tells those its
+    /// predecessor had not told yet and repeats nothing to the others.
+    pub async fn queue_places_told(&self, task_ids: &[i64]) -> Result<HashMap<i64, i64>> {
+        let mut told = HashMap::new();
+        for chunk in task_ids.chunks(500) {
+            let notices = message::Entity::find()
+                .filter(message::Column::TaskId.is_in(chunk.iter().copied()))
+                .filter(message::Column::Sender.eq(SYSTEM))
+                .filter(message::Column::Ext.like(format!("%\"{QUEUE_PLACE}\"%")))
+                .order_by_asc(message::Column::Id)
+                .all(&self.db)
+                .await?;
+            for notice in notices {
+                let place = notice
+                    .ext
+                    .as_deref()
+                    .and_then(|ext| serde_json::from_str::<serde_json::Value>(ext).ok())
+                    .and_then(|ext| ext[QUEUE_PLACE].as_i64());
+                if let Some(place) = place {
+                    told.insert(notice.task_id, place);
+                }
+            }
+        }
+        Ok(told)
     }
 
     /// The messages of a task stored while it waited for an agent.

@@ -2,8 +2,12 @@
 //! its own, and on the pool as when that cannot open), MySQL and PostgreSQL
 //! when `KEFU_TEST_MYSQL_URL` / `KEFU_TEST_POSTGRES_URL` name a server.
 
+use crate::messages::QUEUE_PLACE;
 use crate::writer::Hold;
 use crate::{NewMessage, NewTask, Store, Writer};
+use kefu_protocol::token::SYSTEM_USER;
+use serde_json::json;
+use std::collections::HashMap;
 use std::time::Duration;
 
 pub(crate) struct TestDb {
@@ -605,6 +609,62 @@ async fn unanswered_tasks_are_found_by_the_oldest_waiting_message(backend: &str)
     cleanup(db).await;
 }
 
+/// A dispatcher taking over reads the last place each waiting task was
+/// told from the queue notices in its history, and nothing else.
+async fn the_last_queue_place_told_is_read_from_the_notices(backend: &str) {
+    let Some((store, db)) = fresh(backend).await else {
+        return;
+    };
+    let writer = writer(&store, backend, 8);
+    let (told_twice, never_told, other) = (
+        store.create_task("c1", 1, None, None).await.expect("task"),
+        store.create_task("c2", 1, None, None).await.expect("task"),
+        store.create_task("c3", 1, None, None).await.expect("task"),
+    );
+    let notice = |task_id: i64, to: &str, ext: serde_json::Value| NewMessage {
+        sender: SYSTEM_USER.into(),
+        recipient: to.into(),
+        category: "system".into(),
+        style: "toast".into(),
+        ext: Some(ext.to_string()),
+        client_msg_id: None,
+        undelivered_for: vec![to.into()],
+        ..message(SYSTEM_USER, "", task_id)
+    };
+    for (task, to, ext) in [
+        (
+            &told_twice,
+            "c1",
+            json!({"event": "queued", QUEUE_PLACE: 5}),
+        ),
+        (
+            &told_twice,
+            "c1",
+            json!({"event": "queued", QUEUE_PLACE: 2}),
+        ),
+        (&other, "c3", json!({"event": "transferred"})),
+    ] {
+        writer
+            .write(notice(task.id, to, ext))
+            .await
+            .expect("notice");
+    }
+    // A customer's own text that looks like a notice is not one.
+    let mimic = NewMessage {
+        ext: Some(json!({QUEUE_PLACE: 1}).to_string()),
+        ..message("c2", "mimic", never_told.id)
+    };
+    writer.write(mimic).await.expect("mimic");
+
+    let told = store
+        .queue_places_told(&[told_twice.id, never_told.id, other.id])
+        .await
+        .expect("told");
+    assert_eq!(told, HashMap::from([(told_twice.id, 2)]));
+    assert!(store.queue_places_told(&[]).await.expect("none").is_empty());
+    cleanup(db).await;
+}
+
 /// Opens queued together are written in one transaction: each gets its own
 /// id, its customer is recorded (an agent's name is left alone), and on a
 /// server database an agent is given no more than the capacity asked.
@@ -896,7 +956,8 @@ on_every_backend!(
     unanswered_tasks_are_found_by_the_oldest_waiting_message,
     tasks_opened_together_keep_ids_names_and_capacity,
     a_hand_off_through_the_writer_ends_assigns_and_claims_once,
-    receipts_wait_for_messages_only_while_they_flow
+    receipts_wait_for_messages_only_while_they_flow,
+    the_last_queue_place_told_is_read_from_the_notices
 );
 
 #[tokio::test]

@@ -65,28 +65,29 @@ impl Index {
         }
     }
 
-    /// An index from the database's view: every agent, and the waiting
-    /// tasks oldest first. Positions count as told, so a new dispatcher
-    /// does not repeat them; the next change is told.
+    /// An index from the database's view: every agent, the waiting tasks
+    /// oldest first, and the place each was last told (`told`, by task id).
+    /// A new dispatcher repeats no place already told; a task its
+    /// predecessor had not told yet (it left between the open and the
+    /// telling) is told at the next round.
     pub fn rebuilt(
         capacity: i64,
         agents: impl IntoIterator<Item = (String, Agent)>,
         waiting: impl IntoIterator<Item = (Place, Waiting)>,
+        told: &HashMap<i64, i64>,
     ) -> Index {
         let mut index = Index::new(capacity);
         for (id, agent) in agents {
             index.put(&id, agent);
         }
         for (place, waiting) in waiting {
+            if let Some(&told) = told.get(&waiting.task_id) {
+                index
+                    .told
+                    .insert(waiting.task_id, usize::try_from(told).unwrap_or(0));
+            }
             index.enqueue(place, waiting);
         }
-        let told: Vec<(i64, usize)> = index
-            .queue
-            .values()
-            .enumerate()
-            .map(|(i, w)| (w.task_id, i + 1))
-            .collect();
-        index.told.extend(told);
         index
     }
 
@@ -403,7 +404,8 @@ mod tests {
     fn a_rebuilt_index_tells_nothing_until_a_position_changes() {
         let agents = [("a".to_owned(), online(1))];
         let queue = (1..=3).map(|id| ((id, id), waiting(id)));
-        let mut index = Index::rebuilt(1, agents, queue);
+        let told = HashMap::from([(1, 1), (2, 2), (3, 3)]);
+        let mut index = Index::rebuilt(1, agents, queue, &told);
         assert!(index.positions_to_tell().is_empty());
         assert!(index.open().is_none(), "a is full and three wait");
         index.waited(Some(((4, 4), waiting(4))));
@@ -412,5 +414,23 @@ mod tests {
         assert_eq!(told[0].position, 4);
         index.dequeue(1);
         assert_eq!(index.positions_to_tell().len(), 3);
+    }
+
+    #[test]
+    fn a_rebuilt_index_tells_the_places_its_predecessor_left_untold() {
+        // The previous dispatcher queued four and left before telling
+        // the last two; the second was told 3 when a task ahead of it
+        // was still waiting.
+        let agents = [("a".to_owned(), online(1))];
+        let queue = (1..=4).map(|id| ((id, id), waiting(id)));
+        let told = HashMap::from([(1, 1), (2, 3)]);
+        let mut index = Index::rebuilt(1, agents, queue, &told);
+        let tells: Vec<(i64, usize)> = index
+            .positions_to_tell()
+            .into_iter()
+            .map(|t| (t.task_id, t.position))
+            .collect();
+        assert_eq!(tells, [(2, 2), (3, 3), (4, 4)]);
+        assert!(index.positions_to_tell().is_empty(), "each told once");
     }
 }

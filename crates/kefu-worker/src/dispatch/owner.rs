@@ -13,6 +13,7 @@ use crate::notices::{self, Transfer};
 use crate::Inner;
 use futures::StreamExt;
 use kefu_store::entity::task;
+use kefu_store::messages::QUEUE_PLACE;
 use kefu_store::tasks::{Assigned, WAITING};
 use kefu_store::users::AVAILABLE;
 use kefu_store::writer::Assignment;
@@ -371,7 +372,13 @@ fn waiting_of(task: &task::Model, reason: Option<String>) -> Waiting {
 /// presence and open tasks, and the waiting tasks.
 async fn read_index(inner: &Inner, capacity: i64) -> Result<Index, String> {
     let (agents, waiting) = read_truth(inner).await?;
-    Ok(Index::rebuilt(capacity, agents, waiting))
+    let ids: Vec<i64> = waiting.iter().map(|(_, w)| w.task_id).collect();
+    let told = inner
+        .store
+        .queue_places_told(&ids)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(Index::rebuilt(capacity, agents, waiting, &told))
 }
 
 type Truth = (Vec<(String, Agent)>, Vec<(Place, Waiting)>);
@@ -498,7 +505,7 @@ async fn tell_positions(inner: Arc<Inner>, term: u64) {
                     let position = tell.position;
                     let text =
                         format!("All our agents are busy; you are number {position} in line.");
-                    let ext = json!({"event": "queued", "queue_position": position});
+                    let ext = json!({"event": "queued", QUEUE_PLACE: position});
                     notices::system_message(
                         inner,
                         tell.task_id,
