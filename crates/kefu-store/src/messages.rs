@@ -255,24 +255,25 @@ impl Store {
     /// queue notices in their histories; a task never told is absent.
     /// A dispatcher taking over reads it, so that it tells those its
     /// predecessor had not told yet and repeats nothing to the others.
-    pub async fn queue_places_told(&self, task_ids: &[i64]) -> Result<HashMap<i64, i64>> {
+    pub async fn queue_places_told(&self, task_ids: &[i64]) -> Result<HashMap<i64, usize>> {
         let mut told = HashMap::new();
         for chunk in task_ids.chunks(500) {
-            let notices = message::Entity::find()
+            let notices: Vec<(i64, Option<String>)> = message::Entity::find()
+                .select_only()
+                .columns([message::Column::TaskId, message::Column::Ext])
                 .filter(message::Column::TaskId.is_in(chunk.iter().copied()))
                 .filter(message::Column::Sender.eq(SYSTEM))
                 .filter(message::Column::Ext.like(format!("%\"{QUEUE_PLACE}\"%")))
                 .order_by_asc(message::Column::Id)
+                .into_tuple()
                 .all(&self.db)
                 .await?;
-            for notice in notices {
-                let place = notice
-                    .ext
-                    .as_deref()
-                    .and_then(|ext| serde_json::from_str::<serde_json::Value>(ext).ok())
-                    .and_then(|ext| ext[QUEUE_PLACE].as_i64());
+            for (task_id, ext) in notices {
+                let place = ext
+                    .and_then(|ext| serde_json::from_str::<serde_json::Value>(&ext).ok())
+                    .and_then(|ext| usize::try_from(ext[QUEUE_PLACE].as_u64()?).ok());
                 if let Some(place) = place {
-                    told.insert(notice.task_id, place);
+                    told.insert(task_id, place);
                 }
             }
         }

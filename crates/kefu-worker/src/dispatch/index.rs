@@ -74,7 +74,7 @@ impl Index {
         capacity: i64,
         agents: impl IntoIterator<Item = (String, Agent)>,
         waiting: impl IntoIterator<Item = (Place, Waiting)>,
-        told: &HashMap<i64, i64>,
+        told: &HashMap<i64, usize>,
     ) -> Index {
         let mut index = Index::new(capacity);
         for (id, agent) in agents {
@@ -82,9 +82,7 @@ impl Index {
         }
         for (place, waiting) in waiting {
             if let Some(&told) = told.get(&waiting.task_id) {
-                index
-                    .told
-                    .insert(waiting.task_id, usize::try_from(told).unwrap_or(0));
+                index.told.insert(waiting.task_id, told);
             }
             index.enqueue(place, waiting);
         }
