@@ -11,11 +11,16 @@ mod tools;
 
 use clap::FromArgMatches;
 
-/// mimalloc: the hot path allocates many small short-lived buffers; the
-/// system allocator spent a fifth of the server's time on them.
-#[cfg(feature = "mimalloc")]
+/// jemalloc: the hot path allocates many small short-lived buffers, most
+/// freed on another thread than the one that allocated them (the writer's
+/// thread, the runtime's two). The system allocator spent a fifth of the
+/// server's time on them; mimalloc a quarter of a cluster worker's, in
+/// cache misses on the blocks its free lists link through, which
+/// jemalloc's thread caches (arrays of pointers) do not touch
+/// (docs/benchmarks.md).
+#[cfg(feature = "jemalloc")]
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 use options::{Cli, Command};
 
 /// Reads the options (a config file's values become the defaults of the
