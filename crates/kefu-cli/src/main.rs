@@ -12,7 +12,7 @@ mod tools;
 use clap::FromArgMatches;
 
 /// jemalloc: the hot path allocates many small short-lived buffers, most
-/// freed on another thread than the one that allocated them (the writer's
+/// freed on a different thread from the one that allocated them (the writer's
 /// thread, the runtime's two). The system allocator spent a fifth of the
 /// server's time on them; mimalloc a quarter of a cluster worker's, in
 /// cache misses on the blocks its free lists link through, which
