@@ -15,6 +15,10 @@ use std::collections::{HashMap, HashSet};
 /// The field of a queue notice's `ext` that holds the place it told.
 pub const QUEUE_PLACE: &str = "queue_position";
 
+/// Task ids per query when reading the places told: a long queue's ids
+/// stay well under every backend's limit on bound values.
+const TASKS_PER_QUERY: usize = 500;
+
 /// A message as one user sees it.
 #[derive(Debug, Clone)]
 pub struct Seen {
@@ -257,7 +261,7 @@ impl Store {
     /// predecessor had not told yet and repeats nothing to the others.
     pub async fn queue_places_told(&self, task_ids: &[i64]) -> Result<HashMap<i64, usize>> {
         let mut told = HashMap::new();
-        for chunk in task_ids.chunks(500) {
+        for chunk in task_ids.chunks(TASKS_PER_QUERY) {
             let notices: Vec<(i64, Option<String>)> = message::Entity::find()
                 .select_only()
                 .columns([message::Column::TaskId, message::Column::Ext])
