@@ -59,10 +59,14 @@ pub const LANE_QUEUE: usize = 4096;
 
 impl Lane {
     /// Starts the lane's runner as a loop of the worker's `lifecycle`;
-    /// past `depth` queued jobs (at least one) a submitter waits.
+    /// past `depth` queued jobs (at least one) a submitter waits. Tails
+    /// are held to the same depth past the [`OVERLAPPING_TAILS`] started:
+    /// when their commits or lookups stall, the lane stops taking jobs
+    /// and its submitters wait, instead of tails piling up.
     pub fn start(lifecycle: &Lifecycle, depth: usize) -> Lane {
-        let (tx, rx) = mpsc::channel(depth.max(1));
-        lifecycle.spawn_loop(run(rx, lifecycle.clone()));
+        let depth = depth.max(1);
+        let (tx, rx) = mpsc::channel(depth);
+        lifecycle.spawn_loop(run(rx, depth, lifecycle.clone()));
         Lane { tx }
     }
 
@@ -83,23 +87,24 @@ impl Lane {
     }
 }
 
-async fn run(mut rx: mpsc::Receiver<Job>, lifecycle: Lifecycle) {
-    let (tails, tail_rx) = mpsc::unbounded_channel::<AfterCommit>();
+async fn run(mut rx: mpsc::Receiver<Job>, depth: usize, lifecycle: Lifecycle) {
+    let (tails, tail_rx) = mpsc::channel::<AfterCommit>(depth);
     let tail_task = lifecycle.spawn_loop(run_tails(tail_rx));
     while let Some(job) = rx.recv().await {
         match job {
             Job::Pipelined(head) => {
                 if let Some(tail) = head.await {
-                    let _ = tails.send(tail);
+                    let _ = tails.send(tail).await;
                 }
             }
             Job::Ordered(job) => {
                 let (done, tails_done) = oneshot::channel();
-                let _ = tails.send(Box::pin(async move {
+                let marker: AfterCommit = Box::pin(async move {
                     Finish::new(async move {
                         let _ = done.send(());
                     })
-                }));
+                });
+                let _ = tails.send(marker).await;
                 let _ = tails_done.await;
                 job.await;
             }
@@ -111,7 +116,7 @@ async fn run(mut rx: mpsc::Receiver<Job>, lifecycle: Lifecycle) {
 
 /// Runs the first steps of up to [`OVERLAPPING_TAILS`] tails at once and
 /// their finishes one at a time, in the order the tails came.
-async fn run_tails(mut rx: mpsc::UnboundedReceiver<AfterCommit>) {
+async fn run_tails(mut rx: mpsc::Receiver<AfterCommit>) {
     let mut started: FuturesOrdered<AfterCommit> = FuturesOrdered::new();
     let mut open = true;
     while open || !started.is_empty() {

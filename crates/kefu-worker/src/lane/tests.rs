@@ -134,3 +134,42 @@ async fn a_full_lane_makes_the_submitter_wait_until_the_lane_takes_a_job() {
     all_ran.await.expect("the lane runs on");
     assert_eq!(*ran.lock().unwrap(), [0, 1, 2]);
 }
+
+#[tokio::test(start_paused = true)]
+async fn tails_that_cannot_finish_stop_the_lane_taking_jobs() {
+    let lane = Arc::new(Lane::start(&Lifecycle::new(), 1));
+    let (release, held) = tokio::sync::watch::channel(false);
+    let finished = Arc::new(Mutex::new(0usize));
+    let stalled_send = |lane: Arc<Lane>| {
+        let (mut held, finished) = (held.clone(), finished.clone());
+        async move {
+            lane.pipelined(async move {
+                let tail: AfterCommit = Box::pin(async move {
+                    let _ = held.wait_for(|released| *released).await;
+                    Finish::new(async move { *finished.lock().unwrap() += 1 })
+                });
+                Some(tail)
+            })
+            .await
+        }
+    };
+    // Taken in: the tails started, one more queued behind them, one the
+    // runner holds while it waits to queue its tail, one in the job queue.
+    let taken = OVERLAPPING_TAILS + 3;
+    for _ in 0..taken {
+        stalled_send(lane.clone()).await;
+    }
+    let next = tokio::spawn(stalled_send(lane.clone()));
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(!next.is_finished(), "a job past the held tails waits");
+
+    release.send(true).unwrap();
+    next.await.expect("then it is taken");
+    let (done, all_ran) = tokio::sync::oneshot::channel();
+    lane.ordered(async move {
+        let _ = done.send(());
+    })
+    .await;
+    all_ran.await.expect("the lane runs on");
+    assert_eq!(*finished.lock().unwrap(), taken + 1);
+}
